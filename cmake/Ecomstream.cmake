@@ -1,0 +1,40 @@
+# The one place that says how ecomstream targets are made.
+#
+#   ecomstream_library(NAME SRCS a.cc b.cc DEPS x y)
+#   ecomstream_binary(NAME SRCS main.cc DEPS x)          -> build/bin/NAME
+#   ecomstream_test(NAME SRCS a_test.cc DEPS x [LABELS pg] [ENV K=V ...])
+#
+# Every dependency is a namespaced target; no global include directories.
+
+set(ECOMSTREAM_WARNINGS -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers)
+
+function(ecomstream_library name)
+  cmake_parse_arguments(ARG "" "" "SRCS;DEPS" ${ARGN})
+  add_library(${name} STATIC ${ARG_SRCS})
+  target_include_directories(${name} PUBLIC ${PROJECT_SOURCE_DIR} ${PROJECT_BINARY_DIR})
+  target_link_libraries(${name} PUBLIC ${ARG_DEPS})
+  target_compile_options(${name} PRIVATE ${ECOMSTREAM_WARNINGS})
+endfunction()
+
+function(ecomstream_binary name)
+  cmake_parse_arguments(ARG "" "" "SRCS;DEPS" ${ARGN})
+  add_executable(${name} ${ARG_SRCS})
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS})
+  target_compile_options(${name} PRIVATE ${ECOMSTREAM_WARNINGS})
+endfunction()
+
+# Tests labelled "pg" need a PostgreSQL server; tests/pg_fixture starts one per test binary.
+function(ecomstream_test name)
+  cmake_parse_arguments(ARG "" "TIMEOUT" "SRCS;DEPS;LABELS;ENV" ${ARGN})
+  add_executable(${name} ${ARG_SRCS})
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gmock GTest::gtest_main)
+  target_compile_options(${name} PRIVATE ${ECOMSTREAM_WARNINGS})
+  set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+  if(NOT ARG_TIMEOUT)
+    set(ARG_TIMEOUT 300)
+  endif()
+  set(env "ECOMSTREAM_BIN_DIR=${CMAKE_BINARY_DIR}/bin" "ECOMSTREAM_SOURCE_DIR=${PROJECT_SOURCE_DIR}" ${ARG_ENV})
+  gtest_discover_tests(${name}
+    DISCOVERY_TIMEOUT 60
+    PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT} ENVIRONMENT "${env}")
+endfunction()

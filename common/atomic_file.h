@@ -1,0 +1,67 @@
+// Atomic file drop (DESIGN.md, input contract): write DIR/.tmp/NAME, fsync, rename to
+// DIR/NAME, fsync DIR. A reader of DIR never sees a partial file under its final name.
+#ifndef ECOMSTREAM_COMMON_ATOMIC_FILE_H_
+#define ECOMSTREAM_COMMON_ATOMIC_FILE_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+
+namespace ecomstream {
+
+// Not thread-safe. Destroying an uncommitted writer removes its temp file.
+class AtomicFileWriter {
+ public:
+  // `temp_dir` must be on the same filesystem as `final_dir` (default: final_dir/.tmp).
+  AtomicFileWriter(std::string final_dir, std::string name, std::string temp_dir = "");
+  ~AtomicFileWriter();
+  AtomicFileWriter(const AtomicFileWriter&) = delete;
+  AtomicFileWriter& operator=(const AtomicFileWriter&) = delete;
+
+  // Creates the temp file (and the temp directory). Errors: kPermissionDenied, kNotFound,
+  // kResourceExhausted (ENOSPC/EDQUOT), kInternal.
+  absl::Status Open();
+  // Buffered append; errors as for Open.
+  absl::Status Append(absl::string_view data);
+  // Flushes, fsyncs, renames into place and fsyncs the directory. On error the temp file is
+  // removed and nothing appears under the final name.
+  absl::Status Commit();
+  // Removes the temp file.
+  void Abort();
+
+  const std::string& temp_path() const { return temp_path_; }
+  const std::string& final_path() const { return final_path_; }
+  uint64_t bytes_written() const { return bytes_written_; }
+
+ private:
+  absl::Status FlushBuffer();
+
+  std::string final_dir_;
+  std::string temp_dir_;
+  std::string temp_path_;
+  std::string final_path_;
+  std::string buffer_;
+  int fd_ = -1;
+  uint64_t bytes_written_ = 0;
+};
+
+// Convenience: the whole content at once.
+absl::Status WriteFileAtomically(const std::string& dir, const std::string& name, absl::string_view content,
+                                 const std::string& temp_dir = "");
+
+// errno -> canonical status with `what` and strerror in the message.
+absl::Status ErrnoToStatus(int err, absl::string_view what);
+
+// mkdir -p.
+absl::Status MakeDirs(const std::string& path);
+
+// fsyncs a directory so a rename in it is durable.
+absl::Status SyncDirectory(const std::string& dir);
+
+// Removes regular files left in `temp_dir` by a crashed writer. Returns how many were removed.
+int RemoveStaleTempFiles(const std::string& temp_dir);
+
+}  // namespace ecomstream
+
+#endif  // ECOMSTREAM_COMMON_ATOMIC_FILE_H_

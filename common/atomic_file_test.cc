@@ -1,0 +1,93 @@
+#include "common/atomic_file.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+
+namespace ecomstream {
+namespace {
+
+std::vector<std::string> List(const std::string& dir) {
+  std::vector<std::string> names;
+  if (DIR* d = opendir(dir.c_str())) {
+    while (dirent* e = readdir(d)) {
+      std::string n = e->d_name;
+      if (n != "." && n != "..") names.push_back(n);
+    }
+    closedir(d);
+  }
+  return names;
+}
+
+std::string FreshDir(const std::string& name) {
+  std::string dir = absl::StrCat(testing::TempDir(), "/atomic_", name, "_", getpid());
+  std::string cmd = absl::StrCat("rm -rf '", dir, "'");
+  (void)system(cmd.c_str());
+  EXPECT_TRUE(MakeDirs(dir).ok());
+  return dir;
+}
+
+TEST(AtomicFileTest, FileAppearsOnlyAfterCommit) {
+  std::string dir = FreshDir("commit");
+  AtomicFileWriter writer(dir, "events.csv");
+  ASSERT_TRUE(writer.Open().ok());
+  ASSERT_TRUE(writer.Append("a,b\n1,2\n").ok());
+  EXPECT_EQ(List(dir), std::vector<std::string>{".tmp"});
+  ASSERT_TRUE(writer.Commit().ok());
+  std::ifstream in(dir + "/events.csv");
+  std::stringstream content;
+  content << in.rdbuf();
+  EXPECT_EQ(content.str(), "a,b\n1,2\n");
+  EXPECT_TRUE(List(dir + "/.tmp").empty());
+}
+
+TEST(AtomicFileTest, AbortLeavesNothing) {
+  std::string dir = FreshDir("abort");
+  {
+    AtomicFileWriter writer(dir, "events.csv");
+    ASSERT_TRUE(writer.Open().ok());
+    ASSERT_TRUE(writer.Append("partial").ok());
+  }
+  EXPECT_EQ(List(dir), std::vector<std::string>{".tmp"});
+  EXPECT_TRUE(List(dir + "/.tmp").empty());
+}
+
+TEST(AtomicFileTest, DiskFullIsResourceExhaustedAndLeavesNoFinalFile) {
+  // /dev/full accepts open but every write fails with ENOSPC; use it as the temp file via a
+  // symlink so the writer's own write path sees the error.
+  std::string dir = FreshDir("full");
+  ASSERT_TRUE(MakeDirs(dir + "/.tmp").ok());
+  AtomicFileWriter writer(dir, "events.csv");
+  ASSERT_EQ(symlink("/dev/full", (dir + "/.tmp/events.csv").c_str()), 0);
+  ASSERT_TRUE(writer.Open().ok());
+  ASSERT_TRUE(writer.Append(std::string(2 << 20, 'x')).code() == absl::StatusCode::kResourceExhausted ||
+              writer.Commit().code() == absl::StatusCode::kResourceExhausted);
+  struct stat st;
+  EXPECT_NE(stat((dir + "/events.csv").c_str(), &st), 0);
+}
+
+TEST(AtomicFileTest, UnwritableDirectoryIsAClearError) {
+  absl::Status status = WriteFileAtomically("/proc/ecomstream-no-such-dir", "x.csv", "data");
+  EXPECT_FALSE(status.ok());
+  EXPECT_NE(status.message().find("/proc/ecomstream-no-such-dir"), absl::string_view::npos) << status;
+}
+
+TEST(AtomicFileTest, StaleTempFilesAreRemoved) {
+  std::string dir = FreshDir("stale");
+  ASSERT_TRUE(MakeDirs(dir + "/.tmp").ok());
+  std::ofstream(dir + "/.tmp/a.csv") << "x";
+  std::ofstream(dir + "/.tmp/b.csv") << "y";
+  EXPECT_EQ(RemoveStaleTempFiles(dir + "/.tmp"), 2);
+  EXPECT_TRUE(List(dir + "/.tmp").empty());
+}
+
+}  // namespace
+}  // namespace ecomstream

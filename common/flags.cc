@@ -1,0 +1,58 @@
+#include "common/flags.h"
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "absl/flags/commandlineflag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/reflection.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
+namespace ecomstream {
+namespace {
+
+const char* DefaultLookup(const char* name) { return std::getenv(name); }
+
+bool IsOurFlag(const absl::CommandLineFlag& flag) {
+  const std::string file = flag.Filename();
+  return absl::StrContains(file, "services/") || absl::StrContains(file, "common/") ||
+         absl::StrContains(file, "tests/") || absl::StrContains(file, "bench/");
+}
+
+}  // namespace
+
+std::string EnvVarForFlag(absl::string_view flag_name) {
+  return absl::StrCat("ECOMSTREAM_", absl::AsciiStrToUpper(flag_name));
+}
+
+absl::Status ApplyEnvironmentOverrides(const char* (*environ_lookup)(const char*)) {
+  if (environ_lookup == nullptr) environ_lookup = &DefaultLookup;
+  for (const auto& [name, flag] : absl::GetAllFlags()) {
+    if (!IsOurFlag(*flag)) continue;
+    const std::string var = EnvVarForFlag(name);
+    const char* value = environ_lookup(var.c_str());
+    if (value == nullptr) continue;
+    std::string error;
+    if (!flag->ParseFrom(value, &error)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("Environment variable ", var, "='", value, "' is not a valid --", name, ": ", error));
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::vector<char*> ParseCommandLineWithEnv(int argc, char** argv, absl::string_view usage) {
+  absl::SetProgramUsageMessage(usage);
+  // Environment first, so that the command line, parsed after it, wins.
+  absl::Status status = ApplyEnvironmentOverrides();
+  if (!status.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(status.message()).c_str());
+    std::exit(2);
+  }
+  return absl::ParseCommandLine(argc, argv);
+}
+
+}  // namespace ecomstream

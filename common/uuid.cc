@@ -1,0 +1,112 @@
+#include "common/uuid.h"
+
+#include <chrono>
+#include <random>
+
+namespace ecomstream {
+namespace {
+
+constexpr char kHex[] = "0123456789abcdef";
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::mt19937_64& ThreadRng() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return rng;
+}
+
+}  // namespace
+
+Uuid UuidV7(int64_t unix_ms, uint64_t rand_hi, uint64_t rand_lo) {
+  Uuid u;
+  const uint64_t ms = static_cast<uint64_t>(unix_ms);
+  for (int i = 0; i < 6; ++i) u[i] = static_cast<uint8_t>(ms >> (40 - 8 * i));
+  u[6] = static_cast<uint8_t>(0x70 | ((rand_hi >> 8) & 0x0f));
+  u[7] = static_cast<uint8_t>(rand_hi);
+  u[8] = static_cast<uint8_t>(0x80 | ((rand_hi >> 16) & 0x3f));
+  u[9] = static_cast<uint8_t>(rand_hi >> 24);
+  for (int i = 0; i < 6; ++i) u[10 + i] = static_cast<uint8_t>(rand_lo >> (8 * i));
+  return u;
+}
+
+Uuid UuidV4(uint64_t rand_hi, uint64_t rand_lo) {
+  Uuid u;
+  for (int i = 0; i < 8; ++i) u[i] = static_cast<uint8_t>(rand_hi >> (8 * i));
+  for (int i = 0; i < 8; ++i) u[8 + i] = static_cast<uint8_t>(rand_lo >> (8 * i));
+  u[6] = static_cast<uint8_t>(0x40 | (u[6] & 0x0f));
+  u[8] = static_cast<uint8_t>(0x80 | (u[8] & 0x3f));
+  return u;
+}
+
+Uuid NewUuidV7() {
+  // Monotonic within a thread: if the clock has not moved, bump the counter bits instead.
+  thread_local int64_t last_ms = 0;
+  thread_local uint64_t counter = 0;
+  const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+  auto& rng = ThreadRng();
+  if (now_ms > last_ms) {
+    last_ms = now_ms;
+    counter = rng() & 0x3fffffff;  // leave headroom for increments
+  } else {
+    ++counter;
+  }
+  // The 30-bit counter fills the most significant random bits (rand_a and the top of rand_b)
+  // so ids from one thread sort in creation order; the rest stays random.
+  Uuid u = UuidV7(last_ms, 0, rng());
+  u[6] = static_cast<uint8_t>(0x70 | ((counter >> 26) & 0x0f));
+  u[7] = static_cast<uint8_t>(counter >> 18);
+  u[8] = static_cast<uint8_t>(0x80 | ((counter >> 12) & 0x3f));
+  u[9] = static_cast<uint8_t>(counter >> 4);
+  u[10] = static_cast<uint8_t>((counter & 0x0f) << 4 | (u[10] & 0x0f));
+  return u;
+}
+
+Uuid NewUuidV4() {
+  auto& rng = ThreadRng();
+  return UuidV4(rng(), rng());
+}
+
+void AppendUuid(absl::string_view raw16, std::string* out) {
+  const size_t start = out->size();
+  out->resize(start + 36);
+  char* p = &(*out)[start];
+  for (size_t i = 0; i < 16 && i < raw16.size(); ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) *p++ = '-';
+    const auto b = static_cast<uint8_t>(raw16[i]);
+    *p++ = kHex[b >> 4];
+    *p++ = kHex[b & 0x0f];
+  }
+}
+
+std::string FormatUuid(const Uuid& uuid) {
+  std::string out;
+  AppendUuid(UuidBytes(uuid), &out);
+  return out;
+}
+
+bool ParseUuid(absl::string_view text, Uuid* out) {
+  if (text.size() != 36) return false;
+  size_t j = 0;
+  for (size_t i = 0; i < 36;) {
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (text[i] != '-') return false;
+      ++i;
+      continue;
+    }
+    const int hi = HexValue(text[i]);
+    const int lo = HexValue(text[i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    (*out)[j++] = static_cast<uint8_t>(hi << 4 | lo);
+    i += 2;
+  }
+  return true;
+}
+
+}  // namespace ecomstream

@@ -1,0 +1,52 @@
+#include "common/uuid.h"
+
+#include <set>
+
+#include "gtest/gtest.h"
+
+namespace ecomstream {
+namespace {
+
+TEST(UuidTest, V7CarriesTimestampVersionAndVariant) {
+  Uuid u = UuidV7(0x0123456789ab, 0xffffffffffffffffULL, 0);
+  std::string text = FormatUuid(u);
+  EXPECT_EQ(text.substr(0, 13), "01234567-89ab");
+  EXPECT_EQ(text[14], '7');
+  EXPECT_TRUE(text[19] == '8' || text[19] == '9' || text[19] == 'a' || text[19] == 'b');
+}
+
+TEST(UuidTest, V7IsDeterministicForSameInputs) {
+  EXPECT_EQ(FormatUuid(UuidV7(1700000000000, 42, 7)), FormatUuid(UuidV7(1700000000000, 42, 7)));
+  EXPECT_NE(FormatUuid(UuidV7(1700000000000, 42, 7)), FormatUuid(UuidV7(1700000000000, 43, 7)));
+}
+
+TEST(UuidTest, NewV7IsStrictlyIncreasingWithinAThread) {
+  std::string previous;
+  for (int i = 0; i < 10000; ++i) {
+    std::string next = FormatUuid(NewUuidV7());
+    ASSERT_LT(previous, next) << "at " << i;
+    previous = next;
+  }
+}
+
+TEST(UuidTest, V4HasVersionFour) {
+  std::string text = FormatUuid(NewUuidV4());
+  EXPECT_EQ(text[14], '4');
+}
+
+TEST(UuidTest, ParseRoundTripsAndRejectsMalformed) {
+  Uuid u = NewUuidV7();
+  Uuid parsed;
+  ASSERT_TRUE(ParseUuid(FormatUuid(u), &parsed));
+  EXPECT_EQ(parsed, u);
+  ASSERT_TRUE(ParseUuid("0189ABCD-0000-7000-8000-00000000000F", &parsed));
+  EXPECT_EQ(FormatUuid(parsed), "0189abcd-0000-7000-8000-00000000000f");
+  EXPECT_FALSE(ParseUuid("", &parsed));
+  EXPECT_FALSE(ParseUuid("0189abcd00007000800000000000000f", &parsed));
+  EXPECT_FALSE(ParseUuid("0189abcd-0000-7000-8000-00000000000g", &parsed));
+  EXPECT_FALSE(ParseUuid("0189abcd-0000-7000-8000_00000000000f", &parsed));
+  EXPECT_FALSE(ParseUuid("'; DROP TABLE events; --xxxxxxxxxxxxx", &parsed));
+}
+
+}  // namespace
+}  // namespace ecomstream
