@@ -20,9 +20,10 @@ ECOMSTREAM_PACKAGES=(
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libpqxx-dev libpq-dev libabsl-dev libcpp-httplib-dev libssl-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
-  # tests, demo and benchmarks: a real PostgreSQL, promtool, pgloader, YAML checks of deploy/
+  # tests, demo and benchmarks: a real PostgreSQL, promtool, pgloader; checks of deploy/ (PyYAML,
+  # `docker-compose config`)
   postgresql-15 postgresql-client-15 prometheus pgloader
-  python3 python3-yaml curl util-linux procps
+  python3 python3-yaml curl util-linux procps docker-compose
 )
 
 log() { printf '[ecomstream] %s\n' "$*" >&2; }
