@@ -32,31 +32,32 @@ FROM (SELECT event_id::text || '|' || user_id::text || '|' || coalesce(product_i
 
 constexpr char kDeadLetterChecksumSql[] = R"sql(
 SELECT encode(sha256(convert_to(coalesce(string_agg(line, E'\n' ORDER BY file COLLATE "C", row_no), ''), 'UTF8')), 'hex')
-FROM (SELECT source_file AS file, source_row AS row_no,
-             source_file || '|' || source_row::text || '|' || encode(raw, 'hex') AS line
+FROM (SELECT file_name AS file, row_number AS row_no,
+             file_name || '|' || row_number::text || '|' || encode(raw, 'hex') AS line
       FROM ecomstream.dead_letter_events) AS t)sql";
 
 constexpr char kDeadLetterRowsSql[] =
-    "SELECT source_file, source_row FROM ecomstream.dead_letter_events";
+    "SELECT file_name, row_number FROM ecomstream.dead_letter_events";
 
 // Files whose per-file ledger does not add up, or that are not committed.
 constexpr char kUnbalancedFilesSql[] = R"sql(
 SELECT count(*) FROM ecomstream.ingest_files
 WHERE state <> 'committed'
-   OR rows_read <> inserted + updated + unchanged + duplicates + dead_lettered)sql";
+   OR rows <> inserted + updated + unchanged + duplicates + dead_lettered)sql";
 
-constexpr char kLedgerRowsSql[] = "SELECT coalesce(sum(rows_read), 0) FROM ecomstream.ingest_files";
+constexpr char kLedgerRowsSql[] = "SELECT coalesce(sum(rows), 0) FROM ecomstream.ingest_files";
 constexpr char kLedgerDuplicatesSql[] = "SELECT coalesce(sum(duplicates), 0) FROM ecomstream.ingest_files";
 constexpr char kCommittedFilesSql[] = "SELECT count(*) FROM ecomstream.ingest_files WHERE state = 'committed'";
 
 // Rows on either side of event_stats_hourly vs. a fresh GROUP BY over events.
 constexpr char kAggregateDriftSql[] = R"sql(
 WITH fresh AS (
-  SELECT date_trunc('hour', event_time) AS hour, event_type, coalesce(category, '') AS category,
-         count(*) AS events, coalesce(sum(quantity), 0) AS quantity, coalesce(sum(total_amount), 0) AS revenue
+  SELECT date_trunc('hour', event_time, 'UTC') AS hour, event_type, category, count(*) AS events,
+         coalesce(sum(quantity), 0) AS quantity,
+         coalesce(sum(total_amount) FILTER (WHERE event_type = 'purchase'), 0) AS revenue
   FROM ecomstream.events GROUP BY 1, 2, 3),
 stored AS (
-  SELECT hour, event_type, coalesce(category, '') AS category, events, quantity, revenue
+  SELECT hour, event_type, category, events, quantity, revenue
   FROM ecomstream.event_stats_hourly WHERE events <> 0)
 SELECT (SELECT count(*) FROM (SELECT * FROM fresh EXCEPT SELECT * FROM stored) a)
      + (SELECT count(*) FROM (SELECT * FROM stored EXCEPT SELECT * FROM fresh) b))sql";
@@ -418,7 +419,7 @@ void ExpectReconciled(const Pipeline& p, const GeneratorSummary& truth) {
 
   // Every row ends in exactly one place, per file.
   EXPECT_EQ(p.QueryInt(kUnbalancedFilesSql), 0)
-      << "files not committed or with rows_read != inserted + updated + unchanged + duplicates + dead_lettered";
+      << "files not committed or with rows != inserted + updated + unchanged + duplicates + dead_lettered";
   EXPECT_EQ(p.QueryInt(kLedgerRowsSql), truth.events_written) << "rows read per the file ledger";
   EXPECT_EQ(p.QueryInt(kLedgerDuplicatesSql), truth.exact_duplicates) << "duplicates per the file ledger";
 
