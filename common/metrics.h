@@ -1,0 +1,114 @@
+// Prometheus metrics: counters, gauges and histograms with labels, exported in the text format
+// (version 0.0.4) by StatusServer at /metrics.
+//
+//   auto& rows = metrics::Registry::Default().GetCounter(
+//       "ecomstream_processor_rows_total", "Rows read, by outcome.", {{"outcome", "inserted"}});
+//   rows.Increment(batch_size);
+//
+// Get* registers on first call and returns the same object for the same name and labels; the
+// reference stays valid for the registry's lifetime, so callers look metrics up once and keep
+// the reference. Every operation is thread-safe; Increment/Set/Observe are lock-free.
+// Names follow Prometheus conventions: `ecomstream_` prefix, base units (seconds, bytes),
+// counters end in `_total`.
+#ifndef ECOMSTREAM_COMMON_METRICS_H_
+#define ECOMSTREAM_COMMON_METRICS_H_
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+
+namespace ecomstream::metrics {
+
+using Labels = std::vector<std::pair<std::string, std::string>>;
+
+class Counter {
+ public:
+  // `value` must be >= 0 (a negative increment is ignored: counters never go down).
+  void Increment(double value = 1.0);
+  double Value() const { return value_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<double> value_{0.0};
+};
+
+class Gauge {
+ public:
+  void Set(double value) { value_.store(value, std::memory_order_relaxed); }
+  void Add(double delta);
+  double Value() const { return value_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<double> value_{0.0};
+};
+
+class Histogram {
+ public:
+  // `upper_bounds` ascending, without +Inf (always added).
+  explicit Histogram(std::vector<double> upper_bounds);
+  void Observe(double value);
+  uint64_t Count() const { return count_.load(std::memory_order_relaxed); }
+  double Sum() const { return sum_.load(std::memory_order_relaxed); }
+  const std::vector<double>& upper_bounds() const { return upper_bounds_; }
+  // Non-cumulative count of bucket i (i == upper_bounds().size() is the +Inf bucket).
+  uint64_t BucketCount(size_t i) const { return buckets_[i].load(std::memory_order_relaxed); }
+
+ private:
+  std::vector<double> upper_bounds_;
+  std::unique_ptr<std::atomic<uint64_t>[]> buckets_;
+  std::atomic<uint64_t> count_{0};
+  std::atomic<double> sum_{0.0};
+};
+
+// Seconds: 100 us .. 60 s, for latencies.
+std::vector<double> LatencyBuckets();
+// Counts/sizes: 1 .. ~1M in powers of 4.
+std::vector<double> SizeBuckets();
+
+class Registry {
+ public:
+  Registry() = default;
+  Registry(const Registry&) = delete;
+  Registry& operator=(const Registry&) = delete;
+
+  // The process-wide registry the services export.
+  static Registry& Default();
+
+  Counter& GetCounter(absl::string_view name, absl::string_view help, const Labels& labels = {});
+  Gauge& GetGauge(absl::string_view name, absl::string_view help, const Labels& labels = {});
+  Histogram& GetHistogram(absl::string_view name, absl::string_view help, const std::vector<double>& upper_bounds,
+                          const Labels& labels = {});
+
+  // The Prometheus text exposition of every metric, families sorted by name.
+  std::string ExportText() const;
+
+ private:
+  enum class Type { kCounter, kGauge, kHistogram };
+  struct Family {
+    Type type;
+    std::string help;
+    // Keyed by the rendered label set, e.g. `outcome="inserted",reason=""`.
+    std::map<std::string, std::unique_ptr<Counter>> counters;
+    std::map<std::string, std::unique_ptr<Gauge>> gauges;
+    std::map<std::string, std::unique_ptr<Histogram>> histograms;
+  };
+  Family& GetFamily(absl::string_view name, absl::string_view help, Type type) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  mutable absl::Mutex mu_;
+  std::map<std::string, Family, std::less<>> families_ ABSL_GUARDED_BY(mu_);
+};
+
+// Registers `ecomstream_build_info{service,version} 1`.
+void RegisterBuildInfo(Registry& registry, absl::string_view service);
+
+// Escapes a label value for the text format (\\, \", \n).
+std::string EscapeLabelValue(absl::string_view value);
+
+}  // namespace ecomstream::metrics
+
+#endif  // ECOMSTREAM_COMMON_METRICS_H_
