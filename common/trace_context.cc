@@ -3,12 +3,13 @@
 #include <pthread.h>
 
 #include <atomic>
+#include <optional>
 #include <random>
-#include <thread>
 
 #include <grpcpp/client_context.h>
 #include <grpcpp/server_context.h>
 
+#include "absl/random/random.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 
@@ -54,52 +55,33 @@ bool AllZero(const std::array<uint8_t, N>& bytes) {
   return true;
 }
 
-uint64_t SplitMix64(uint64_t* state) {
-  uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
 // Bumped in a forked child so that its threads reseed instead of repeating the parent's ids.
 std::atomic<uint64_t> fork_generation{0};
 
 void OnForkChild() { fork_generation.fetch_add(1, std::memory_order_relaxed); }
 
-// xoshiro256++ (Blackman & Vigna): fast, 256 bits of state, fine for ids.
+// Abseil's fast non-cryptographic generator, one per thread, seeded from std::random_device
+// (the OS, so a forked child gets a fresh seed rather than a copy of the parent's state).
 class IdGenerator {
  public:
   uint64_t Next() {
     const uint64_t generation = fork_generation.load(std::memory_order_relaxed);
-    if (!seeded_ || generation != generation_) Seed(generation);
-    const uint64_t result = Rotl(s_[0] + s_[3], 23) + s_[0];
-    const uint64_t t = s_[1] << 17;
-    s_[2] ^= s_[0];
-    s_[3] ^= s_[1];
-    s_[1] ^= s_[2];
-    s_[0] ^= s_[3];
-    s_[2] ^= t;
-    s_[3] = Rotl(s_[3], 45);
-    return result;
+    if (!bits_.has_value() || generation != generation_) Seed(generation);
+    return (*bits_)();
   }
 
  private:
-  static uint64_t Rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
   void Seed(uint64_t generation) {
     static const bool registered = [] { return ::pthread_atfork(nullptr, nullptr, &OnForkChild) == 0; }();
     (void)registered;
     std::random_device device;
-    uint64_t seed = (uint64_t{device()} << 32) ^ device();
-    seed ^= std::hash<std::thread::id>{}(std::this_thread::get_id());
-    for (uint64_t& word : s_) word = SplitMix64(&seed);
+    std::seed_seq seed{device(), device(), device(), device()};
+    bits_.emplace(seed);
     generation_ = generation;
-    seeded_ = true;
   }
 
-  uint64_t s_[4] = {0, 0, 0, 0};
+  std::optional<absl::InsecureBitGen> bits_;
   uint64_t generation_ = 0;
-  bool seeded_ = false;
 };
 
 IdGenerator& ThreadIdGenerator() {

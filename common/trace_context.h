@@ -58,8 +58,9 @@ struct SpanId {
   friend bool operator!=(const SpanId& a, const SpanId& b) { return !(a == b); }
 };
 
-// Fresh random ids from a thread-local xoshiro256++ generator seeded from std::random_device:
-// never all zero, no locks, a few nanoseconds each. Not cryptographic (W3C does not ask for it).
+// Fresh random ids from a thread-local absl::InsecureBitGen seeded from std::random_device (and
+// reseeded in a forked child): never all zero, no locks, a few nanoseconds each. Not
+// cryptographic (W3C does not ask for it).
 TraceId NewTraceId();
 SpanId NewSpanId();
 
