@@ -65,18 +65,11 @@ void ToProto(const SpanData& span, otlp_trace::Span* out) {
   }
 }
 
-// An empty value counts as unset.
-std::optional<std::string> Lookup(const EnvLookup& lookup, absl::string_view name) {
-  std::optional<std::string> value = lookup(name);
-  if (value.has_value() && value->empty()) return std::nullopt;
-  return value;
-}
-
 // The first of `names` that is set.
 std::optional<std::pair<absl::string_view, std::string>> LookupFirst(const EnvLookup& lookup,
                                                                      std::initializer_list<absl::string_view> names) {
   for (absl::string_view name : names) {
-    if (std::optional<std::string> value = Lookup(lookup, name)) return std::make_pair(name, *std::move(value));
+    if (std::optional<std::string> value = LookupSetting(lookup, name)) return std::make_pair(name, *std::move(value));
   }
   return std::nullopt;
 }

@@ -11,6 +11,7 @@
 
 #include "absl/random/random.h"
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 
 namespace ecomstream::tracing {
@@ -100,8 +101,6 @@ void FillRandomNonZero(std::array<uint8_t, N>* bytes) {
   } while (AllZero(*bytes));
 }
 
-bool IsOptionalWhitespace(char c) { return c == ' ' || c == '\t'; }
-
 }  // namespace
 
 bool TraceId::IsValid() const { return !AllZero(bytes); }
@@ -149,8 +148,7 @@ SpanId NewSpanId() {
 }
 
 absl::StatusOr<TraceContext> TraceContext::FromTraceparent(absl::string_view text) {
-  while (!text.empty() && IsOptionalWhitespace(text.front())) text.remove_prefix(1);
-  while (!text.empty() && IsOptionalWhitespace(text.back())) text.remove_suffix(1);
+  text = absl::StripAsciiWhitespace(text);
   if (text.size() < kTraceparentSize) {
     return absl::InvalidArgumentError(
         absl::StrCat("traceparent is ", text.size(), " characters, shorter than the 55 of version 00"));

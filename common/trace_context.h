@@ -79,7 +79,7 @@ class TraceContext {
   // as W3C asks, a later version (01..fe) whose first 55 characters parse, followed by nothing or
   // by "-" and more. Rejects version ff, upper-case or non-hex digits, all-zero ids, wrong field
   // lengths, missing or extra fields and trailing garbage after a version 00 header.
-  // Surrounding spaces/tabs (allowed in HTTP header values) are ignored.
+  // Surrounding whitespace (HTTP allows spaces and tabs; files end in newlines) is ignored.
   // kInvalidArgument (saying what is wrong) on anything else; callers then start a new trace.
   static absl::StatusOr<TraceContext> FromTraceparent(absl::string_view traceparent);
 

@@ -58,10 +58,11 @@ TEST(TraceparentTest, KeepsUnknownFlagBitsAndReadsOnlyBitZeroAsSampled) {
   EXPECT_FALSE(context->sampled());
 }
 
-TEST(TraceparentTest, IgnoresSurroundingHeaderWhitespace) {
+TEST(TraceparentTest, IgnoresSurroundingWhitespace) {
   absl::StatusOr<TraceContext> context = TraceContext::FromTraceparent(absl::StrCat(" \t", kValid, "\t "));
   ASSERT_TRUE(context.ok()) << context.status();
   EXPECT_EQ(context->ToTraceparent(), kValid);
+  EXPECT_TRUE(TraceContext::FromTraceparent(absl::StrCat(kValid, "\n")).ok());
 }
 
 TEST(TraceparentTest, RejectsVersionFf) {

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -19,19 +20,6 @@ constexpr size_t kInitialAttributeCapacity = 8;
 
 int64_t NowUnixNanos() { return absl::ToUnixNanos(absl::Now()); }
 
-absl::string_view TrimOptionalWhitespace(absl::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
-  return text;
-}
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 absl::StatusOr<std::string> PercentDecode(absl::string_view text) {
   std::string out;
   out.reserve(text.size());
@@ -40,23 +28,13 @@ absl::StatusOr<std::string> PercentDecode(absl::string_view text) {
       out.push_back(text[i]);
       continue;
     }
-    const bool complete = i + 2 < text.size();
-    const int hi = complete ? HexValue(text[i + 1]) : -1;
-    const int lo = complete ? HexValue(text[i + 2]) : -1;
-    if (hi < 0 || lo < 0) {
+    if (i + 2 >= text.size() || !absl::ascii_isxdigit(text[i + 1]) || !absl::ascii_isxdigit(text[i + 2])) {
       return absl::InvalidArgumentError(absl::StrCat("bad %-escape at offset ", i, " in \"", text, "\""));
     }
-    out.push_back(static_cast<char>(hi << 4 | lo));
+    out.append(absl::HexStringToBytes(text.substr(i + 1, 2)));
     i += 2;
   }
   return out;
-}
-
-// An empty value counts as unset (the OpenTelemetry rule).
-std::optional<std::string> Lookup(const EnvLookup& lookup, absl::string_view name) {
-  std::optional<std::string> value = lookup(name);
-  if (value.has_value() && value->empty()) return std::nullopt;
-  return value;
 }
 
 void PutAttribute(std::vector<Attribute>* attributes, absl::string_view key, std::string value) {
@@ -84,14 +62,14 @@ Sampler::Sampler(Root root, bool parent_based, double ratio) : root_(root), pare
 Sampler Sampler::TraceIdRatio(double ratio) { return Sampler(Root::kTraceIdRatio, false, ratio); }
 
 absl::StatusOr<Sampler> Sampler::FromName(absl::string_view name, absl::string_view arg) {
-  const std::string lowered = absl::AsciiStrToLower(TrimOptionalWhitespace(name));
+  const std::string lowered = absl::AsciiStrToLower(absl::StripAsciiWhitespace(name));
   if (lowered.empty() || lowered == "parentbased_always_on") return ParentBased(AlwaysOn());
   if (lowered == "always_on") return AlwaysOn();
   if (lowered == "always_off") return AlwaysOff();
   if (lowered == "parentbased_always_off") return ParentBased(AlwaysOff());
   if (lowered == "traceidratio" || lowered == "parentbased_traceidratio") {
     double ratio = 1.0;
-    const absl::string_view trimmed_arg = TrimOptionalWhitespace(arg);
+    const absl::string_view trimmed_arg = absl::StripAsciiWhitespace(arg);
     if (!trimmed_arg.empty() &&
         (!absl::SimpleAtod(trimmed_arg, &ratio) || !(ratio >= 0.0 && ratio <= 1.0))) {
       return absl::InvalidArgumentError(
@@ -138,6 +116,12 @@ std::string Sampler::Description() const {
 // ---------------------------------------------------------------------------------------------
 // Configuration
 
+std::optional<std::string> LookupSetting(const EnvLookup& lookup, absl::string_view name) {
+  std::optional<std::string> value = lookup(name);
+  if (value.has_value() && value->empty()) return std::nullopt;
+  return value;
+}
+
 EnvLookup ProcessEnvironment() {
   return [](absl::string_view name) -> std::optional<std::string> {
     const char* value = std::getenv(std::string(name).c_str());
@@ -149,15 +133,15 @@ EnvLookup ProcessEnvironment() {
 absl::StatusOr<std::vector<Attribute>> ParseResourceAttributes(absl::string_view text) {
   std::vector<Attribute> attributes;
   for (absl::string_view entry : absl::StrSplit(text, ',')) {
-    entry = TrimOptionalWhitespace(entry);
+    entry = absl::StripAsciiWhitespace(entry);
     if (entry.empty()) continue;  // tolerate "a=1,,b=2" and a trailing comma
     const size_t equals = entry.find('=');
     if (equals == absl::string_view::npos) {
       return absl::InvalidArgumentError(absl::StrCat("entry \"", entry, "\" has no '='"));
     }
-    const absl::string_view key = TrimOptionalWhitespace(entry.substr(0, equals));
+    const absl::string_view key = absl::StripAsciiWhitespace(entry.substr(0, equals));
     if (key.empty()) return absl::InvalidArgumentError(absl::StrCat("entry \"", entry, "\" has an empty key"));
-    absl::StatusOr<std::string> value = PercentDecode(TrimOptionalWhitespace(entry.substr(equals + 1)));
+    absl::StatusOr<std::string> value = PercentDecode(absl::StripAsciiWhitespace(entry.substr(equals + 1)));
     if (!value.ok()) return value.status();
     PutAttribute(&attributes, key, *std::move(value));
   }
@@ -167,8 +151,8 @@ absl::StatusOr<std::vector<Attribute>> ParseResourceAttributes(absl::string_view
 absl::StatusOr<TracerOptions> TracerOptionsFromEnvironment(absl::string_view default_service_name,
                                                            const EnvLookup& lookup) {
   TracerOptions options;
-  if (std::optional<std::string> disabled = Lookup(lookup, "OTEL_SDK_DISABLED")) {
-    const std::string lowered = absl::AsciiStrToLower(TrimOptionalWhitespace(*disabled));
+  if (std::optional<std::string> disabled = LookupSetting(lookup, "OTEL_SDK_DISABLED")) {
+    const std::string lowered = absl::AsciiStrToLower(absl::StripAsciiWhitespace(*disabled));
     if (lowered == "true") {
       options.disabled = true;
     } else if (lowered != "false") {
@@ -176,13 +160,13 @@ absl::StatusOr<TracerOptions> TracerOptionsFromEnvironment(absl::string_view def
     }
   }
 
-  absl::StatusOr<Sampler> sampler = Sampler::FromName(Lookup(lookup, "OTEL_TRACES_SAMPLER").value_or(""),
-                                                      Lookup(lookup, "OTEL_TRACES_SAMPLER_ARG").value_or(""));
+  absl::StatusOr<Sampler> sampler = Sampler::FromName(LookupSetting(lookup, "OTEL_TRACES_SAMPLER").value_or(""),
+                                                      LookupSetting(lookup, "OTEL_TRACES_SAMPLER_ARG").value_or(""));
   if (!sampler.ok()) return sampler.status();
   options.sampler = *sampler;
 
   std::vector<Attribute> from_env;
-  if (std::optional<std::string> text = Lookup(lookup, "OTEL_RESOURCE_ATTRIBUTES")) {
+  if (std::optional<std::string> text = LookupSetting(lookup, "OTEL_RESOURCE_ATTRIBUTES")) {
     absl::StatusOr<std::vector<Attribute>> parsed = ParseResourceAttributes(*text);
     if (!parsed.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("OTEL_RESOURCE_ATTRIBUTES: ", parsed.status().message()));
@@ -193,7 +177,7 @@ absl::StatusOr<TracerOptions> TracerOptionsFromEnvironment(absl::string_view def
   for (const Attribute& attribute : from_env) {
     if (attribute.key == "service.name") service_name = std::get<std::string>(attribute.value);
   }
-  if (std::optional<std::string> name = Lookup(lookup, "OTEL_SERVICE_NAME")) service_name = *name;
+  if (std::optional<std::string> name = LookupSetting(lookup, "OTEL_SERVICE_NAME")) service_name = *name;
 
   PutAttribute(&options.resource, "service.name", service_name);
   for (Attribute& attribute : from_env) {
@@ -202,8 +186,8 @@ absl::StatusOr<TracerOptions> TracerOptionsFromEnvironment(absl::string_view def
   PutAttribute(&options.resource, "telemetry.sdk.name", "ecomstream");
   PutAttribute(&options.resource, "telemetry.sdk.language", "cpp");
 
-  if (std::optional<std::string> exporter = Lookup(lookup, "OTEL_TRACES_EXPORTER")) {
-    const std::string lowered = absl::AsciiStrToLower(TrimOptionalWhitespace(*exporter));
+  if (std::optional<std::string> exporter = LookupSetting(lookup, "OTEL_TRACES_EXPORTER")) {
+    const std::string lowered = absl::AsciiStrToLower(absl::StripAsciiWhitespace(*exporter));
     if (lowered == "none") {
       options.export_otlp = false;
     } else if (lowered != "otlp") {

@@ -133,6 +133,8 @@ class Sampler {
 using EnvLookup = std::function<std::optional<std::string>(absl::string_view name)>;
 // The process environment (getenv).
 EnvLookup ProcessEnvironment();
+// `lookup(name)`, with an empty value counted as unset (the OpenTelemetry rule).
+std::optional<std::string> LookupSetting(const EnvLookup& lookup, absl::string_view name);
 
 struct TracerOptions {
   // OTEL_SDK_DISABLED=true: every span is a no-op that only passes its parent's context on.
