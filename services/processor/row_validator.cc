@@ -1,0 +1,431 @@
+#include "services/processor/row_validator.h"
+
+#include <algorithm>
+#include <cstring>
+#include <optional>
+
+#include "absl/hash/hash.h"
+#include "absl/strings/str_cat.h"
+#include "common/domain.h"
+#include "services/processor/field_parsers.h"
+
+namespace ecomstream::processor {
+namespace {
+
+constexpr size_t kMaxDetailValueBytes = 64;
+constexpr size_t kEnumBufferBytes = 32;
+
+std::optional<v1::EventType> ParseEventTypeFast(absl::string_view t) {
+  // The stored spellings first; everything else (case, '-', synonyms) through domain.
+  switch (t.size()) {
+    case 4:
+      if (t == "view") return v1::EVENT_TYPE_VIEW;
+      break;
+    case 6:
+      if (t == "search") return v1::EVENT_TYPE_SEARCH;
+      break;
+    case 8:
+      if (t == "purchase") return v1::EVENT_TYPE_PURCHASE;
+      if (t == "wishlist") return v1::EVENT_TYPE_WISHLIST;
+      break;
+    case 11:
+      if (t == "add_to_cart") return v1::EVENT_TYPE_ADD_TO_CART;
+      break;
+    case 16:
+      if (t == "remove_from_cart") return v1::EVENT_TYPE_REMOVE_FROM_CART;
+      break;
+  }
+  return domain::ParseEventType(t);
+}
+
+// The canonical spelling from `list` of a case-folded `text`, or empty.
+absl::string_view FindInList(const std::vector<absl::string_view>& list, absl::string_view text) {
+  char buffer[kEnumBufferBytes];
+  absl::string_view folded;
+  if (!FoldEnumName(text, buffer, sizeof(buffer), &folded)) return {};
+  for (absl::string_view name : list) {
+    if (name == folded) return name;
+  }
+  return {};
+}
+
+const domain::Category* FindCategoryFast(absl::string_view text) {
+  char buffer[kEnumBufferBytes];
+  absl::string_view folded;
+  if (FoldEnumName(text, buffer, sizeof(buffer), &folded)) {
+    for (const domain::Category& category : domain::Categories()) {
+      if (category.name == folded) return &category;
+    }
+  }
+  return domain::FindCategory(text);  // display names such as "Home & Garden"
+}
+
+std::optional<v1::UserSegment> ParseUserSegmentFast(absl::string_view text) {
+  char buffer[kEnumBufferBytes];
+  absl::string_view folded;
+  if (FoldEnumName(text, buffer, sizeof(buffer), &folded)) {
+    for (int s = v1::USER_SEGMENT_NEW; s <= v1::USER_SEGMENT_AT_RISK; ++s) {
+      if (domain::UserSegmentName(static_cast<v1::UserSegment>(s)) == folded) return static_cast<v1::UserSegment>(s);
+    }
+  }
+  return domain::ParseUserSegment(text);
+}
+
+const domain::Category* CategoryOfProduct(int64_t product_id) {
+  for (const domain::Category& category : domain::Categories()) {
+    if (product_id >= category.first_product_id && product_id < category.first_product_id + category.product_count) {
+      return &category;
+    }
+  }
+  return nullptr;
+}
+
+std::pair<uint64_t, uint64_t> UuidKey(const Uuid& uuid) {
+  std::pair<uint64_t, uint64_t> key;
+  std::memcpy(&key.first, uuid.data(), 8);
+  std::memcpy(&key.second, uuid.data() + 8, 8);
+  return key;
+}
+
+// At most kMaxDetailValueBytes of a valid UTF-8 value, cut at a character boundary.
+absl::string_view DetailValue(absl::string_view value) {
+  if (value.size() <= kMaxDetailValueBytes) return value;
+  size_t n = kMaxDetailValueBytes;
+  while (n > 0 && (static_cast<unsigned char>(value[n]) & 0xC0) == 0x80) --n;
+  return value.substr(0, n);
+}
+
+}  // namespace
+
+void RowCounts::Add(const RowCounts& other) {
+  rows += other.rows;
+  events += other.events;
+  dead_letters += other.dead_letters;
+  duplicates += other.duplicates;
+  late += other.late;
+  for (int r = 0; r < kNumRejectReasons; ++r) by_reason[r] += other.by_reason[r];
+}
+
+std::string RowCounts::ReasonSummary() const {
+  std::string out;
+  for (int r = 0; r < kNumRejectReasons; ++r) {
+    if (by_reason[r] == 0) continue;
+    absl::StrAppend(&out, out.empty() ? "" : ",", domain::RejectReasonName(static_cast<RejectReason>(r)), ":",
+                    by_reason[r]);
+  }
+  return out;
+}
+
+RowValidator::RowValidator(const Schema& schema, RowValidatorOptions options)
+    : schema_(schema), options_(options) {
+  issues_.reserve(8);
+}
+
+absl::string_view RowValidator::Field(Column column, bool* present) const {
+  const int index = schema_.index[column];
+  if (index < 0) {
+    *present = false;
+    return {};
+  }
+  const absl::string_view value = TrimField(record_->fields[index]);
+  *present = !IsNullToken(value);
+  return value;
+}
+
+void RowValidator::AddIssue(RejectReason reason, int column, absl::string_view value, const char* rule) {
+  issues_.push_back(Issue{reason, column, value, rule});
+}
+
+void RowValidator::CheckRecord() {
+  const uint8_t flags = record_->flags;
+  if (flags & kCsvMalformedQuoting) AddIssue(v1::REJECT_REASON_MALFORMED_QUOTING, -1, {}, nullptr);
+  if (flags & kCsvTooLarge) AddIssue(v1::REJECT_REASON_ROW_TOO_LARGE, -1, {}, nullptr);
+  if (flags & kCsvInvalidUtf8) AddIssue(v1::REJECT_REASON_INVALID_UTF8, -1, {}, nullptr);
+  if (flags & kCsvNulByte) AddIssue(v1::REJECT_REASON_NUL_BYTE, -1, {}, nullptr);
+  if (flags == 0 && static_cast<int>(record_->fields.size()) != schema_.field_count) {
+    AddIssue(v1::REJECT_REASON_WRONG_COLUMN_COUNT, -1, {}, nullptr);
+  }
+}
+
+void RowValidator::CheckFields() {
+  Parsed& p = parsed_;
+  p = Parsed();
+  bool present;
+
+  absl::string_view v = Field(kEventId, &present);
+  event_id_ok_ = false;
+  if (!present) {
+    AddIssue(v1::REJECT_REASON_MISSING_REQUIRED, kEventId, v, "a value is required");
+  } else if (!ParseUuid(v, &p.event_id)) {
+    AddIssue(v1::REJECT_REASON_BAD_EVENT_ID, kEventId, v, "not a UUID (8-4-4-4-12 hex)");
+  } else {
+    event_id_ok_ = true;
+  }
+
+  bool user_ok = false;
+  const absl::string_view user_id = v = Field(kUserId, &present);
+  if (!present) {
+    AddIssue(v1::REJECT_REASON_MISSING_REQUIRED, kUserId, v, "a value is required");
+  } else if (!ParseInt64(v, &p.user_id) || p.user_id < 0) {
+    AddIssue(v1::REJECT_REASON_BAD_USER_ID, kUserId, v, "not an integer >= 0");
+  } else {
+    user_ok = true;
+  }
+
+  bool type_ok = false;
+  v = Field(kEventType, &present);
+  if (!present) {
+    AddIssue(v1::REJECT_REASON_MISSING_REQUIRED, kEventType, v, "a value is required");
+  } else if (std::optional<v1::EventType> type = ParseEventTypeFast(v)) {
+    p.event_type = *type;
+    type_ok = true;
+  } else {
+    AddIssue(v1::REJECT_REASON_UNKNOWN_EVENT_TYPE, kEventType, v, "not an event type");
+  }
+
+  v = Field(kEventTime, &present);
+  if (!present) {
+    AddIssue(v1::REJECT_REASON_MISSING_REQUIRED, kEventTime, v, "a value is required");
+  } else if (!ParseTimestampMicros(v, &p.event_time_us)) {
+    AddIssue(v1::REJECT_REASON_BAD_TIMESTAMP, kEventTime, v, "not an ISO 8601 time or epoch seconds/milliseconds");
+  } else if (p.event_time_us > options_.reference_time_us + options_.max_future_us) {
+    AddIssue(v1::REJECT_REASON_FUTURE_TIMESTAMP, kEventTime, v, "later than the file's time plus --max_future");
+  } else {
+    p.late = p.event_time_us < options_.reference_time_us - options_.late_after_us;
+  }
+
+  v = Field(kSessionId, &present);
+  if (present) {
+    if (ParseUuid(v, &p.session_id)) {
+      p.has_session = true;
+    } else {
+      AddIssue(v1::REJECT_REASON_BAD_SESSION_ID, kSessionId, v, "not a UUID (8-4-4-4-12 hex)");
+    }
+  }
+
+  const bool product_event = type_ok && domain::IsProductEvent(p.event_type);
+  v = Field(kProductId, &present);
+  if (present) {
+    if (ParseInt64(v, &p.product_id) && p.product_id > 0) {
+      p.has_product = true;
+    } else {
+      AddIssue(v1::REJECT_REASON_BAD_PRODUCT_ID, kProductId, v, "not an integer > 0");
+    }
+  } else if (product_event) {
+    AddIssue(v1::REJECT_REASON_MISSING_PRODUCT, kProductId, v, "a product event needs a product_id");
+  }
+
+  if (type_ok && user_ok && p.user_id == domain::kAnonymousUserId && !domain::AllowedForAnonymous(p.event_type)) {
+    AddIssue(v1::REJECT_REASON_ANONYMOUS_ACTION, kUserId, user_id, "anonymous users (user_id 0) may only view or search");
+  }
+
+  if (schema_.version == 1) {
+    if (p.has_product) {
+      if (const domain::Category* category = CategoryOfProduct(p.product_id)) p.category = category->name;
+    }
+  } else {
+    v = Field(kCategory, &present);
+    if (present) {
+      if (const domain::Category* category = FindCategoryFast(v)) {
+        p.category = category->name;
+      } else {
+        AddIssue(v1::REJECT_REASON_UNKNOWN_CATEGORY, kCategory, v, "not a catalogue category");
+      }
+    }
+  }
+
+  v = Field(kPrice, &present);
+  if (present) {
+    if (!ParsePriceCents(v, &p.price_cents)) {
+      AddIssue(v1::REJECT_REASON_BAD_PRICE, kPrice, v, "not a decimal with at most two fraction digits");
+    } else if (p.price_cents < 0) {
+      AddIssue(v1::REJECT_REASON_BAD_PRICE, kPrice, v, "negative");
+    } else if (p.price_cents > domain::kMaxPriceCents) {
+      AddIssue(v1::REJECT_REASON_BAD_PRICE, kPrice, v, "above 100000.00");
+    } else {
+      p.has_price = true;
+    }
+  } else if (product_event) {
+    AddIssue(v1::REJECT_REASON_BAD_PRICE, kPrice, v, "a product event needs a price");
+  }
+
+  v = Field(kQuantity, &present);
+  if (present) {
+    int64_t quantity;
+    if (ParseInt64(v, &quantity) && quantity >= 1 && quantity <= domain::kMaxQuantity) {
+      p.has_quantity = true;
+      p.quantity = static_cast<int32_t>(quantity);
+    } else {
+      AddIssue(v1::REJECT_REASON_BAD_QUANTITY, kQuantity, v, "not an integer in 1..1000");
+    }
+  }
+
+  v = Field(kGeoCountry, &present);
+  if (present) {
+    char upper[2];
+    bool ok = v.size() == 2;
+    for (size_t i = 0; ok && i < 2; ++i) {
+      char c = v[i];
+      if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+      upper[i] = c;
+    }
+    if (ok && domain::IsCountryCode(absl::string_view(upper, 2))) {
+      p.geo_country[0] = upper[0];
+      p.geo_country[1] = upper[1];
+      p.has_country = true;
+    } else {
+      AddIssue(v1::REJECT_REASON_BAD_COUNTRY, kGeoCountry, v, "not an ISO 3166-1 alpha-2 code");
+    }
+  }
+
+  v = Field(kUserSegment, &present);
+  if (present) {
+    if (std::optional<v1::UserSegment> segment = ParseUserSegmentFast(v)) {
+      p.user_segment = *segment;
+    } else {
+      AddIssue(v1::REJECT_REASON_BAD_ENUM_VALUE, kUserSegment, v, "not a user segment");
+    }
+  }
+  struct ListColumn {
+    Column column;
+    const std::vector<absl::string_view>& list;
+    absl::string_view* out;
+    const char* rule;
+  };
+  const ListColumn lists[] = {
+      {kDeviceType, domain::DeviceTypes(), &p.device_type, "not a device type"},
+      {kBrowser, domain::Browsers(), &p.browser, "not a browser"},
+      {kReferrer, domain::Referrers(), &p.referrer, "not a referrer"},
+  };
+  for (const ListColumn& c : lists) {
+    v = Field(c.column, &present);
+    if (!present) continue;
+    *c.out = FindInList(c.list, v);
+    if (c.out->empty()) AddIssue(v1::REJECT_REASON_BAD_ENUM_VALUE, c.column, v, c.rule);
+  }
+
+  v = Field(kGeoCity, &present);
+  if (present) p.geo_city = v;
+  v = Field(kCampaignId, &present);
+  if (present) p.campaign_id = v;
+}
+
+RowOutcome RowValidator::Conclude() {
+  if (event_id_ok_) {
+    const uint64_t raw_hash = absl::Hash<absl::string_view>()(record_->raw);
+    if (issues_.empty()) {
+      auto [it, inserted] = seen_.try_emplace(UuidKey(parsed_.event_id), raw_hash);
+      if (!inserted) {
+        if (it->second == raw_hash) {
+          ++counts_.duplicates;
+          return RowOutcome::kDuplicate;
+        }
+        AddIssue(v1::REJECT_REASON_CONFLICTING_DUPLICATE, kEventId, {}, nullptr);
+      }
+    } else if (auto it = seen_.find(UuidKey(parsed_.event_id)); it != seen_.end() && it->second != raw_hash) {
+      AddIssue(v1::REJECT_REASON_CONFLICTING_DUPLICATE, kEventId, {}, nullptr);
+    }
+  }
+  if (issues_.empty()) {
+    ++counts_.events;
+    if (parsed_.late) ++counts_.late;
+    return RowOutcome::kEvent;
+  }
+  ++counts_.dead_letters;
+  for (RejectReason reason : reasons()) ++counts_.by_reason[reason];
+  return RowOutcome::kDeadLetter;
+}
+
+RowOutcome RowValidator::Validate(const CsvRecord& record, int64_t row) {
+  record_ = &record;
+  row_ = row;
+  issues_.clear();
+  event_id_ok_ = false;
+  ++counts_.rows;
+  CheckRecord();
+  if (issues_.empty()) CheckFields();
+  return Conclude();
+}
+
+std::vector<RejectReason> RowValidator::reasons() const {
+  std::vector<RejectReason> out;
+  out.reserve(issues_.size());
+  for (const Issue& issue : issues_) {
+    // A rule can fail twice for one row only through distinct columns; report each reason once.
+    if (std::find(out.begin(), out.end(), issue.reason) == out.end()) out.push_back(issue.reason);
+  }
+  return out;
+}
+
+void RowValidator::FillEvent(v1::Event* event) const {
+  const Parsed& p = parsed_;
+  event->set_event_id(reinterpret_cast<const char*>(p.event_id.data()), p.event_id.size());
+  event->set_user_id(p.user_id);
+  if (p.has_session) event->set_session_id(reinterpret_cast<const char*>(p.session_id.data()), p.session_id.size());
+  event->set_event_type(p.event_type);
+  if (p.has_product) event->set_product_id(p.product_id);
+  if (!p.category.empty()) event->set_category(p.category.data(), p.category.size());
+  if (p.has_price) event->set_price_cents(p.price_cents);
+  if (p.has_quantity) event->set_quantity(p.quantity);
+  if (p.has_price && domain::IsProductEvent(p.event_type)) {
+    event->set_total_amount_cents(p.price_cents * (p.has_quantity ? p.quantity : 1));
+  }
+  event->set_event_time_us(p.event_time_us);
+  event->set_user_segment(p.user_segment);
+  if (!p.device_type.empty()) event->set_device_type(p.device_type.data(), p.device_type.size());
+  if (!p.browser.empty()) event->set_browser(p.browser.data(), p.browser.size());
+  if (p.has_country) event->set_geo_country(p.geo_country, 2);
+  if (!p.geo_city.empty()) event->set_geo_city(p.geo_city.data(), p.geo_city.size());
+  if (!p.referrer.empty()) event->set_referrer(p.referrer.data(), p.referrer.size());
+  if (!p.campaign_id.empty()) event->set_campaign_id(p.campaign_id.data(), p.campaign_id.size());
+  event->set_schema_version(schema_.version);
+  event->set_late_arrival(p.late);
+  event->set_source_row(row_);
+}
+
+void RowValidator::FillDeadLetter(v1::DeadLetter* dead_letter) const {
+  const CsvRecord& record = *record_;
+  dead_letter->set_row(row_);
+  dead_letter->set_line(record.line);
+  dead_letter->set_raw(record.raw.data(), record.raw.size());
+  for (RejectReason reason : reasons()) dead_letter->add_reasons(reason);
+  std::string detail;
+  for (const Issue& issue : issues_) {
+    if (!detail.empty()) detail += "; ";
+    switch (issue.reason) {
+      case v1::REJECT_REASON_MALFORMED_QUOTING:
+        detail += "malformed quoting: a quote inside an unquoted field, text after a closing quote, or a quote left open";
+        break;
+      case v1::REJECT_REASON_ROW_TOO_LARGE:
+        absl::StrAppend(&detail, "record is ", record.raw_size, " bytes, over the ", options_.max_row_bytes,
+                        "-byte limit (raw holds the first ", record.raw.size(), ")");
+        break;
+      case v1::REJECT_REASON_INVALID_UTF8:
+        absl::StrAppend(&detail, "bytes that are not UTF-8 (first bad byte at offset ", record.first_bad_byte, ")");
+        break;
+      case v1::REJECT_REASON_NUL_BYTE:
+        absl::StrAppend(&detail, "NUL byte in the record (first bad byte at offset ", record.first_bad_byte, ")");
+        break;
+      case v1::REJECT_REASON_WRONG_COLUMN_COUNT:
+        absl::StrAppend(&detail, "record has ", record.fields.size(), " fields, the header has ", schema_.field_count);
+        break;
+      case v1::REJECT_REASON_CONFLICTING_DUPLICATE:
+        detail += "event_id: an earlier valid row of this file has the same event_id and different content";
+        break;
+      default:
+        absl::StrAppend(&detail, ColumnName(static_cast<Column>(issue.column)), ": ", issue.rule, " (value \"",
+                        DetailValue(issue.value), "\")");
+        break;
+    }
+  }
+  dead_letter->set_detail(std::move(detail));
+  for (const Issue& issue : issues_) {
+    if (issue.column >= 0) {
+      const absl::string_view name = ColumnName(static_cast<Column>(issue.column));
+      dead_letter->set_column(name.data(), name.size());
+      break;
+    }
+  }
+}
+
+}  // namespace ecomstream::processor

@@ -1,0 +1,128 @@
+// row_validator: cleans and validates one CSV record into an Event, a DeadLetter, or an exact
+// duplicate (docs/rows.md, "Cleaning", "Validation" and "Outcomes").
+//
+// One validator per file: it remembers the event ids of the file's valid rows to tell exact
+// duplicates (same bytes) from conflicting ones. That state costs about 40 bytes per distinct
+// valid event id; everything else is per row and allocation-free on the path of a valid row.
+// Not thread-safe.
+#ifndef ECOMSTREAM_SERVICES_PROCESSOR_ROW_VALIDATOR_H_
+#define ECOMSTREAM_SERVICES_PROCESSOR_ROW_VALIDATOR_H_
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/string_view.h"
+#include "common/uuid.h"
+#include "ecomstream/v1/ingest.pb.h"
+#include "services/processor/csv_reader.h"
+#include "services/processor/schema_registry.h"
+
+namespace ecomstream::processor {
+
+using ::ecomstream::v1::RejectReason;
+
+inline constexpr int kNumRejectReasons = v1::RejectReason_ARRAYSIZE;
+
+struct RowValidatorOptions {
+  // docs/rows.md "reference time": the manifest's created_time_us or the file's mtime.
+  int64_t reference_time_us = 0;
+  int64_t late_after_us = 3600LL * 1000000;  // event_time < reference - late_after: late_arrival
+  int64_t max_future_us = 3600LL * 1000000;  // event_time > reference + max_future: rejected
+  size_t max_row_bytes = 65536;              // for the row_too_large detail only
+};
+
+enum class RowOutcome { kEvent, kDeadLetter, kDuplicate };
+
+// Counts over every record a validator has seen.
+struct RowCounts {
+  int64_t rows = 0;
+  int64_t events = 0;
+  int64_t dead_letters = 0;
+  int64_t duplicates = 0;
+  int64_t late = 0;
+  std::array<int64_t, kNumRejectReasons> by_reason{};  // indexed by RejectReason
+
+  void Add(const RowCounts& other);
+  // "bad_price:2,nul_byte:1" for reasons with a non-zero count, in reason order.
+  std::string ReasonSummary() const;
+};
+
+class RowValidator {
+ public:
+  RowValidator(const Schema& schema, RowValidatorOptions options);
+
+  // Classifies data row `row` (1-based). The result stays available through FillEvent,
+  // FillDeadLetter and reasons() until the next call; `record` must stay valid until then too.
+  RowOutcome Validate(const CsvRecord& record, int64_t row);
+
+  // After kEvent: the cleaned event, upgraded to v3.
+  void FillEvent(v1::Event* event) const;
+  // After kDeadLetter: row, line, raw bytes, every reason, the first offending column and a
+  // detail naming each column and value.
+  void FillDeadLetter(v1::DeadLetter* dead_letter) const;
+  // After kDeadLetter: the reasons, in the order the rules are checked.
+  std::vector<RejectReason> reasons() const;
+  // After kEvent: whether the event is flagged late_arrival.
+  bool late() const { return parsed_.late; }
+
+  const RowCounts& counts() const { return counts_; }
+
+ private:
+  struct Issue {
+    RejectReason reason;
+    int column;               // Column, or -1 for the whole record
+    absl::string_view value;  // the offending (trimmed) value
+    const char* rule;         // what was expected
+  };
+  struct Parsed {
+    Uuid event_id;
+    int64_t user_id = 0;
+    Uuid session_id;
+    bool has_session = false;
+    v1::EventType event_type = v1::EVENT_TYPE_UNSPECIFIED;
+    bool has_product = false;
+    int64_t product_id = 0;
+    absl::string_view category;  // canonical (static storage) or empty
+    bool has_price = false;
+    int64_t price_cents = 0;
+    bool has_quantity = false;
+    int32_t quantity = 0;
+    int64_t event_time_us = 0;
+    v1::UserSegment user_segment = v1::USER_SEGMENT_UNSPECIFIED;
+    absl::string_view device_type, browser, referrer;  // canonical (static storage) or empty
+    char geo_country[2] = {0, 0};
+    bool has_country = false;
+    absl::string_view geo_city, campaign_id;  // views into the record
+    bool late = false;
+  };
+
+  // The trimmed field for `column`, or an empty view with *present = false when the column is
+  // missing from the schema or NULL.
+  absl::string_view Field(Column column, bool* present) const;
+  void AddIssue(RejectReason reason, int column, absl::string_view value, const char* rule);
+  void CheckRecord();
+  void CheckFields();
+  RowOutcome Conclude();
+
+  Schema schema_;
+  RowValidatorOptions options_;
+  RowCounts counts_;
+
+  // Current row.
+  const CsvRecord* record_ = nullptr;
+  int64_t row_ = 0;
+  Parsed parsed_;
+  std::vector<Issue> issues_;
+  bool event_id_ok_ = false;
+
+  // Event id of each valid row so far -> hash of its raw bytes.
+  absl::flat_hash_map<std::pair<uint64_t, uint64_t>, uint64_t> seen_;
+};
+
+}  // namespace ecomstream::processor
+
+#endif  // ECOMSTREAM_SERVICES_PROCESSOR_ROW_VALIDATOR_H_
