@@ -1,0 +1,43 @@
+#include "services/writer/migrations.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace ecomstream::writer {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(MigrationsTest, EmbedsEverySqlFileInVersionOrder) {
+  auto migrations = EmbeddedMigrations();
+  ASSERT_TRUE(migrations.ok()) << migrations.status();
+  ASSERT_GE(migrations->size(), 4u);
+  for (size_t i = 0; i < migrations->size(); ++i) {
+    EXPECT_EQ((*migrations)[i].version, static_cast<int>(i) + 1) << (*migrations)[i].name;
+    EXPECT_FALSE((*migrations)[i].sql.empty());
+    EXPECT_EQ((*migrations)[i].checksum.size(), 64u);
+  }
+  EXPECT_EQ((*migrations)[0].name, "001_core.sql");
+  EXPECT_THAT((*migrations)[0].sql, HasSubstr("CREATE TABLE IF NOT EXISTS ecomstream.events"));
+}
+
+TEST(MigrationsTest, RejectsBadNamesAndDuplicateVersions) {
+  auto bad = ParseMigrations({{"core.sql", "SELECT 1"}});
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("'core.sql' is not named NNN_description.sql"));
+  EXPECT_FALSE(ParseMigrations({{"000_zero.sql", "SELECT 1"}}).ok());
+  EXPECT_FALSE(ParseMigrations({{"01a_x.sql", "SELECT 1"}}).ok());
+  EXPECT_FALSE(ParseMigrations({{"001_x.txt", "SELECT 1"}}).ok());
+  auto twice = ParseMigrations({{"002_a.sql", "SELECT 1"}, {"2_b.sql", "SELECT 2"}});
+  EXPECT_THAT(std::string(twice.status().message()), HasSubstr("share version 2"));
+}
+
+TEST(MigrationsTest, SortsByVersionNotByName) {
+  auto migrations = ParseMigrations({{"10_late.sql", "SELECT 10"}, {"9_early.sql", "SELECT 9"}});
+  ASSERT_TRUE(migrations.ok());
+  EXPECT_EQ((*migrations)[0].version, 9);
+  EXPECT_EQ((*migrations)[1].version, 10);
+}
+
+}  // namespace
+}  // namespace ecomstream::writer

@@ -1,0 +1,413 @@
+#include "services/writer/pg_sink.h"
+
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "common/domain.h"
+#include "common/status.h"
+#include "common/time_util.h"
+#include "common/trace_context.h"
+#include "common/uuid.h"
+#include "services/writer/batch_validator.h"
+#include "services/writer/copy_encoder.h"
+#include "services/writer/pg_connection.h"
+
+namespace ecomstream::writer {
+namespace {
+
+struct Statement {
+  const char* name;
+  const char* sql;
+};
+
+// Per session: the staging table for events whose id is already stored.
+constexpr char kCreateStaging[] = R"sql(
+CREATE TEMP TABLE IF NOT EXISTS ecomstream_staging (
+  event_id uuid, user_id bigint, session_id uuid, event_type text, product_id bigint, category text,
+  price numeric, quantity integer, total_amount numeric, event_time timestamptz, user_segment text,
+  device_type text, browser text, geo_country text, geo_city text, referrer text, campaign_id text,
+  schema_version smallint, late_arrival boolean, source_file text, trace_id text
+) ON COMMIT DELETE ROWS)sql";
+
+constexpr Statement kLockFile{"sink_lock_file", R"sql(
+SELECT state, claimant, claim_token::text, committed_through
+FROM ecomstream.ingest_files
+WHERE file_id = $1
+FOR UPDATE)sql"};
+
+constexpr Statement kFindBatch{"sink_find_batch", R"sql(
+SELECT last_row, inserted, updated, unchanged, duplicates, dead_lettered, last_batch,
+       (extract(epoch FROM committed_at) * 1000000)::bigint
+FROM ecomstream.ingest_batches
+WHERE file_id = $1 AND first_row = $2)sql"};
+
+// $1: text[] of event ids.
+constexpr Statement kProbeEvents{"sink_probe_events", R"sql(
+SELECT event_id::text FROM ecomstream.events WHERE event_id = ANY($1::uuid[]))sql"};
+
+// Moves the staged rows into events; counts the rows it changed.
+constexpr Statement kMergeStaged{"sink_merge_staged", R"sql(
+WITH staged AS (DELETE FROM pg_temp.ecomstream_staging RETURNING *)
+INSERT INTO ecomstream.events AS e (
+  event_id, user_id, session_id, event_type, product_id, category, price, quantity, total_amount,
+  event_time, user_segment, device_type, browser, geo_country, geo_city, referrer, campaign_id,
+  schema_version, late_arrival, source_file, trace_id)
+SELECT event_id, user_id, session_id, event_type, product_id, category, price, quantity, total_amount,
+       event_time, user_segment, device_type, browser, geo_country, geo_city, referrer, campaign_id,
+       schema_version, late_arrival, source_file, trace_id
+FROM staged
+ON CONFLICT (event_id) DO UPDATE SET
+  user_id = excluded.user_id, session_id = excluded.session_id, event_type = excluded.event_type,
+  product_id = excluded.product_id, category = excluded.category, price = excluded.price,
+  quantity = excluded.quantity, total_amount = excluded.total_amount, event_time = excluded.event_time,
+  user_segment = excluded.user_segment, device_type = excluded.device_type, browser = excluded.browser,
+  geo_country = excluded.geo_country, geo_city = excluded.geo_city, referrer = excluded.referrer,
+  campaign_id = excluded.campaign_id, schema_version = excluded.schema_version,
+  late_arrival = excluded.late_arrival, source_file = excluded.source_file, trace_id = excluded.trace_id,
+  ingested_at = now()
+WHERE (e.user_id, e.session_id, e.event_type, e.product_id, e.category, e.price, e.quantity, e.total_amount,
+       e.event_time, e.user_segment, e.device_type, e.browser, e.geo_country, e.geo_city, e.referrer,
+       e.campaign_id)
+  IS DISTINCT FROM
+      (excluded.user_id, excluded.session_id, excluded.event_type, excluded.product_id, excluded.category,
+       excluded.price, excluded.quantity, excluded.total_amount, excluded.event_time, excluded.user_segment,
+       excluded.device_type, excluded.browser, excluded.geo_country, excluded.geo_city, excluded.referrer,
+       excluded.campaign_id))sql"};
+
+constexpr Statement kRecordBatch{"sink_record_batch", R"sql(
+INSERT INTO ecomstream.ingest_batches (
+  file_id, first_row, last_row, file_name, last_batch, rows, inserted, updated, unchanged, duplicates,
+  dead_lettered, reason_counts, claimant, file_drop_time, read_time, sent_time, received_at, committed_at,
+  trace_id)
+VALUES ($1, $2::bigint, $3::bigint, $4, $5::boolean, $6::bigint, $7::bigint, $8::bigint, $9::bigint,
+        $10::bigint, $11::bigint, $12::jsonb, $13, to_timestamp(nullif($14::bigint, 0) / 1e6),
+        to_timestamp(nullif($15::bigint, 0) / 1e6), to_timestamp(nullif($16::bigint, 0) / 1e6),
+        to_timestamp($17::bigint / 1e6), clock_timestamp(), nullif($18, ''))
+RETURNING (extract(epoch FROM committed_at) * 1000000)::bigint)sql"};
+
+constexpr Statement kAdvanceFile{"sink_advance_file", R"sql(
+UPDATE ecomstream.ingest_files SET
+  committed_through = $2::bigint,
+  batches = batches + 1,
+  rows = rows + $3::bigint,
+  inserted = inserted + $4::bigint,
+  updated = updated + $5::bigint,
+  unchanged = unchanged + $6::bigint,
+  duplicates = duplicates + $7::bigint,
+  dead_lettered = dead_lettered + $8::bigint,
+  lease_expires_at = clock_timestamp() + lease_ms * interval '1 millisecond',
+  state = CASE WHEN $9::boolean THEN 'committed' ELSE state END,
+  committed_at = CASE WHEN $9::boolean THEN clock_timestamp() ELSE committed_at END,
+  total_rows = CASE WHEN $9::boolean THEN $2::bigint ELSE total_rows END,
+  updated_at = now()
+WHERE file_id = $1)sql"};
+
+constexpr Statement kStatements[] = {kLockFile, kFindBatch, kProbeEvents, kMergeStaged, kRecordBatch, kAdvanceFile};
+
+const std::string& CopyEventsSql() {
+  static const std::string* sql =
+      new std::string(absl::StrCat("COPY ecomstream.events (", kEventColumns, ") FROM STDIN (FORMAT binary)"));
+  return *sql;
+}
+
+const std::string& CopyStagingSql() {
+  static const std::string* sql =
+      new std::string(absl::StrCat("COPY pg_temp.ecomstream_staging (", kEventColumns, ") FROM STDIN (FORMAT binary)"));
+  return *sql;
+}
+
+const std::string& CopyDeadLettersSql() {
+  static const std::string* sql = new std::string(
+      absl::StrCat("COPY ecomstream.dead_letter_events (", kDeadLetterColumns, ") FROM STDIN (FORMAT binary)"));
+  return *sql;
+}
+
+// Unique violation: a concurrent writer inserted one of the ids the probe found new.
+constexpr char kUniqueViolation[] = "23505";
+constexpr int kMaxProbeRounds = 5;
+
+// The server's message for a rejected row, one line, without libpq's "ERROR:  " prefix.
+std::string DatabaseMessage(const std::exception& e) {
+  absl::string_view message = absl::StripAsciiWhitespace(e.what());
+  absl::ConsumePrefix(&message, "ERROR:");
+  return absl::StrReplaceAll(absl::StripLeadingAsciiWhitespace(message), {{"\n", "; "}});
+}
+
+void EnsureSession(PgConnection& connection) {
+  if (connection.sink_ready) return;
+  pqxx::nontransaction setup(connection);
+  setup.exec(kCreateStaging);
+  for (const Statement& statement : kStatements) connection.prepare(statement.name, statement.sql);
+  connection.sink_ready = true;
+}
+
+// What the batch looks like once deduplicated; computed before the transaction.
+struct PreparedBatch {
+  const v1::Batch* batch = nullptr;
+  std::vector<const v1::Event*> events;  // one per event_id, in row order of the kept rows
+  int64_t duplicate_ids = 0;             // rows dropped because a later row has the same id
+  std::string trace_id;
+  int64_t received_us = 0;
+};
+
+PreparedBatch Prepare(const v1::Batch& batch) {
+  PreparedBatch prepared;
+  prepared.batch = &batch;
+  // Tracing is best effort: a malformed traceparent just stores no trace id.
+  const tracing::TraceContext trace = tracing::TraceContext::FromTraceparentOrInvalid(batch.traceparent());
+  if (trace.IsValid()) prepared.trace_id = trace.trace_id().ToHex();
+  prepared.received_us = NowMicros();
+  absl::flat_hash_map<absl::string_view, int> last_row_of;
+  last_row_of.reserve(static_cast<size_t>(batch.events_size()));
+  for (int i = 0; i < batch.events_size(); ++i) last_row_of[batch.events(i).event_id()] = i;
+  prepared.events.reserve(last_row_of.size());
+  for (int i = 0; i < batch.events_size(); ++i) {
+    if (last_row_of[batch.events(i).event_id()] == i) {
+      prepared.events.push_back(&batch.events(i));
+    } else {
+      ++prepared.duplicate_ids;
+    }
+  }
+  return prepared;
+}
+
+struct UpsertOutcome {
+  int64_t inserted = 0;
+  int64_t updated = 0;
+  int64_t unchanged = 0;
+  std::vector<std::pair<const v1::Event*, std::string>> rejected;  // with the server's message
+};
+
+// One batch's transaction. Throws libpqxx exceptions; returns the non-database errors.
+class BatchTransaction {
+ public:
+  BatchTransaction(PgConnection* connection, const PreparedBatch& prepared)
+      : connection_(connection), prepared_(prepared), batch_(*prepared.batch) {}
+
+  absl::StatusOr<v1::Ack> Run(std::map<std::string, int64_t>* reasons) {
+    pqxx::work txn(*connection_);
+    const pqxx::result file = txn.exec_prepared(kLockFile.name, batch_.file_id());
+    if (file.empty()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("file ", batch_.file_id(), " (", batch_.file_name(), ") was never claimed: call ClaimFile"));
+    }
+    const pqxx::result ledger = txn.exec_prepared(kFindBatch.name, batch_.file_id(), batch_.first_row());
+    const std::string state = file[0][0].as<std::string>();
+    if (!ledger.empty()) return Replayed(ledger[0], state);
+    if (state == "committed") {
+      return absl::FailedPreconditionError(absl::StrCat("file ", batch_.file_id(), " is already committed; rows ",
+                                                        batch_.first_row(), "-", batch_.last_row(),
+                                                        " are not a batch of its ledger"));
+    }
+    if (file[0][2].as<std::string>() != batch_.claim_token()) {
+      return absl::AbortedError(absl::StrCat("lease lost: file ", batch_.file_id(), " is now held by claimant '",
+                                             file[0][1].as<std::string>(), "'; claim it again"));
+    }
+    const int64_t committed_through = file[0][3].as<int64_t>();
+    if (batch_.first_row() != committed_through + 1) {
+      return absl::FailedPreconditionError(absl::StrCat("batch rows ", batch_.first_row(), "-", batch_.last_row(),
+                                                        " of file ", batch_.file_id(), " do not follow its committed rows 1-",
+                                                        committed_through, "; batches must come in row order"));
+    }
+
+    UpsertOutcome upsert;
+    if (!prepared_.events.empty()) Upsert(txn, prepared_.events, &upsert);
+
+    std::vector<std::string> rejected_raw;
+    std::vector<DeadLetterRow> dead_letters = DeadLetters(upsert, &rejected_raw, reasons);
+    if (!dead_letters.empty()) {
+      DeadLetterMetadata metadata{batch_.file_id(), batch_.file_name(), batch_.file_drop_time_us(),
+                                  prepared_.received_us, prepared_.trace_id};
+      connection_->CopyIn(txn, CopyDeadLettersSql(), EncodeDeadLetters(dead_letters, metadata));
+    }
+
+    v1::Ack ack;
+    ack.set_file_id(batch_.file_id());
+    ack.set_first_row(batch_.first_row());
+    ack.set_last_row(batch_.last_row());
+    ack.set_inserted(upsert.inserted);
+    ack.set_updated(upsert.updated);
+    ack.set_unchanged(upsert.unchanged);
+    ack.set_dead_lettered(static_cast<int64_t>(dead_letters.size()));
+    ack.set_duplicates(batch_.duplicate_rows() + prepared_.duplicate_ids);
+    const int64_t rows = batch_.last_row() - batch_.first_row() + 1;
+    const pqxx::row recorded = txn.exec_prepared1(kRecordBatch.name, batch_.file_id(), batch_.first_row(), batch_.last_row(), batch_.file_name(),
+                      batch_.last_batch(), rows, ack.inserted(), ack.updated(), ack.unchanged(), ack.duplicates(),
+                      ack.dead_lettered(), ReasonsJson(*reasons), file[0][1].as<std::string>(),
+                      batch_.file_drop_time_us(), batch_.read_time_us(), batch_.sent_time_us(), prepared_.received_us,
+                      prepared_.trace_id);
+    txn.exec_prepared(kAdvanceFile.name, batch_.file_id(), batch_.last_row(), rows, ack.inserted(), ack.updated(),
+                      ack.unchanged(), ack.duplicates(), ack.dead_lettered(), batch_.last_batch());
+    txn.commit();
+    // The ledger's commit time (taken just before COMMIT), so a replay answers with the same.
+    ack.set_commit_time_us(recorded[0].as<int64_t>());
+    ack.set_file_committed(batch_.last_batch());
+    return ack;
+  }
+
+ private:
+  // The batch is in the ledger: answer as it was answered then.
+  v1::Ack Replayed(const pqxx::row& ledger, const std::string& file_state) const {
+    v1::Ack ack;
+    ack.set_file_id(batch_.file_id());
+    ack.set_first_row(batch_.first_row());
+    ack.set_last_row(ledger[0].as<int64_t>());
+    ack.set_inserted(ledger[1].as<int64_t>());
+    ack.set_updated(ledger[2].as<int64_t>());
+    ack.set_unchanged(ledger[3].as<int64_t>());
+    ack.set_duplicates(ledger[4].as<int64_t>());
+    ack.set_dead_lettered(ledger[5].as<int64_t>());
+    ack.set_already_committed(true);
+    ack.set_file_committed(ledger[6].as<bool>() && file_state == "committed");
+    ack.set_commit_time_us(ledger[7].as<int64_t>());
+    return ack;
+  }
+
+  // Upserts `events`, dead-lettering only the rows the database rejects (bisecting).
+  void Upsert(pqxx::work& txn, const std::vector<const v1::Event*>& events, UpsertOutcome* outcome) {
+    for (int round = 1;; ++round) {
+      try {
+        pqxx::subtransaction savepoint(txn, "upsert");
+        const UpsertOutcome counts = UpsertOnce(savepoint, events);
+        savepoint.commit();
+        outcome->inserted += counts.inserted;
+        outcome->updated += counts.updated;
+        outcome->unchanged += counts.unchanged;
+        return;
+      } catch (const pqxx::sql_error& e) {
+        const std::string state = SqlState(e);
+        if (state == kUniqueViolation && round < kMaxProbeRounds) continue;  // probe again
+        if (!IsDataError(state) || state == kUniqueViolation) throw;
+        if (events.size() == 1) {
+          outcome->rejected.emplace_back(events.front(), DatabaseMessage(e));
+          return;
+        }
+        const auto middle = events.begin() + static_cast<std::ptrdiff_t>(events.size() / 2);
+        Upsert(txn, std::vector<const v1::Event*>(events.begin(), middle), outcome);
+        Upsert(txn, std::vector<const v1::Event*>(middle, events.end()), outcome);
+        return;
+      }
+    }
+  }
+
+  UpsertOutcome UpsertOnce(pqxx::transaction_base& txn, const std::vector<const v1::Event*>& events) {
+    std::string ids = "{";
+    for (const v1::Event* event : events) {
+      if (ids.size() > 1) ids.push_back(',');
+      AppendUuid(event->event_id(), &ids);
+    }
+    ids.push_back('}');
+    absl::flat_hash_set<std::string> stored;
+    for (const pqxx::row& row : txn.exec_prepared(kProbeEvents.name, ids)) {
+      Uuid id;
+      if (ParseUuid(row[0].c_str(), &id)) stored.insert(std::string(UuidBytes(id)));
+    }
+    std::vector<const v1::Event*> fresh;
+    std::vector<const v1::Event*> known;
+    fresh.reserve(events.size() - stored.size());
+    for (const v1::Event* event : events) (stored.contains(event->event_id()) ? known : fresh).push_back(event);
+
+    const EventMetadata metadata{batch_.file_name(), prepared_.trace_id};
+    UpsertOutcome counts;
+    if (!fresh.empty()) {
+      connection_->CopyIn(txn, CopyEventsSql(), EncodeEvents(fresh, metadata));
+      counts.inserted = static_cast<int64_t>(fresh.size());
+    }
+    if (!known.empty()) {
+      connection_->CopyIn(txn, CopyStagingSql(), EncodeEvents(known, metadata));
+      counts.updated = static_cast<int64_t>(txn.exec_prepared(kMergeStaged.name).affected_rows());
+      counts.unchanged = static_cast<int64_t>(known.size()) - counts.updated;
+    }
+    return counts;
+  }
+
+  // The processor's dead letters plus the rows the database rejected, and their reason counts.
+  std::vector<DeadLetterRow> DeadLetters(const UpsertOutcome& upsert, std::vector<std::string>* rejected_raw,
+                                         std::map<std::string, int64_t>* reasons) const {
+    std::vector<DeadLetterRow> rows;
+    rows.reserve(static_cast<size_t>(batch_.dead_letters_size()) + upsert.rejected.size());
+    for (const v1::DeadLetter& dead_letter : batch_.dead_letters()) {
+      DeadLetterRow row{dead_letter.row(), dead_letter.line(), dead_letter.raw(), {}, dead_letter.detail(),
+                        dead_letter.column()};
+      for (int reason : dead_letter.reasons()) {
+        row.reasons.push_back(domain::RejectReasonName(static_cast<v1::RejectReason>(reason)));
+        ++(*reasons)[row.reasons.back()];
+      }
+      rows.push_back(std::move(row));
+    }
+    const std::string rejected_reason = domain::RejectReasonName(v1::REJECT_REASON_DATABASE_REJECTED);
+    rejected_raw->reserve(upsert.rejected.size());
+    for (const auto& [event, message] : upsert.rejected) {
+      rejected_raw->push_back(FormatEventCsv(*event));
+      rows.push_back(DeadLetterRow{event->source_row(), 0, rejected_raw->back(), {rejected_reason}, message, ""});
+      ++(*reasons)[rejected_reason];
+    }
+    return rows;
+  }
+
+  static std::string ReasonsJson(const std::map<std::string, int64_t>& reasons) {
+    std::string json = "{";
+    for (const auto& [reason, count] : reasons) {
+      if (json.size() > 1) json.push_back(',');
+      absl::StrAppend(&json, "\"", reason, "\":", count);  // reason names are [a-z_]
+    }
+    json.push_back('}');
+    return json;
+  }
+
+  PgConnection* connection_;
+  const PreparedBatch& prepared_;
+  const v1::Batch& batch_;
+};
+
+}  // namespace
+
+PgSink::PgSink(PgPool* pool, WriterMetrics* metrics, PgSinkOptions options)
+    : pool_(pool), metrics_(metrics), options_(options) {}
+
+absl::StatusOr<v1::Ack> PgSink::Write(const v1::Batch& batch) {
+  if (absl::Status status = ValidateBatch(batch); !status.ok()) {
+    metrics_->RecordBatchFailure(status.code());
+    return status;
+  }
+  const PreparedBatch prepared = Prepare(batch);
+  absl::Status status;
+  for (int attempt = 1; attempt <= options_.max_attempts; ++attempt) {
+    auto lease = pool_->Acquire();
+    if (!lease.ok()) {
+      status = lease.status();
+      break;
+    }
+    std::map<std::string, int64_t> reasons;
+    const int64_t started_us = MonotonicMicros();
+    absl::StatusOr<v1::Ack> ack;
+    try {
+      EnsureSession(**lease);
+      ack = BatchTransaction(&**lease, prepared).Run(&reasons);
+    } catch (const std::exception& e) {
+      ack = StatusFromPgException(e);
+    }
+    if (ack.ok()) {
+      metrics_->RecordBatch(*ack, reasons, static_cast<double>(MonotonicMicros() - started_us) / 1e6,
+                            batch.file_drop_time_us());
+      return ack;
+    }
+    status = ack.status();
+    if (!(*lease)->is_open()) lease->MarkBroken();
+    // A deadlock, a serialization failure or a stale session: the transaction rolled back (or,
+    // if COMMIT's outcome is unknown, the ledger will say so), so running it again is safe.
+    if (status.code() != absl::StatusCode::kUnavailable) break;
+  }
+  metrics_->RecordBatchFailure(status.code());
+  return status;
+}
+
+}  // namespace ecomstream::writer
