@@ -2,7 +2,7 @@
 #
 #   ecomstream_library(NAME SRCS a.cc b.cc DEPS x y)
 #   ecomstream_binary(NAME SRCS main.cc DEPS x)          -> build/bin/NAME
-#   ecomstream_test(NAME SRCS a_test.cc DEPS x [LABELS pg] [ENV K=V ...])
+#   ecomstream_test(NAME SRCS a_test.cc DEPS x [LABELS pg] [ENV K=V ...] [TEST_PREFIX p.])
 #
 # Every dependency is a namespaced target; no global include directories.
 
@@ -25,7 +25,7 @@ endfunction()
 
 # Tests labelled "pg" need a PostgreSQL server; tests/pg_fixture starts one per test binary.
 function(ecomstream_test name)
-  cmake_parse_arguments(ARG "" "TIMEOUT" "SRCS;DEPS;LABELS;ENV" ${ARGN})
+  cmake_parse_arguments(ARG "" "TIMEOUT;TEST_PREFIX" "SRCS;DEPS;LABELS;ENV" ${ARGN})
   add_executable(${name} ${ARG_SRCS})
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gmock GTest::gtest_main)
   target_compile_options(${name} PRIVATE ${ECOMSTREAM_WARNINGS})
@@ -34,7 +34,15 @@ function(ecomstream_test name)
     set(ARG_TIMEOUT 300)
   endif()
   set(env "ECOMSTREAM_BIN_DIR=${CMAKE_BINARY_DIR}/bin" "ECOMSTREAM_SOURCE_DIR=${PROJECT_SOURCE_DIR}" ${ARG_ENV})
+  # An empty LABELS value would be dropped by gtest_discover_tests and shift every following
+  # key/value pair (TIMEOUT and ENVIRONMENT were lost for unlabelled tests): only pass it when set.
+  set(props TIMEOUT ${ARG_TIMEOUT} ENVIRONMENT "${env}")
+  if(ARG_LABELS)
+    set(props LABELS "${ARG_LABELS}" ${props})
+  endif()
+  # TEST_PREFIX (optional) prefixes every discovered test name, e.g. so `ctest -R generator` selects a suite.
   gtest_discover_tests(${name}
+    TEST_PREFIX "${ARG_TEST_PREFIX}"
     DISCOVERY_TIMEOUT 60
-    PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT} ENVIRONMENT "${env}")
+    PROPERTIES ${props})
 endfunction()

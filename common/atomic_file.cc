@@ -124,6 +124,14 @@ absl::Status AtomicFileWriter::Append(absl::string_view data) {
 absl::Status AtomicFileWriter::Commit() {
   if (fd_ < 0) return absl::FailedPreconditionError("AtomicFileWriter::Commit before Open");
   absl::Status status = FlushBuffer();
+  if (status.ok() && modification_time_us_ >= 0) {
+    struct timespec times[2];
+    times[0].tv_sec = 0;
+    times[0].tv_nsec = UTIME_OMIT;
+    times[1].tv_sec = static_cast<time_t>(modification_time_us_ / 1000000);
+    times[1].tv_nsec = static_cast<long>(modification_time_us_ % 1000000) * 1000;
+    if (::futimens(fd_, times) != 0) status = ErrnoToStatus(errno, absl::StrCat("set mtime of ", temp_path_));
+  }
   if (status.ok() && ::fsync(fd_) != 0) status = ErrnoToStatus(errno, absl::StrCat("fsync ", temp_path_));
   if (status.ok()) {
     int rc = ::close(fd_);

@@ -3,6 +3,7 @@
 #ifndef ECOMSTREAM_COMMON_ATOMIC_FILE_H_
 #define ECOMSTREAM_COMMON_ATOMIC_FILE_H_
 
+#include <cstdint>
 #include <string>
 
 #include "absl/status/status.h"
@@ -29,6 +30,10 @@ class AtomicFileWriter {
   absl::Status Commit();
   // Removes the temp file.
   void Abort();
+  // Makes Commit() set the file's modification time to `unix_us` before the rename (a reader
+  // without other metadata may take the mtime as the file's creation time, e.g. under a
+  // simulated clock). Default: the time of the last write.
+  void set_modification_time_us(int64_t unix_us) { modification_time_us_ = unix_us; }
 
   const std::string& temp_path() const { return temp_path_; }
   const std::string& final_path() const { return final_path_; }
@@ -44,6 +49,7 @@ class AtomicFileWriter {
   std::string buffer_;
   int fd_ = -1;
   uint64_t bytes_written_ = 0;
+  int64_t modification_time_us_ = -1;
 };
 
 // Convenience: the whole content at once.

@@ -89,5 +89,18 @@ TEST(AtomicFileTest, StaleTempFilesAreRemoved) {
   EXPECT_TRUE(List(dir + "/.tmp").empty());
 }
 
+TEST(AtomicFileTest, CommitSetsTheRequestedModificationTime) {
+  std::string dir = FreshDir("mtime");
+  AtomicFileWriter writer(dir, "events.csv");
+  writer.set_modification_time_us(1'700'000'000'123'456);
+  ASSERT_TRUE(writer.Open().ok());
+  ASSERT_TRUE(writer.Append("a\n").ok());
+  ASSERT_TRUE(writer.Commit().ok());
+  struct stat st;
+  ASSERT_EQ(stat((dir + "/events.csv").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mtim.tv_sec, 1'700'000'000);
+  EXPECT_EQ(st.st_mtim.tv_nsec, 123'456'000);
+}
+
 }  // namespace
 }  // namespace ecomstream
