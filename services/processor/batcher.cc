@@ -1,0 +1,98 @@
+#include "services/processor/batcher.h"
+
+#include <utility>
+
+#include "common/time_util.h"
+
+namespace ecomstream::processor {
+namespace {
+
+// Serialized overhead of one event beyond its CSV text: tags, varints and a v1 row's derived
+// category. CSV spends at least one byte per field on separators, so raw + this bounds a row.
+constexpr size_t kEventOverheadBytes = 160;
+// A dead letter holds its raw bytes plus a detail of a few hundred bytes.
+constexpr size_t kDeadLetterOverheadBytes = 1024;
+
+google::protobuf::ArenaOptions BatchArenaOptions() {
+  google::protobuf::ArenaOptions options;
+  options.start_block_size = 64 * 1024;
+  options.max_block_size = 1 << 20;
+  return options;
+}
+
+}  // namespace
+
+OwnedBatch::OwnedBatch()
+    : arena_(std::make_unique<google::protobuf::Arena>(BatchArenaOptions())),
+      batch_(google::protobuf::Arena::CreateMessage<v1::Batch>(arena_.get())) {}
+
+Batcher::Batcher(BatcherOptions options, FileBatchInfo info, int64_t first_row, std::function<int64_t()> now)
+    : options_(options),
+      info_(std::move(info)),
+      now_(now ? std::move(now) : std::function<int64_t()>(&MonotonicMicros)),
+      first_row_(first_row),
+      next_row_(first_row) {
+  Open();
+}
+
+void Batcher::Open() {
+  open_ = std::make_unique<OwnedBatch>();
+  reason_counts_.fill(0);
+  first_row_ = next_row_;
+}
+
+void Batcher::Add(const RowValidator& validator, RowOutcome outcome, size_t raw_bytes) {
+  if (next_row_ == first_row_) opened_at_us_ = now_();
+  v1::Batch& batch = open_->batch();
+  switch (outcome) {
+    case RowOutcome::kEvent:
+      validator.FillEvent(batch.add_events());
+      open_->estimated_bytes += raw_bytes + kEventOverheadBytes;
+      if (validator.late()) ++open_->late_events;
+      break;
+    case RowOutcome::kDeadLetter: {
+      v1::DeadLetter* dead_letter = batch.add_dead_letters();
+      validator.FillDeadLetter(dead_letter);
+      for (int reason : dead_letter->reasons()) ++reason_counts_[reason];
+      open_->estimated_bytes += dead_letter->raw().size() + dead_letter->detail().size() + kDeadLetterOverheadBytes;
+      break;
+    }
+    case RowOutcome::kDuplicate:
+      batch.set_duplicate_rows(batch.duplicate_rows() + 1);
+      break;
+  }
+  ++next_row_;
+}
+
+bool Batcher::Full() const {
+  if (next_row_ == first_row_) return false;
+  return next_row_ - first_row_ >= options_.max_rows || open_->estimated_bytes >= options_.max_bytes ||
+         now_() - opened_at_us_ >= absl::ToInt64Microseconds(options_.linger);
+}
+
+std::unique_ptr<OwnedBatch> Batcher::Cut(bool last, int64_t total_file_rows) {
+  std::unique_ptr<OwnedBatch> done = std::move(open_);
+  v1::Batch& batch = done->batch();
+  batch.set_file_id(info_.file_id);
+  batch.set_file_name(info_.file_name);
+  batch.set_claim_token(info_.claim_token);
+  batch.set_first_row(first_row_);
+  batch.set_last_row(next_row_ - 1);
+  batch.set_last_batch(last);
+  if (last) batch.set_total_file_rows(total_file_rows);
+  for (int reason = 0; reason < kNumRejectReasons; ++reason) {
+    if (reason_counts_[reason] == 0) continue;
+    v1::ReasonCount* count = batch.add_reason_counts();
+    count->set_reason(static_cast<v1::RejectReason>(reason));
+    count->set_count(reason_counts_[reason]);
+  }
+  const tracing::TraceContext send_span(info_.trace.trace_id(), tracing::NewSpanId(), info_.trace.flags());
+  batch.set_traceparent(send_span.ToTraceparent());
+  batch.set_file_drop_time_us(info_.file_drop_time_us);
+  batch.set_read_time_us(info_.read_time_us);
+  Open();
+  return done;
+}
+
+}  // namespace ecomstream::processor
+

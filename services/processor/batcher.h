@@ -1,0 +1,96 @@
+// batcher: groups one file's consecutive rows into Batch messages bounded by rows, bytes and age
+// (DESIGN.md, "The wire contract"). Every row of the range [first_row, last_row] lands in the
+// batch exactly once: as an event, a dead letter, or a counted exact duplicate.
+//
+// Not thread-safe; one batcher per file.
+#ifndef ECOMSTREAM_SERVICES_PROCESSOR_BATCHER_H_
+#define ECOMSTREAM_SERVICES_PROCESSOR_BATCHER_H_
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "common/trace_context.h"
+#include "ecomstream/v1/ingest.pb.h"
+#include "google/protobuf/arena.h"
+#include "services/processor/row_validator.h"
+
+namespace ecomstream::processor {
+
+// A batch and the arena its messages live on. Move-only.
+class OwnedBatch {
+ public:
+  OwnedBatch();
+  OwnedBatch(const OwnedBatch&) = delete;
+  OwnedBatch& operator=(const OwnedBatch&) = delete;
+
+  v1::Batch& batch() { return *batch_; }
+  const v1::Batch& batch() const { return *batch_; }
+  // Rows in [first_row, last_row].
+  int64_t rows() const { return batch_->last_row() - batch_->first_row() + 1; }
+  // The batcher's estimate of the serialized size, an upper bound for typical rows.
+  size_t estimated_bytes = 0;
+  // Rows of this batch that are late events (for counters; not on the wire).
+  int64_t late_events = 0;
+
+ private:
+  std::unique_ptr<google::protobuf::Arena> arena_;
+  v1::Batch* batch_;
+};
+
+struct BatcherOptions {
+  int64_t max_rows = 10000;
+  size_t max_bytes = 1 << 20;  // estimated serialized bytes
+  absl::Duration linger = absl::Milliseconds(200);
+};
+
+// What every batch of a file carries.
+struct FileBatchInfo {
+  std::string file_id;
+  std::string file_name;
+  std::string claim_token;
+  tracing::TraceContext trace;  // the file's span; each batch gets a child span id
+  int64_t file_drop_time_us = 0;
+  int64_t read_time_us = 0;
+};
+
+class Batcher {
+ public:
+  // The first batch starts at `first_row`. `now` returns monotonic microseconds (injectable for
+  // tests of the age bound).
+  Batcher(BatcherOptions options, FileBatchInfo info, int64_t first_row,
+          std::function<int64_t()> now = nullptr);
+
+  // Adds the validator's current row (its outcome) as the next row of the open batch.
+  void Add(const RowValidator& validator, RowOutcome outcome, size_t raw_bytes);
+
+  // True when the open batch has reached max_rows or max_bytes (so a batch exceeds max_bytes by
+  // at most its last row), or has held a row for `linger`.
+  bool Full() const;
+  // Rows in the open batch.
+  int64_t pending_rows() const { return next_row_ - first_row_; }
+
+  // Closes the open batch (possibly empty: rows [first_row, first_row - 1]) and opens the next.
+  // `last` marks the file's final batch and sets total_file_rows.
+  std::unique_ptr<OwnedBatch> Cut(bool last, int64_t total_file_rows = 0);
+
+ private:
+  void Open();
+
+  BatcherOptions options_;
+  FileBatchInfo info_;
+  std::function<int64_t()> now_;
+  std::unique_ptr<OwnedBatch> open_;
+  int64_t first_row_;
+  int64_t next_row_;
+  int64_t opened_at_us_ = 0;
+  std::array<int64_t, kNumRejectReasons> reason_counts_{};
+};
+
+}  // namespace ecomstream::processor
+
+#endif  // ECOMSTREAM_SERVICES_PROCESSOR_BATCHER_H_

@@ -1,0 +1,87 @@
+#include "services/processor/file_job.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/status.h"
+#include "common/time_util.h"
+
+namespace ecomstream::processor {
+namespace {
+
+void CountBatch(const OwnedBatch& owned, ProcessorMetrics* metrics) {
+  if (metrics == nullptr) return;
+  const v1::Batch& batch = owned.batch();
+  RowCounts counts;
+  counts.rows = owned.rows();
+  counts.events = batch.events_size();
+  counts.dead_letters = batch.dead_letters_size();
+  counts.duplicates = batch.duplicate_rows();
+  counts.late = owned.late_events;
+  for (const v1::ReasonCount& rc : batch.reason_counts()) counts.by_reason[rc.reason()] += rc.count();
+  metrics->CountRows(counts);
+  metrics->row_validator.received.Increment(static_cast<double>(counts.rows));
+  metrics->row_validator.sent.Increment(static_cast<double>(counts.events));
+  metrics->row_validator.dropped.Increment(static_cast<double>(counts.duplicates));
+  metrics->row_validator.failed.Increment(static_cast<double>(counts.dead_letters));
+  metrics->batcher.received.Increment(static_cast<double>(counts.rows));
+  metrics->batcher.sent.Increment();
+}
+
+}  // namespace
+
+absl::StatusOr<FileJobResult> RunFileJob(const FileFacts& facts, const FileClaim& claim, const FileJobOptions& options,
+                                         BatchSink* sink, const std::function<bool()>& cancelled,
+                                         ProcessorMetrics* metrics) {
+  ASSIGN_OR_RETURN(std::unique_ptr<FileByteSource> source, FileByteSource::Open(facts.path));
+  CsvReader reader(source.get(), options.csv);
+  CsvRecord record;
+  absl::StatusOr<bool> more = reader.Next(&record);
+  if (!more.ok()) return more.status();
+  if (!*more || record.flags != 0) return absl::DataLossError(absl::StrCat(facts.path, " lost its header"));
+  absl::StatusOr<Schema> schema = SchemaRegistry::Detect(record.fields);
+  if (!schema.ok() || schema->index != facts.schema.index) {
+    return absl::DataLossError(absl::StrCat(facts.path, " has another header than when it was inspected"));
+  }
+
+  RowValidator validator(*schema, RowValidatorOptions{facts.reference_time_us, options.late_after_us,
+                                                     options.max_future_us, options.csv.max_row_bytes});
+  FileBatchInfo info{facts.file_id, facts.name, claim.claim_token, claim.trace, claim.drop_time_us, NowMicros()};
+  Batcher batcher(options.batch, std::move(info), claim.resume_after_row + 1);
+  FileJobResult result;
+  auto send = [&](std::unique_ptr<OwnedBatch> batch) -> absl::Status {
+    CountBatch(*batch, metrics);
+    ++result.batches;
+    return sink->Send(std::move(batch));
+  };
+
+  int64_t row = 0;
+  for (;;) {
+    more = reader.Next(&record);
+    if (!more.ok()) return more.status();
+    if (!*more) break;
+    ++row;
+    const RowOutcome outcome = validator.Validate(record, row);
+    if (row <= claim.resume_after_row) continue;  // already committed by an earlier claimant
+    batcher.Add(validator, outcome, record.raw.size());
+    if (batcher.Full()) {
+      if (cancelled && cancelled()) return absl::CancelledError(absl::StrCat("stopped reading ", facts.name));
+      RETURN_IF_ERROR(send(batcher.Cut(/*last=*/false)));
+    }
+  }
+  if (metrics != nullptr) {
+    metrics->csv_reader.received.Increment(static_cast<double>(row));
+    metrics->csv_reader.sent.Increment(static_cast<double>(row));
+  }
+  if (row != facts.rows || reader.bytes_read() != static_cast<uint64_t>(facts.size_bytes)) {
+    return absl::DataLossError(absl::StrCat(facts.path, " changed after inspection: ", row, " rows now, ", facts.rows,
+                                            " before"));
+  }
+  if (cancelled && cancelled()) return absl::CancelledError(absl::StrCat("stopped reading ", facts.name));
+  RETURN_IF_ERROR(send(batcher.Cut(/*last=*/true, row)));
+  result.rows = row;
+  result.file_counts = validator.counts();
+  return result;
+}
+
+}  // namespace ecomstream::processor

@@ -1,0 +1,161 @@
+#include "services/processor/file_lifecycle.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <memory>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/atomic_file.h"
+#include "common/status.h"
+
+namespace ecomstream::processor {
+namespace {
+
+bool Exists(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+absl::Status CopyFile(const std::string& from, const std::string& to) {
+  const int in = ::open(from.c_str(), O_RDONLY | O_CLOEXEC);
+  if (in < 0) return ErrnoToStatus(errno, absl::StrCat("open ", from));
+  const int out = ::open(to.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (out < 0) {
+    const int err = errno;
+    ::close(in);
+    return ErrnoToStatus(err, absl::StrCat("create ", to));
+  }
+  auto buffer = std::make_unique<char[]>(1 << 20);
+  absl::Status status;
+  for (;;) {
+    const ssize_t n = ::read(in, buffer.get(), 1 << 20);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      status = ErrnoToStatus(errno, absl::StrCat("read ", from));
+      break;
+    }
+    if (n == 0) break;
+    for (ssize_t done = 0; done < n;) {
+      const ssize_t w = ::write(out, buffer.get() + done, static_cast<size_t>(n - done));
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) {
+        status = ErrnoToStatus(errno, absl::StrCat("write ", to));
+        break;
+      }
+      done += w;
+    }
+    if (!status.ok()) break;
+  }
+  if (status.ok() && ::fsync(out) != 0) status = ErrnoToStatus(errno, absl::StrCat("fsync ", to));
+  ::close(in);
+  ::close(out);
+  if (!status.ok()) ::unlink(to.c_str());
+  return status;
+}
+
+}  // namespace
+
+absl::Status MoveFile(const std::string& from, const std::string& to) {
+  if (::rename(from.c_str(), to.c_str()) == 0) return absl::OkStatus();
+  if (errno != EXDEV) return ErrnoToStatus(errno, absl::StrCat("rename ", from, " to ", to));
+  RETURN_IF_ERROR(CopyFile(from, to));
+  if (::unlink(from.c_str()) != 0) return ErrnoToStatus(errno, absl::StrCat("unlink ", from));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> ReadSmallFile(const std::string& path, size_t limit) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoToStatus(errno, absl::StrCat("open ", path));
+  std::string content;
+  char buffer[64 * 1024];
+  absl::Status status;
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer, sizeof(buffer));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      status = ErrnoToStatus(errno, absl::StrCat("read ", path));
+      break;
+    }
+    if (n == 0) break;
+    content.append(buffer, static_cast<size_t>(n));
+    if (content.size() > limit) {
+      status = absl::OutOfRangeError(absl::StrCat(path, " is larger than ", limit, " bytes"));
+      break;
+    }
+  }
+  ::close(fd);
+  if (!status.ok()) return status;
+  return content;
+}
+
+FileLifecycle::FileLifecycle(FileLifecycleOptions options, ProcessorMetrics* metrics)
+    : options_(std::move(options)), metrics_(metrics) {}
+
+absl::Status FileLifecycle::Prepare() {
+  if (!options_.delete_after_commit) RETURN_IF_ERROR(MakeDirs(options_.archive_dir));
+  return MakeDirs(options_.quarantine_dir);
+}
+
+std::string FileLifecycle::FreeTarget(const std::string& dir, absl::string_view name) const {
+  std::string target = absl::StrCat(dir, "/", name);
+  absl::string_view stem = name;
+  absl::string_view extension;
+  if (absl::EndsWith(name, ".csv")) {
+    stem = name.substr(0, name.size() - 4);
+    extension = ".csv";
+  }
+  for (int n = 1; Exists(target) || Exists(absl::StrCat(target, kManifestSuffix)) ||
+                  Exists(absl::StrCat(target, kReasonSuffix));
+       ++n) {
+    target = absl::StrCat(dir, "/", stem, ".", n, extension);
+  }
+  return target;
+}
+
+absl::Status FileLifecycle::MoveWithManifest(absl::string_view name, const std::string& target) {
+  const std::string source = absl::StrCat(options_.input_dir, "/", name);
+  if (!Exists(source)) return absl::NotFoundError(absl::StrCat(source, " is gone"));
+  const std::string manifest = absl::StrCat(source, kManifestSuffix);
+  if (Exists(manifest)) RETURN_IF_ERROR(MoveFile(manifest, absl::StrCat(target, kManifestSuffix)));
+  return MoveFile(source, target);
+}
+
+absl::StatusOr<std::string> FileLifecycle::Commit(absl::string_view name) {
+  if (metrics_ != nullptr) metrics_->file_lifecycle.received.Increment();
+  absl::Status status;
+  std::string target;
+  if (options_.delete_after_commit) {
+    const std::string source = absl::StrCat(options_.input_dir, "/", name);
+    const std::string manifest = absl::StrCat(source, kManifestSuffix);
+    if (::unlink(manifest.c_str()) != 0 && errno != ENOENT) {
+      status = ErrnoToStatus(errno, absl::StrCat("unlink ", manifest));
+    } else if (::unlink(source.c_str()) != 0) {
+      status = ErrnoToStatus(errno, absl::StrCat("unlink ", source));
+    }
+  } else {
+    target = FreeTarget(options_.archive_dir, name);
+    status = MoveWithManifest(name, target);
+  }
+  if (metrics_ != nullptr) (status.ok() ? metrics_->file_lifecycle.sent : metrics_->file_lifecycle.failed).Increment();
+  if (!status.ok()) return status;
+  return target;
+}
+
+absl::StatusOr<std::string> FileLifecycle::Quarantine(absl::string_view name, absl::string_view reason) {
+  if (metrics_ != nullptr) metrics_->file_lifecycle.received.Increment();
+  const std::string target = FreeTarget(options_.quarantine_dir, name);
+  const std::string target_name = target.substr(options_.quarantine_dir.size() + 1);
+  // The reason first: whoever finds the CSV in quarantine finds why.
+  absl::Status status = WriteFileAtomically(options_.quarantine_dir, absl::StrCat(target_name, kReasonSuffix),
+                                            absl::StrCat(reason, "\n"));
+  if (status.ok()) status = MoveWithManifest(name, target);
+  if (metrics_ != nullptr) (status.ok() ? metrics_->file_lifecycle.sent : metrics_->file_lifecycle.failed).Increment();
+  if (!status.ok()) return status;
+  return target;
+}
+
+}  // namespace ecomstream::processor

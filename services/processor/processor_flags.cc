@@ -1,0 +1,106 @@
+#include "services/processor/processor_flags.h"
+
+#include <unistd.h>
+
+#include <cstdint>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "common/uuid.h"
+
+ABSL_FLAG(std::string, input_dir, "", "The inbox: where *.csv files (and their manifests) are dropped.");
+ABSL_FLAG(std::string, archive_dir, "", "Where committed files go (default: 'archive' beside --input_dir).");
+ABSL_FLAG(std::string, quarantine_dir, "",
+          "Where unloadable files go with a .reason file (default: 'quarantine' beside --input_dir).");
+ABSL_FLAG(std::string, writer_address, "127.0.0.1:50051", "The writer's gRPC address (host:port).");
+ABSL_FLAG(bool, once, false, "Process the files present at start, wait for their commits, exit (0 = all committed).");
+ABSL_FLAG(bool, delete_after_commit, false, "Delete committed files instead of archiving them.");
+ABSL_FLAG(absl::Duration, rescan_interval, absl::Seconds(2), "Rescan the inbox this often (inotify does the rest).");
+ABSL_FLAG(int64_t, batch_rows, 5000, "Rows per batch at most.");
+ABSL_FLAG(int64_t, batch_bytes, 1 << 20, "Estimated bytes per batch at most (gRPC's limit is 4 MiB).");
+ABSL_FLAG(absl::Duration, linger, absl::Milliseconds(200), "Send a batch once its first row is this old.");
+ABSL_FLAG(int, max_in_flight, 8, "Unacknowledged batches at most (the window; reading waits when it is full).");
+ABSL_FLAG(int64_t, max_row_bytes, 65536, "Longer records are dead letters (row_too_large).");
+ABSL_FLAG(absl::Duration, late_after, absl::Hours(1),
+          "Events older than the file's time minus this are kept and flagged late_arrival.");
+ABSL_FLAG(absl::Duration, max_future, absl::Hours(1),
+          "Events newer than the file's time plus this are dead letters (future_timestamp).");
+ABSL_FLAG(absl::Duration, claim_lease, absl::Seconds(30),
+          "Lease asked for in ClaimFile; a dead processor's file is resumed by another after it.");
+ABSL_FLAG(std::string, instance_id, "", "This processor's claimant id (default: host:pid:random).");
+ABSL_FLAG(std::string, tls_ca, "", "PEM CA to verify the writer (enables TLS).");
+ABSL_FLAG(std::string, tls_cert, "", "PEM client certificate for mTLS (with --tls_key).");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert.");
+ABSL_FLAG(std::string, metrics_address, "", "host:port for HTTP /metrics, /healthz and /readyz; empty = off.");
+ABSL_FLAG(std::string, health_check, "",
+          "Probe a running processor's /readyz at this host:port and exit 0 only if it is ready.");
+ABSL_FLAG(absl::Duration, rpc_timeout, absl::Seconds(10), "Deadline of each ClaimFile call.");
+ABSL_FLAG(absl::Duration, ack_timeout, absl::Seconds(60), "Reconnect when a batch waits this long for its ack.");
+ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(30), "On SIGTERM, wait this long for in-flight acks.");
+
+namespace ecomstream::processor {
+namespace {
+
+// "inbox" -> "archive" beside it: /data/inbox -> /data/archive.
+std::string Sibling(const std::string& dir, const char* name) {
+  std::string base = dir;
+  while (base.size() > 1 && base.back() == '/') base.pop_back();
+  const size_t slash = base.find_last_of('/');
+  if (slash == std::string::npos) return name;
+  return absl::StrCat(base.substr(0, slash + 1), name);
+}
+
+std::string DefaultInstanceId() {
+  char host[256] = {};
+  if (::gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
+  return absl::StrCat(host[0] ? host : "localhost", ":", ::getpid(), ":", FormatUuid(NewUuidV4()).substr(0, 8));
+}
+
+}  // namespace
+
+const char kUsage[] =
+    "ecomstream-processor: tails an inbox of CSV files, cleans and validates every row, and streams\n"
+    "batches to ecomstream-writer; a file moves to the archive only after its last batch is committed.\n"
+    "  ecomstream-processor --input_dir=inbox --writer_address=127.0.0.1:50051\n"
+    "  ecomstream-processor --input_dir=inbox --once          load what is there, exit when committed\n"
+    "  ecomstream-processor --health_check=127.0.0.1:9102     exit 0 if that processor is ready\n"
+    "Every flag also reads ECOMSTREAM_<FLAG>. Exit codes: 0 ok, 1 runtime failure (with --once: a file\n"
+    "could not be committed), 2 bad configuration. SIGTERM stops intake and drains in-flight batches.";
+
+ProcessorOptions OptionsFromFlags() {
+  ProcessorOptions options;
+  options.input_dir = absl::GetFlag(FLAGS_input_dir);
+  options.archive_dir = absl::GetFlag(FLAGS_archive_dir);
+  if (options.archive_dir.empty() && !options.input_dir.empty()) {
+    options.archive_dir = Sibling(options.input_dir, "archive");
+  }
+  options.quarantine_dir = absl::GetFlag(FLAGS_quarantine_dir);
+  if (options.quarantine_dir.empty() && !options.input_dir.empty()) {
+    options.quarantine_dir = Sibling(options.input_dir, "quarantine");
+  }
+  options.delete_after_commit = absl::GetFlag(FLAGS_delete_after_commit);
+  options.once = absl::GetFlag(FLAGS_once);
+  options.instance_id = absl::GetFlag(FLAGS_instance_id);
+  if (options.instance_id.empty()) options.instance_id = DefaultInstanceId();
+  options.rescan_interval = absl::GetFlag(FLAGS_rescan_interval);
+  options.claim_lease = absl::GetFlag(FLAGS_claim_lease);
+  options.drain_timeout = absl::GetFlag(FLAGS_drain_timeout);
+  options.job.csv.max_row_bytes = static_cast<size_t>(std::max<int64_t>(0, absl::GetFlag(FLAGS_max_row_bytes)));
+  options.job.batch.max_rows = absl::GetFlag(FLAGS_batch_rows);
+  options.job.batch.max_bytes = static_cast<size_t>(std::max<int64_t>(0, absl::GetFlag(FLAGS_batch_bytes)));
+  options.job.batch.linger = absl::GetFlag(FLAGS_linger);
+  options.job.late_after_us = absl::ToInt64Microseconds(absl::GetFlag(FLAGS_late_after));
+  options.job.max_future_us = absl::ToInt64Microseconds(absl::GetFlag(FLAGS_max_future));
+  options.writer.max_in_flight = absl::GetFlag(FLAGS_max_in_flight);
+  options.writer.rpc_timeout = absl::GetFlag(FLAGS_rpc_timeout);
+  options.writer.ack_timeout = absl::GetFlag(FLAGS_ack_timeout);
+  options.writer_address = absl::GetFlag(FLAGS_writer_address);
+  options.tls = TlsFiles{absl::GetFlag(FLAGS_tls_ca), absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key)};
+  options.metrics_address = absl::GetFlag(FLAGS_metrics_address);
+  return options;
+}
+
+std::string HealthCheckAddressFromFlags() { return absl::GetFlag(FLAGS_health_check); }
+
+}  // namespace ecomstream::processor
