@@ -62,6 +62,7 @@ absl::Status WriterConfig::Validate() const {
   if (absl::Status s = CheckRange("max_connection_age_seconds", max_connection_age_seconds, 1, 86400 * 30); !s.ok()) {
     return s;
   }
+  if (absl::Status s = CheckRange("migrate_timeout_seconds", migrate_timeout_seconds, 0, 3600); !s.ok()) return s;
   if (absl::Status s = CheckRange("drain_seconds", drain_seconds, 0, 3600); !s.ok()) return s;
   return absl::OkStatus();
 }

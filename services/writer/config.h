@@ -16,6 +16,7 @@ struct WriterConfig {
   int pg_max_connections = 16;
   bool migrate = false;                // apply migrations before serving
   bool migrate_only = false;           // apply migrations and exit
+  int migrate_timeout_seconds = 60;    // how long to wait for an unreachable database
   int64_t max_message_bytes = 4 << 20;  // larger batches get RESOURCE_EXHAUSTED
   int lease_seconds = 60;              // default and maximum ClaimFile lease
   std::string tls_cert;                // PEM files; cert + key enable TLS

@@ -1,5 +1,7 @@
 #include "services/writer/ingest_service.h"
 
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
 #include "common/log.h"
 
@@ -21,8 +23,10 @@ grpc::Status IngestService::ClaimFile(grpc::ServerContext* context, const v1::Cl
   }
   auto claimed = ledger_->Claim(*request);
   if (!claimed.ok()) {
-    LOG_WARNING("Claim failed") << Kv("file", request->file_name()) << Kv("claimant", request->claimant())
-                                << Kv("error", claimed.status().ToString());
+    // While the database is down every retry fails alike; the pool logs the outage once.
+    const LogLevel level = absl::IsUnavailable(claimed.status()) ? LogLevel::kDebug : LogLevel::kWarning;
+    ECOMSTREAM_LOG_(level, "Claim failed") << Kv("file", request->file_name()) << Kv("claimant", request->claimant())
+                                           << Kv("error", claimed.status().ToString());
     return ToGrpcStatus(claimed.status());
   }
   *response = *std::move(claimed);
@@ -54,7 +58,8 @@ grpc::Status IngestService::Write(grpc::ServerContext* context,
     SetState(context, StreamState::kWriting);
     auto ack = sink_->Write(batch);
     if (!ack.ok()) {
-      LOG_WARNING("Batch failed; ending the stream")
+      const LogLevel level = absl::IsUnavailable(ack.status()) ? LogLevel::kDebug : LogLevel::kWarning;
+      ECOMSTREAM_LOG_(level, "Batch failed; ending the stream")
           << Kv("file", batch.file_name()) << Kv("rows", absl::StrCat(batch.first_row(), "-", batch.last_row()))
           << Kv("error", ack.status().ToString());
       result = ToGrpcStatus(ack.status());

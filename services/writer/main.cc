@@ -40,7 +40,7 @@ int main(int argc, char** argv) {
   if (config.migrate) {
     auto migrations = EmbeddedMigrations();
     if (!migrations.ok()) return ConfigError(migrations.status());
-    auto report = Migrator(config.pg_dsn, *std::move(migrations)).ApplyWithRetry(absl::Seconds(60));
+    auto report = Migrator(config.pg_dsn, *std::move(migrations)).ApplyWithRetry(absl::Seconds(config.migrate_timeout_seconds));
     if (!report.ok()) {
       LOG_ERROR("Migrations failed") << Kv("error", report.status().ToString());
       return 1;

@@ -69,6 +69,9 @@ absl::StatusOr<std::unique_ptr<PgConnection>> PgConnection::Open(const std::stri
     pqxx::nontransaction setup(*connection);
     setup.exec("SET client_min_messages = warning");
     return connection;
+  } catch (const pqxx::broken_connection& e) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot connect to the database: ", absl::StripTrailingAsciiWhitespace(e.what())));
   } catch (const std::exception& e) {
     return StatusFromPgException(e);
   }

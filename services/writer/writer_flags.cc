@@ -16,6 +16,7 @@ ABSL_FLAG(std::string, pg_password_file, "",
 ABSL_FLAG(int, pg_max_connections, 16, "Maximum PostgreSQL sessions (one per in-flight batch or claim).");
 ABSL_FLAG(bool, migrate, false, "Apply pending sql/ migrations (embedded) before serving.");
 ABSL_FLAG(bool, migrate_only, false, "Apply pending migrations and exit.");
+ABSL_FLAG(int, migrate_timeout_seconds, 60, "How long --migrate waits for an unreachable database.");
 ABSL_FLAG(int64_t, max_message_bytes, 4 << 20, "Largest Batch accepted; larger ones get RESOURCE_EXHAUSTED.");
 ABSL_FLAG(int, lease_seconds, 60, "Default and maximum ClaimFile lease; each committed batch extends it.");
 ABSL_FLAG(std::string, tls_cert, "", "PEM server certificate (chain); with --tls_key enables TLS.");
@@ -45,6 +46,7 @@ WriterConfig ConfigFromFlags() {
   config.pg_max_connections = absl::GetFlag(FLAGS_pg_max_connections);
   config.migrate = absl::GetFlag(FLAGS_migrate) || absl::GetFlag(FLAGS_migrate_only);
   config.migrate_only = absl::GetFlag(FLAGS_migrate_only);
+  config.migrate_timeout_seconds = absl::GetFlag(FLAGS_migrate_timeout_seconds);
   config.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   config.lease_seconds = absl::GetFlag(FLAGS_lease_seconds);
   config.tls_cert = absl::GetFlag(FLAGS_tls_cert);
