@@ -62,6 +62,7 @@ stored AS (
 SELECT (SELECT count(*) FROM (SELECT * FROM fresh EXCEPT SELECT * FROM stored) a)
      + (SELECT count(*) FROM (SELECT * FROM stored EXCEPT SELECT * FROM fresh) b))sql";
 
+constexpr char kBatchRowsSql[] = "SELECT coalesce(sum(rows), 0) FROM ecomstream.ingest_batches";
 constexpr char kBatchInsertedSql[] = "SELECT coalesce(sum(inserted), 0) FROM ecomstream.ingest_batches";
 constexpr char kBatchUpdatedSql[] = "SELECT coalesce(sum(updated), 0) FROM ecomstream.ingest_batches";
 
@@ -422,6 +423,7 @@ void ExpectReconciled(const Pipeline& p, const GeneratorSummary& truth) {
       << "files not committed or with rows != inserted + updated + unchanged + duplicates + dead_lettered";
   EXPECT_EQ(p.QueryInt(kLedgerRowsSql), truth.events_written) << "rows read per the file ledger";
   EXPECT_EQ(p.QueryInt(kLedgerDuplicatesSql), truth.exact_duplicates) << "duplicates per the file ledger";
+  EXPECT_EQ(p.QueryInt(kBatchRowsSql), truth.events_written) << "rows per the batch ledger (a row committed twice?)";
 
   // The aggregates equal a fresh GROUP BY.
   EXPECT_EQ(p.QueryInt(kAggregateDriftSql), 0) << "event_stats_hourly differs from GROUP BY over events";
