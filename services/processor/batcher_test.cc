@@ -22,7 +22,8 @@ std::string V1Row(int i, absl::string_view price = "9.99") {
 
 class BatcherTest : public ::testing::Test {
  protected:
-  // Feeds `body` through reader and validator into `batcher`, cutting whenever Full().
+  // Feeds `body` through reader and validator into `batcher` the way a file job does: a full
+  // batch is cut when the next row arrives; the rest is the last batch.
   std::vector<std::unique_ptr<OwnedBatch>> Feed(Batcher& batcher, const std::string& body) {
     text_ = "event_id,user_id,event_type,product_id,price,event_time\n" + body;
     source_ = std::make_unique<StringByteSource>(text_);
@@ -35,8 +36,8 @@ class BatcherTest : public ::testing::Test {
     int64_t row = 0;
     while (*reader_->Next(&record)) {
       const RowOutcome outcome = validator_->Validate(record, ++row);
-      batcher.Add(*validator_, outcome, record.raw.size());
       if (batcher.Full()) out.push_back(batcher.Cut(false));
+      batcher.Add(*validator_, outcome, record.raw.size());
     }
     out.push_back(batcher.Cut(true, row));
     return out;

@@ -63,11 +63,13 @@ absl::StatusOr<FileJobResult> RunFileJob(const FileFacts& facts, const FileClaim
     ++row;
     const RowOutcome outcome = validator.Validate(record, row);
     if (row <= claim.resume_after_row) continue;  // already committed by an earlier claimant
-    batcher.Add(validator, outcome, record.raw.size());
+    // A full batch is cut when the next row arrives, so the file's last rows always travel in
+    // the last batch (no empty trailing batch).
     if (batcher.Full()) {
       if (cancelled && cancelled()) return absl::CancelledError(absl::StrCat("stopped reading ", facts.name));
       RETURN_IF_ERROR(send(batcher.Cut(/*last=*/false)));
     }
+    batcher.Add(validator, outcome, record.raw.size());
   }
   if (metrics != nullptr) {
     metrics->csv_reader.received.Increment(static_cast<double>(row));

@@ -44,6 +44,7 @@ absl::Status ProcessorOptions::Validate() const {
   if (rescan_interval <= absl::ZeroDuration()) return Invalid("--rescan_interval must be positive");
   if (claim_lease < absl::Seconds(1)) return Invalid("--claim_lease must be at least 1s");
   if (drain_timeout < absl::ZeroDuration()) return Invalid("--drain_timeout must not be negative");
+  if (failed_file_retry <= absl::ZeroDuration()) return Invalid("--file_retry_interval must be positive");
   if (job.batch.max_rows < 1 || job.batch.max_rows > 1000000) return Invalid("--batch_rows must be in 1..1000000");
   if (job.batch.max_bytes < (64 << 10) || job.batch.max_bytes > kMaxBatchBytes) {
     return Invalid(absl::StrCat("--batch_bytes must be in 65536..", kMaxBatchBytes,

@@ -37,6 +37,9 @@ ABSL_FLAG(std::string, health_check, "",
           "Probe a running processor's /readyz at this host:port and exit 0 only if it is ready.");
 ABSL_FLAG(absl::Duration, rpc_timeout, absl::Seconds(10), "Deadline of each ClaimFile call.");
 ABSL_FLAG(absl::Duration, ack_timeout, absl::Seconds(60), "Reconnect when a batch waits this long for its ack.");
+ABSL_FLAG(absl::Duration, file_retry_interval, absl::Seconds(5),
+          "After the writer refuses a file (or reading it fails) retry it after this, doubling each time up to 10m; "
+          "with --once a file refused 3 times is given up (exit 1).");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(30), "On SIGTERM, wait this long for in-flight acks.");
 
 namespace ecomstream::processor {
@@ -86,6 +89,7 @@ ProcessorOptions OptionsFromFlags() {
   options.rescan_interval = absl::GetFlag(FLAGS_rescan_interval);
   options.claim_lease = absl::GetFlag(FLAGS_claim_lease);
   options.drain_timeout = absl::GetFlag(FLAGS_drain_timeout);
+  options.failed_file_retry = absl::GetFlag(FLAGS_file_retry_interval);
   options.job.csv.max_row_bytes = static_cast<size_t>(std::max<int64_t>(0, absl::GetFlag(FLAGS_max_row_bytes)));
   options.job.batch.max_rows = absl::GetFlag(FLAGS_batch_rows);
   options.job.batch.max_bytes = static_cast<size_t>(std::max<int64_t>(0, absl::GetFlag(FLAGS_batch_bytes)));

@@ -68,7 +68,7 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeWriterChannel(const std::stri
   }
   grpc::ChannelArguments args;
   const int backoff_ms = static_cast<int>(absl::ToInt64Milliseconds(max_reconnect_backoff));
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, std::min(backoff_ms, 100));
+  // Not GRPC_ARG_MIN_RECONNECT_BACKOFF_MS: it is also the connect timeout of each attempt.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, std::min(backoff_ms, 100));
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, backoff_ms);
   args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);  // the client decides what to resend
@@ -93,14 +93,18 @@ WriterClient::WriterClient(std::shared_ptr<grpc::Channel> channel, WriterClientO
 WriterClient::~WriterClient() { Stop(); }
 
 void WriterClient::Start() {
-  channel_->GetState(/*try_to_connect=*/true);
+  watching_ = true;
+  watcher_ = std::thread([this] {
+    while (watching_) {
+      const grpc_connectivity_state state = channel_->GetState(/*try_to_connect=*/true);
+      connected_ = state == GRPC_CHANNEL_READY;
+      channel_->WaitForStateChange(state, absl::ToChronoTime(absl::Now() + absl::Milliseconds(200)));
+    }
+  });
   thread_ = std::thread([this] { Run(); });
 }
 
-bool WriterClient::Ready() {
-  return breaker_.state() != CircuitBreaker::State::kOpen &&
-         channel_->GetState(/*try_to_connect=*/true) == GRPC_CHANNEL_READY;
-}
+bool WriterClient::Ready() { return connected_ && breaker_.state() != CircuitBreaker::State::kOpen; }
 
 absl::StatusOr<v1::ClaimFileResponse> WriterClient::ClaimFile(const v1::ClaimFileRequest& request,
                                                                const tracing::TraceContext& trace) {
@@ -177,6 +181,8 @@ void WriterClient::Stop() {
     changed_.SignalAll();
   }
   if (thread_.joinable()) thread_.join();
+  watching_ = false;
+  if (watcher_.joinable()) watcher_.join();
 }
 
 WriterClient::Stats WriterClient::stats() const {

@@ -22,6 +22,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -82,7 +83,7 @@ class WriterClient {
   WriterClient(const WriterClient&) = delete;
   WriterClient& operator=(const WriterClient&) = delete;
 
-  // Starts the stream thread and begins connecting.
+  // Starts the stream thread and a watcher that keeps the channel connected.
   void Start();
 
   // One ClaimFile call with `trace` in the metadata. kUnavailable when the breaker is open or
@@ -167,6 +168,11 @@ class WriterClient {
   absl::Time next_attempt_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   Stats stats_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;
+  // Keeps the channel connecting and its state fresh: with no call in progress nothing else
+  // polls a sync channel (gRPC's backup poller runs every 5 s).
+  std::thread watcher_;
+  std::atomic<bool> watching_{false};
+  std::atomic<bool> connected_{false};
 };
 
 }  // namespace ecomstream::processor

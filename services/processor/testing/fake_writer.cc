@@ -195,6 +195,7 @@ grpc::Status FakeWriter::Write(grpc::ServerContext* context, grpc::ServerReaderW
         if (abort || pending.empty()) return;
         ack = MakeAck(pending.front());
         pending.pop_front();
+        --unacked_now_;  // issued: the client may send the next batch as soon as it reads this
         bogus = bogus_ack_;
         bogus_ack_ = false;
         delay = ack_delay_;
@@ -209,7 +210,6 @@ grpc::Status FakeWriter::Write(grpc::ServerContext* context, grpc::ServerReaderW
       }
       const bool written = stream->Write(ack);
       absl::MutexLock lock(&mu_);
-      --unacked_now_;
       if (!written) return;
       acks_.push_back(ack);
     }
