@@ -7,6 +7,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -46,6 +47,14 @@ absl::Status ApplyEnvironmentOverrides(const char* (*environ_lookup)(const char*
 
 std::vector<char*> ParseCommandLineWithEnv(int argc, char** argv, absl::string_view usage) {
   absl::SetProgramUsageMessage(usage);
+  // absl's --help lists only flags of a file named after the program ("No flags matched." for
+  // services/*/main.cc): list this repository's flags instead.
+  absl::FlagsUsageConfig usage_config;
+  usage_config.contains_help_flags = [](absl::string_view file) {
+    return absl::StrContains(file, "services/") || absl::StrContains(file, "common/");
+  };
+  usage_config.contains_helpshort_flags = usage_config.contains_help_flags;
+  absl::SetFlagsUsageConfig(usage_config);
   // Environment first, so that the command line, parsed after it, wins.
   absl::Status status = ApplyEnvironmentOverrides();
   if (!status.ok()) {
