@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 
 #include "absl/strings/str_cat.h"
 
@@ -19,15 +20,19 @@ void AtomicAdd(std::atomic<double>& target, double delta) {
   }
 }
 
-// Integers print exactly (no exponent below 2^53); other values with full precision.
+// Integers print exactly (no exponent below 2^53); other values round-trip exactly.
 std::string FormatValue(double value) {
   if (std::isnan(value)) return "NaN";
   if (std::isinf(value)) return value > 0 ? "+Inf" : "-Inf";
   if (value == std::floor(value) && std::fabs(value) < 9007199254740992.0) {
     return absl::StrCat(static_cast<int64_t>(value));
   }
+  // The shortest form that reads back as the same double (0.00025, not 0.00025000000000000001).
   char buf[32];
-  std::snprintf(buf, sizeof(buf), "%.17g", value);
+  for (int precision = 6; precision <= 17; ++precision) {
+    std::snprintf(buf, sizeof(buf), "%.*g", precision, value);
+    if (std::strtod(buf, nullptr) == value) break;
+  }
   return buf;
 }
 

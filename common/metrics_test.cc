@@ -39,10 +39,10 @@ TEST(MetricsTest, HistogramHasCumulativeBucketsInfSumAndCount) {
   EXPECT_EQ(registry.ExportText(),
             "# HELP ecomstream_commit_seconds Commit latency.\n"
             "# TYPE ecomstream_commit_seconds histogram\n"
-            "ecomstream_commit_seconds_bucket{le=\"0.10000000000000001\"} 1\n"
+            "ecomstream_commit_seconds_bucket{le=\"0.1\"} 1\n"
             "ecomstream_commit_seconds_bucket{le=\"1\"} 3\n"
             "ecomstream_commit_seconds_bucket{le=\"+Inf\"} 4\n"
-            "ecomstream_commit_seconds_sum 8.0500000000000007\n"
+            "ecomstream_commit_seconds_sum 8.05\n"
             "ecomstream_commit_seconds_count 4\n");
 }
 
