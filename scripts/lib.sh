@@ -21,9 +21,9 @@ ECOMSTREAM_PACKAGES=(
   libpqxx-dev libpq-dev libabsl-dev libcpp-httplib-dev libssl-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   # tests, demo and benchmarks: a real PostgreSQL, promtool, pgloader; checks of deploy/ (PyYAML,
-  # `docker-compose config`)
+  # `docker-compose config`) and of scripts/ (shellcheck)
   postgresql-15 postgresql-client-15 prometheus pgloader
-  python3 python3-yaml curl util-linux procps docker-compose
+  python3 python3-yaml curl util-linux procps docker-compose shellcheck
 )
 
 log() { printf '[ecomstream] %s\n' "$*" >&2; }
