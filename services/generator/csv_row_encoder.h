@@ -1,0 +1,68 @@
+// Turns ShopperEvents into CSV records (RFC 4180) for one file's column order.
+//
+// Clean fields are written in their stored form: UUIDs in canonical lower case, integers,
+// prices as units with two decimals ("12.99"), event_time as ISO 8601 UTC with milliseconds
+// ("2026-05-01T12:34:56.789Z"); a missing value is an empty field (NULL). Numbers and
+// timestamps are formatted by hand into the caller's buffer: no allocation per field.
+#ifndef ECOMSTREAM_SERVICES_GENERATOR_CSV_ROW_ENCODER_H_
+#define ECOMSTREAM_SERVICES_GENERATOR_CSV_ROW_ENCODER_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+#include "services/generator/schema.h"
+#include "services/generator/shopper_model.h"
+
+namespace ecomstream::generator {
+
+// How the anomaly injector bends one record. A default (or Clear()ed) plan is a clean record.
+struct RowPlan {
+  // When not empty: the whole record (without terminator), written as is (an exact duplicate).
+  std::string verbatim;
+  // When set, `column`'s field is `text` written as is (no quoting), or omitted from the record.
+  bool has_override = false;
+  bool omit_column = false;
+  Column column = Column::kEventId;
+  std::string text;
+
+  void Clear() {
+    verbatim.clear();
+    has_override = false;
+    omit_column = false;
+    text.clear();
+  }
+};
+
+// Appends `value` in decimal.
+void AppendInt(int64_t value, std::string* out);
+// Appends cents as units with two decimals: 1299 -> "12.99", -5 -> "-0.05".
+void AppendCents(int64_t cents, std::string* out);
+// Appends "yyyy-mm-ddThh:mm:ss.mmmZ".
+void AppendIsoMillis(int64_t unix_ms, std::string* out);
+// Appends the clean CSV text of one field of `event`.
+void AppendCleanField(const ShopperEvent& event, Column column, std::string* out);
+
+class CsvRowEncoder {
+ public:
+  // `columns`: the file's columns in header order. `crlf`: end records with "\r\n", else "\n".
+  CsvRowEncoder(std::vector<Column> columns, bool crlf);
+
+  const std::vector<Column>& columns() const { return columns_; }
+  absl::string_view terminator() const { return terminator_; }
+
+  // Appends the header record and its terminator.
+  void AppendHeader(std::string* out) const;
+  // Appends `event`'s record as bent by `plan`, then the terminator. Returns the record's
+  // length in bytes without the terminator (it ends at out->size() - terminator().size()).
+  size_t AppendRow(const ShopperEvent& event, const RowPlan& plan, std::string* out) const;
+
+ private:
+  std::vector<Column> columns_;
+  absl::string_view terminator_;
+};
+
+}  // namespace ecomstream::generator
+
+#endif  // ECOMSTREAM_SERVICES_GENERATOR_CSV_ROW_ENCODER_H_

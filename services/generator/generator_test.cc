@@ -1,0 +1,521 @@
+#include "services/generator/generator.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/metrics.h"
+#include "common/status.h"
+#include "common/trace_context.h"
+#include "common/sha256.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
+#include "gtest/gtest.h"
+#include "services/generator/testing/row_oracle.h"
+
+namespace ecomstream::generator {
+namespace {
+
+using testing::ClassifyCsv;
+using testing::OracleFile;
+
+constexpr char kStart[] = "2026-05-01T12:00:00Z";
+constexpr int64_t kStartUs = 1'777'636'800'000'000;
+constexpr int64_t kMinuteUs = 60'000'000;
+constexpr int64_t kHourUs = 60 * kMinuteUs;
+
+struct OutputFile {
+  std::string name;
+  std::string csv;
+  std::string manifest_json;
+  v1::FileManifest manifest;
+};
+
+std::string Read(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::vector<std::string> List(const std::string& dir) {
+  std::vector<std::string> names;
+  if (DIR* d = opendir(dir.c_str())) {
+    while (dirent* e = readdir(d)) {
+      const std::string n = e->d_name;
+      if (n != "." && n != "..") names.push_back(n);
+    }
+    closedir(d);
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// The CSVs of `dir` in name order, each with its manifest (if any).
+std::vector<OutputFile> ReadOutput(const std::string& dir) {
+  std::vector<OutputFile> files;
+  for (const std::string& name : List(dir)) {
+    if (!absl::EndsWith(name, ".csv")) continue;
+    OutputFile f;
+    f.name = name;
+    f.csv = Read(dir + "/" + name);
+    f.manifest_json = Read(dir + "/" + name + ".manifest.json");
+    if (!f.manifest_json.empty()) {
+      EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(f.manifest_json, &f.manifest).ok()) << name;
+    }
+    files.push_back(std::move(f));
+  }
+  return files;
+}
+
+std::string FreshDir(const std::string& name) {
+  const std::string dir = absl::StrCat(::testing::TempDir(), "/gen_", name, "_", getpid());
+  (void)system(absl::StrCat("rm -rf '", dir, "'").c_str());
+  return dir;
+}
+
+GeneratorConfig SimulatedConfig(const std::string& dir) {
+  GeneratorConfig config;
+  config.output_dir = dir;
+  config.seed = 42;
+  config.start_time = kStart;
+  config.total_events = 20'000;
+  config.events_per_file = 2'500;
+  config.quiet = true;
+  return config;
+}
+
+absl::StatusOr<RunSummary> RunWith(const GeneratorConfig& config, Clock* clock = SystemClock::Get()) {
+  metrics::Registry registry;
+  ASSIGN_OR_RETURN(std::unique_ptr<Generator> generator, Generator::Create(config, clock, &registry));
+  return generator->Run();
+}
+
+int64_t DataRows(const std::string& csv) { return std::count(csv.begin(), csv.end(), '\n') - 1; }
+
+TEST(GeneratorTest, SameSeedAndStartTimeGiveByteIdenticalFilesAndManifests) {
+  for (const char* schema : {"v3", "mixed"}) {
+    SCOPED_TRACE(schema);
+    GeneratorConfig a = SimulatedConfig(FreshDir(absl::StrCat("det_a_", schema)));
+    a.schema_version = schema;
+    GeneratorConfig b = a;
+    b.output_dir = FreshDir(absl::StrCat("det_b_", schema));
+    GeneratorConfig c = a;
+    c.output_dir = FreshDir(absl::StrCat("det_c_", schema));
+    c.seed = 43;
+    ASSERT_TRUE(RunWith(a).ok());
+    ASSERT_TRUE(RunWith(b).ok());
+    ASSERT_TRUE(RunWith(c).ok());
+    const std::vector<OutputFile> fa = ReadOutput(a.output_dir), fb = ReadOutput(b.output_dir),
+                                  fc = ReadOutput(c.output_dir);
+    ASSERT_EQ(fa.size(), 8u);
+    ASSERT_EQ(fb.size(), fa.size());
+    for (size_t i = 0; i < fa.size(); ++i) {
+      EXPECT_EQ(fa[i].name, fb[i].name);
+      EXPECT_TRUE(fa[i].csv == fb[i].csv) << fa[i].name;
+      EXPECT_EQ(fa[i].manifest_json, fb[i].manifest_json);
+    }
+    ASSERT_EQ(fc.size(), fa.size());
+    EXPECT_NE(fa[0].name, fc[0].name) << "the run id in the name comes from the seed";
+    EXPECT_NE(fa[0].csv, fc[0].csv);
+  }
+}
+
+// Every manifest matches its file, and an independent reading of docs/rows.md (against the
+// manifest's created_time_us) finds exactly the manifest's ground truth in the rows.
+TEST(GeneratorTest, ManifestsDescribeTheirFilesAndTheirGroundTruthIsExact) {
+  GeneratorConfig config = SimulatedConfig(FreshDir("manifests"));
+  config.schema_version = "mixed";
+  config.events_per_file = 1'000;
+  config.anomaly_rate = 0.1;
+  config.late_rate = 0.02;
+  ASSERT_TRUE(RunWith(config).ok());
+  const std::regex traceparent("00-[0-9a-f]{32}-[0-9a-f]{16}-01");
+  std::set<std::string> versions, traceparents;
+  for (const OutputFile& f : ReadOutput(config.output_dir)) {
+    SCOPED_TRACE(f.name);
+    const v1::FileManifest& m = f.manifest;
+    EXPECT_EQ(m.file_name(), f.name);
+    EXPECT_EQ(m.rows(), DataRows(f.csv));
+    EXPECT_EQ(m.sha256(), Sha256Hex(f.csv));
+    EXPECT_EQ(m.size_bytes(), static_cast<int64_t>(f.csv.size()));
+    EXPECT_TRUE(std::regex_match(m.traceparent(), traceparent)) << m.traceparent();
+    EXPECT_TRUE(tracing::TraceContext::FromTraceparent(m.traceparent()).ok()) << m.traceparent();
+    EXPECT_TRUE(traceparents.insert(m.traceparent()).second) << "one trace per file";
+    const OracleFile oracle = ClassifyCsv(f.csv, m.created_time_us());
+    EXPECT_EQ(m.schema_version(), absl::StrCat("v", oracle.schema_version));
+    versions.insert(m.schema_version());
+    EXPECT_EQ(m.expected_valid_events(), oracle.events);
+    EXPECT_EQ(m.expected_dead_letters(), oracle.dead_letters);
+    EXPECT_EQ(m.exact_duplicates(), oracle.duplicates);
+    EXPECT_EQ(m.late_events(), oracle.late);
+    EXPECT_EQ(m.rows(), m.expected_valid_events() + m.expected_dead_letters() + m.exact_duplicates());
+    // Each dead-letter kind is exactly the count of its reason; every row has one reason.
+    int64_t dead_kinds = 0;
+    for (const auto& [kind, count] : m.anomaly_counts()) {
+      absl::StatusOr<AnomalyKindSet> parsed = ParseAnomalyKinds(kind);
+      ASSERT_TRUE(parsed.ok()) << kind;
+      for (int k = 0; k < kNumAnomalyKinds; ++k) {
+        if (!parsed->test(k) || OutcomeOf(static_cast<AnomalyKind>(k)) != RowOutcome::kDeadLetter) continue;
+        dead_kinds += count;
+        const auto it = oracle.reasons.find(ReasonOf(static_cast<AnomalyKind>(k)));
+        EXPECT_EQ(it == oracle.reasons.end() ? 0 : it->second, count) << kind;
+      }
+    }
+    EXPECT_EQ(dead_kinds, m.expected_dead_letters());
+    const auto late = m.anomaly_counts().find("late_event");
+    EXPECT_EQ(late == m.anomaly_counts().end() ? 0 : late->second, m.late_events());
+    const auto dups = m.anomaly_counts().find("exact_duplicate");
+    EXPECT_EQ(dups == m.anomaly_counts().end() ? 0 : dups->second, m.exact_duplicates());
+  }
+  EXPECT_EQ(versions.size(), 3u);
+}
+
+TEST(GeneratorTest, SummaryFileHasExactlyTheDocumentedKeysAndTheManifestTotals) {
+  const std::string dir = FreshDir("summary");
+  GeneratorConfig config = SimulatedConfig(dir + "/inbox");
+  config.total_events = 12'345;
+  config.anomaly_kinds = "noise,bad_price,exact_duplicate,late_event";
+  config.anomaly_rate = 0.05;
+  config.summary_file = dir + "/summary.json";
+  ASSERT_TRUE(MakeDirs(dir).ok());
+  absl::StatusOr<RunSummary> run = RunWith(config);
+  ASSERT_TRUE(run.ok()) << run.status();
+  google::protobuf::Struct summary;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(Read(config.summary_file), &summary).ok());
+  std::set<std::string> keys;
+  for (const auto& [key, value] : summary.fields()) keys.insert(key);
+  EXPECT_EQ(keys, (std::set<std::string>{"events_written", "files", "valid_distinct_events", "expected_dead_letters",
+                                         "exact_duplicates", "late_events", "anomalies"}));
+  int64_t rows = 0, valid = 0, dead = 0, dups = 0, late = 0;
+  std::map<std::string, int64_t> anomalies;
+  const std::vector<OutputFile> files = ReadOutput(config.output_dir);
+  for (const OutputFile& f : files) {
+    rows += f.manifest.rows();
+    valid += f.manifest.expected_valid_events();
+    dead += f.manifest.expected_dead_letters();
+    dups += f.manifest.exact_duplicates();
+    late += f.manifest.late_events();
+    for (const auto& [kind, count] : f.manifest.anomaly_counts()) anomalies[kind] += count;
+  }
+  const auto number = [&](const char* key) { return static_cast<int64_t>(summary.fields().at(key).number_value()); };
+  EXPECT_EQ(number("events_written"), 12'345);
+  EXPECT_EQ(rows, 12'345);
+  EXPECT_EQ(number("files"), static_cast<int64_t>(files.size()));
+  EXPECT_EQ(number("valid_distinct_events"), valid);
+  EXPECT_EQ(number("expected_dead_letters"), dead);
+  EXPECT_EQ(number("exact_duplicates"), dups);
+  EXPECT_EQ(number("late_events"), late);
+  EXPECT_GT(dead, 0);
+  EXPECT_GT(dups, 0);
+  EXPECT_GT(late, 0);
+  const auto& kinds = summary.fields().at("anomalies").struct_value().fields();
+  EXPECT_EQ(kinds.size(), 8u) << "the five noise kinds, bad_price, exact_duplicate, late_event";
+  for (const auto& [kind, value] : kinds) {
+    EXPECT_EQ(static_cast<int64_t>(value.number_value()), anomalies[kind]) << kind;
+  }
+  EXPECT_EQ(run->truth.rows, 12'345);
+  EXPECT_EQ(run->files, static_cast<int64_t>(files.size()));
+}
+
+TEST(GeneratorTest, MixedSchemaVariesVersionsColumnOrdersAndLineEnds) {
+  GeneratorConfig config = SimulatedConfig(FreshDir("mixed"));
+  config.schema_version = "mixed";
+  config.total_events = 3'000;
+  config.events_per_file = 50;
+  ASSERT_TRUE(RunWith(config).ok());
+  std::set<std::string> headers;
+  std::set<int> versions;
+  int crlf = 0;
+  const std::vector<OutputFile> files = ReadOutput(config.output_dir);
+  ASSERT_EQ(files.size(), 60u);
+  for (const OutputFile& f : files) {
+    headers.insert(f.csv.substr(0, f.csv.find('\n')));
+    const OracleFile oracle = ClassifyCsv(f.csv, f.manifest.created_time_us());
+    versions.insert(oracle.schema_version);
+    EXPECT_EQ(static_cast<int64_t>(oracle.rows.size()), f.manifest.rows());
+    crlf += absl::StrContains(f.csv, "\r\n");
+  }
+  EXPECT_EQ(versions, (std::set<int>{1, 2, 3}));
+  EXPECT_GT(headers.size(), 20u) << "shuffled column orders";
+  EXPECT_GT(crlf, 0);
+  EXPECT_LT(crlf, 20);
+}
+
+TEST(GeneratorTest, EachFixedVersionWritesExactlyItsColumns) {
+  const std::map<std::string, size_t> columns = {{"v1", 6}, {"v2", 10}, {"v3", 16}};
+  for (const auto& [version, count] : columns) {
+    GeneratorConfig config = SimulatedConfig(FreshDir(absl::StrCat("version_", version)));
+    config.schema_version = version;
+    config.total_events = 1'000;
+    config.events_per_file = 100;
+    ASSERT_TRUE(RunWith(config).ok());
+    for (const OutputFile& f : ReadOutput(config.output_dir)) {
+      const OracleFile oracle = ClassifyCsv(f.csv, f.manifest.created_time_us());
+      EXPECT_EQ(absl::StrCat("v", oracle.schema_version), version) << f.name;
+      EXPECT_EQ(oracle.header.size(), count);
+      EXPECT_EQ(f.manifest.schema_version(), version);
+    }
+  }
+}
+
+TEST(GeneratorTest, FilesRollOverAtEventsPerFileAndStopAtTotalEventsWithSortableNames) {
+  GeneratorConfig config = SimulatedConfig(FreshDir("rollover"));
+  config.total_events = 2'500;
+  config.events_per_file = 1'000;
+  ASSERT_TRUE(RunWith(config).ok());
+  const std::vector<OutputFile> files = ReadOutput(config.output_dir);
+  ASSERT_EQ(files.size(), 3u);
+  EXPECT_EQ(files[0].manifest.rows(), 1'000);
+  EXPECT_EQ(files[1].manifest.rows(), 1'000);
+  EXPECT_EQ(files[2].manifest.rows(), 500);
+  const std::regex name("events-20260501T12000[0-9]-00000[1-3]-[0-9a-f]{8}\\.csv");
+  for (size_t i = 0; i < files.size(); ++i) {
+    EXPECT_TRUE(std::regex_match(files[i].name, name)) << files[i].name;
+    EXPECT_NE(files[i].name.find(absl::StrCat("-00000", i + 1, "-")), std::string::npos) << "name order = write order";
+    if (i > 0) {
+      EXPECT_GT(files[i].manifest.created_time_us(), files[i - 1].manifest.created_time_us());
+    }
+  }
+  EXPECT_EQ(List(config.output_dir + "/.tmp"), std::vector<std::string>{});
+}
+
+// At 1M events/s the simulated clock steps 1 us per row; files close after 10 ms (10,000 rows)
+// and the run after 50 ms, both on that clock. Pacing sleeps on an injected clock.
+TEST(GeneratorTest, FileIntervalAndDurationAreMeasuredOnTheSimulatedClock) {
+  GeneratorConfig config = SimulatedConfig(FreshDir("interval"));
+  config.events_per_second = 1e6;
+  config.total_events = 0;
+  config.duration = absl::Milliseconds(50);
+  config.file_interval = absl::Milliseconds(10);
+  config.events_per_file = 100'000;
+  ManualClock clock(0);
+  absl::StatusOr<RunSummary> run = RunWith(config, &clock);
+  ASSERT_TRUE(run.ok()) << run.status();
+  const std::vector<OutputFile> files = ReadOutput(config.output_dir);
+  ASSERT_EQ(files.size(), 5u);
+  for (const OutputFile& f : files) EXPECT_EQ(f.manifest.rows(), 10'000) << f.name;
+  EXPECT_EQ(run->truth.rows, 50'000) << "50 ms at 1 us per event";
+}
+
+// Normal rows lie within [created - 30 min, created]; late ones 2-6 h before created.
+TEST(GeneratorTest, EventTimesSitInsideTheFileWindowExceptLateEvents) {
+  GeneratorConfig config = SimulatedConfig(FreshDir("window"));
+  config.events_per_second = 5;  // 200 ms apart in simulated time
+  config.total_events = 20'000;  // ~67 simulated minutes
+  config.events_per_file = 100'000;
+  config.file_interval = absl::Minutes(20);
+  config.anomaly_kinds = "late_event,noise_timestamp_format";
+  config.anomaly_rate = 0.05;
+  config.late_rate = 0.02;
+  ManualClock clock(0);  // pacing at 5/s sleeps on it, not for real
+  ASSERT_TRUE(RunWith(config, &clock).ok());
+  int64_t late = 0, normal = 0;
+  const std::vector<OutputFile> files = ReadOutput(config.output_dir);
+  EXPECT_GE(files.size(), 4u);
+  for (const OutputFile& f : files) {
+    const int64_t created = f.manifest.created_time_us();
+    for (const testing::OracleRow& row : ClassifyCsv(f.csv, created).rows) {
+      ASSERT_TRUE(row.reasons.empty()) << row.raw;
+      int64_t t = 0;
+      ASSERT_TRUE(testing::ParseEventTime(row.fields.at("event_time"), &t)) << row.raw;
+      if (row.late) {
+        ++late;
+        EXPECT_LE(t, created - 2 * kHourUs + 1'000'000);
+        EXPECT_GE(t, created - 6 * kHourUs - 20 * kMinuteUs);
+      } else {
+        ++normal;
+        EXPECT_LE(t, created);
+        EXPECT_GE(t, created - 30 * kMinuteUs);
+      }
+    }
+  }
+  EXPECT_GT(late, 200);
+  EXPECT_GT(normal, 18'000);
+  EXPECT_GE(files.front().manifest.created_time_us(), kStartUs);
+}
+
+TEST(GeneratorTest, EventIdsAreNeverReusedAcrossFiles) {
+  GeneratorConfig config = SimulatedConfig(FreshDir("ids"));
+  config.events_per_file = 500;
+  config.anomaly_rate = 0.2;
+  ASSERT_TRUE(RunWith(config).ok());
+  std::map<std::string, std::string> file_of;
+  for (const OutputFile& f : ReadOutput(config.output_dir)) {
+    for (const testing::OracleRow& row : ClassifyCsv(f.csv, f.manifest.created_time_us()).rows) {
+      if (!row.reasons.empty() || row.duplicate) continue;
+      const std::string id = row.fields.at("event_id");
+      auto [it, inserted] = file_of.try_emplace(id, f.name);
+      EXPECT_TRUE(inserted) << id << " in " << it->second << " and " << f.name;
+    }
+  }
+  EXPECT_GT(file_of.size(), 15'000u);
+}
+
+TEST(GeneratorTest, LiveRateIsHeldWithinTwoPercentOnAnInjectedClock) {
+  GeneratorConfig config;
+  config.output_dir = FreshDir("rate");
+  config.seed = 7;
+  config.quiet = true;
+  config.events_per_second = 1'000;
+  config.total_events = 10'000;
+  config.events_per_file = 2'000;
+  ManualClock clock(kStartUs);
+  absl::StatusOr<RunSummary> run = RunWith(config, &clock);
+  ASSERT_TRUE(run.ok()) << run.status();
+  const double seconds = static_cast<double>(clock.NowMicros() - kStartUs) / 1e6;
+  EXPECT_NEAR(10'000 / seconds, 1'000, 20);
+  // Live mode stamps events with the (injected) clock: the first file starts at the start.
+  const std::vector<OutputFile> files = ReadOutput(config.output_dir);
+  ASSERT_EQ(files.size(), 5u);
+  EXPECT_TRUE(absl::StartsWith(files[0].name, "events-20260501T120000-000001-")) << files[0].name;
+  EXPECT_NEAR(files[4].manifest.created_time_us() - kStartUs, 10'000'000, 200'000);
+}
+
+TEST(GeneratorTest, StaleTempFilesAreRemovedAtStart) {
+  GeneratorConfig config = SimulatedConfig(FreshDir("stale"));
+  config.total_events = 10;
+  ASSERT_TRUE(MakeDirs(config.output_dir + "/.tmp").ok());
+  std::ofstream(config.output_dir + "/.tmp/events-crashed.csv") << "event_id\npartial";
+  ASSERT_TRUE(RunWith(config).ok());
+  EXPECT_EQ(List(config.output_dir + "/.tmp"), std::vector<std::string>{});
+  EXPECT_EQ(ReadOutput(config.output_dir).size(), 1u);
+}
+
+// The first file's temp name is known (simulated clock); /dev/full behind it makes the real
+// write path hit ENOSPC.
+TEST(GeneratorTest, DiskFullEndsTheRunWithAClearErrorAndNoPartialFile) {
+  GeneratorConfig probe = SimulatedConfig(FreshDir("full_probe"));
+  probe.total_events = 3'000;
+  probe.events_per_file = 1'000;
+  ASSERT_TRUE(RunWith(probe).ok());
+  const std::vector<OutputFile> expected = ReadOutput(probe.output_dir);
+  ASSERT_EQ(expected.size(), 3u);
+
+  const std::string dir = FreshDir("full");
+  GeneratorConfig config = probe;
+  config.output_dir = dir + "/inbox";
+  config.summary_file = dir + "/summary.json";
+  ASSERT_TRUE(MakeDirs(config.output_dir + "/.tmp").ok());
+  ASSERT_EQ(symlink("/dev/full", (config.output_dir + "/.tmp/" + expected[1].name).c_str()), 0);
+  absl::StatusOr<RunSummary> run = RunWith(config);
+  ASSERT_EQ(run.status().code(), absl::StatusCode::kResourceExhausted) << run.status();
+  EXPECT_NE(run.status().message().find("No space left on device"), absl::string_view::npos) << run.status();
+  EXPECT_NE(run.status().message().find(expected[1].name), absl::string_view::npos) << run.status();
+  const std::vector<OutputFile> files = ReadOutput(config.output_dir);
+  ASSERT_EQ(files.size(), 1u) << "the file before the failure is complete; nothing after it";
+  EXPECT_EQ(files[0].csv, expected[0].csv);
+  EXPECT_EQ(List(config.output_dir), (std::vector<std::string>{".tmp", expected[0].name,
+                                                                expected[0].name + ".manifest.json"}));
+  EXPECT_EQ(List(config.output_dir + "/.tmp"), std::vector<std::string>{});
+  google::protobuf::Struct summary;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(Read(config.summary_file), &summary).ok());
+  EXPECT_EQ(summary.fields().at("files").number_value(), 1) << "the summary covers the committed files";
+  EXPECT_EQ(summary.fields().at("events_written").number_value(), 1'000);
+}
+
+TEST(GeneratorTest, OutputPathThatIsAFileIsAClearError) {
+  const std::string path = FreshDir("file_output");
+  std::ofstream(path) << "x";
+  GeneratorConfig config = SimulatedConfig(path);
+  absl::StatusOr<RunSummary> run = RunWith(config);
+  EXPECT_EQ(run.status().code(), absl::StatusCode::kFailedPrecondition) << run.status();
+  EXPECT_NE(run.status().message().find(path), absl::string_view::npos) << run.status();
+}
+
+TEST(GeneratorTest, SummaryInAMissingDirectoryFailsBeforeWritingAnything) {
+  GeneratorConfig config = SimulatedConfig(FreshDir("summary_missing"));
+  config.summary_file = "/nonexistent-ecomstream-dir/summary.json";
+  absl::StatusOr<RunSummary> run = RunWith(config);
+  EXPECT_EQ(run.status().code(), absl::StatusCode::kFailedPrecondition) << run.status();
+  EXPECT_NE(run.status().message().find("--summary_file"), absl::string_view::npos) << run.status();
+  EXPECT_TRUE(ReadOutput(config.output_dir).empty());
+}
+
+TEST(GeneratorTest, StopClosesTheCurrentFileCompleteAndReturns) {
+  GeneratorConfig config = SimulatedConfig(FreshDir("stop"));
+  config.total_events = 0;  // until stopped
+  config.events_per_file = 7'000;
+  metrics::Registry registry;
+  absl::StatusOr<std::unique_ptr<Generator>> generator = Generator::Create(config, SystemClock::Get(), &registry);
+  ASSERT_TRUE(generator.ok());
+  absl::StatusOr<RunSummary> run;
+  std::thread runner([&] { run = (*generator)->Run(); });
+  while ((*generator)->files_written() < 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  (*generator)->Stop();
+  runner.join();
+  ASSERT_TRUE(run.ok()) << run.status();
+  EXPECT_FALSE((*generator)->running());
+  const std::vector<OutputFile> files = ReadOutput(config.output_dir);
+  ASSERT_GE(files.size(), 2u);
+  int64_t rows = 0;
+  for (const OutputFile& f : files) {
+    EXPECT_EQ(f.manifest.rows(), DataRows(f.csv)) << f.name;
+    EXPECT_EQ(f.manifest.sha256(), Sha256Hex(f.csv)) << f.name;
+    EXPECT_LE(f.manifest.rows(), 7'000);
+    rows += f.manifest.rows();
+  }
+  EXPECT_EQ(run->truth.rows, rows);
+  EXPECT_EQ(List(config.output_dir + "/.tmp"), std::vector<std::string>{});
+  const std::string text = registry.ExportText();
+  EXPECT_NE(text.find(absl::StrCat("ecomstream_generator_events_total ", rows)), std::string::npos) << text;
+  EXPECT_NE(text.find(absl::StrCat("ecomstream_generator_files_total ", files.size())), std::string::npos);
+}
+
+TEST(GeneratorTest, WithoutManifestsTheMtimeCarriesTheSimulatedCreationTime) {
+  GeneratorConfig config = SimulatedConfig(FreshDir("nomanifest"));
+  config.manifests = false;
+  config.total_events = 100;
+  ASSERT_TRUE(RunWith(config).ok());
+  const std::vector<std::string> names = List(config.output_dir);
+  ASSERT_EQ(names.size(), 2u);  // .tmp and the CSV
+  struct stat st;
+  ASSERT_EQ(stat((config.output_dir + "/" + names[1]).c_str(), &st), 0);
+  // 100 rows 1 ms apart from the start; created just after the last.
+  EXPECT_EQ(static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000 + st.st_mtim.tv_nsec / 1000, kStartUs + 100'000);
+}
+
+TEST(GeneratorConfigTest, RejectsEachBadSettingNamingIt) {
+  const std::vector<std::pair<std::function<void(GeneratorConfig&)>, std::string>> cases = {
+      {[](GeneratorConfig& c) { c.output_dir = ""; }, "--output_dir"},
+      {[](GeneratorConfig& c) { c.events_per_file = 0; }, "--events_per_file"},
+      {[](GeneratorConfig& c) { c.events_per_file = 20'000'000; }, "--events_per_file"},
+      {[](GeneratorConfig& c) { c.total_events = -1; }, "--total_events"},
+      {[](GeneratorConfig& c) { c.events_per_second = -5; }, "--events_per_second"},
+      {[](GeneratorConfig& c) { c.events_per_second = std::nan(""); }, "--events_per_second"},
+      {[](GeneratorConfig& c) { c.anomaly_rate = 1.5; }, "--anomaly_rate"},
+      {[](GeneratorConfig& c) { c.anomaly_rate = std::nan(""); }, "--anomaly_rate"},
+      {[](GeneratorConfig& c) { c.late_rate = -0.1; }, "--late_rate"},
+      {[](GeneratorConfig& c) { c.anomaly_kinds = "bad_price,nonsense"; }, "'nonsense'"},
+      {[](GeneratorConfig& c) { c.schema_version = "v4"; }, "--schema_version='v4'"},
+      {[](GeneratorConfig& c) { c.start_time = "yesterday"; }, "--start_time='yesterday'"},
+      {[](GeneratorConfig& c) { c.start_time = "1999-01-01T00:00:00Z"; }, "--start_time"},
+      {[](GeneratorConfig& c) { c.duration = absl::Seconds(-1); }, "--duration"},
+      {[](GeneratorConfig& c) { c.file_interval = absl::ZeroDuration(); }, "--file_interval"},
+      {[](GeneratorConfig& c) { c.file_interval = absl::Hours(1); }, "--file_interval"},
+      {[](GeneratorConfig& c) { c.summary_file = "/tmp/"; }, "--summary_file"},
+  };
+  for (const auto& [mutate, needle] : cases) {
+    GeneratorConfig config = SimulatedConfig("/tmp/unused");
+    ASSERT_TRUE(config.Validate().ok());
+    mutate(config);
+    const absl::Status status = config.Validate();
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << needle;
+    EXPECT_NE(status.message().find(needle), absl::string_view::npos) << status;
+    metrics::Registry registry;
+    EXPECT_FALSE(Generator::Create(config, SystemClock::Get(), &registry).ok()) << needle;
+  }
+}
+
+}  // namespace
+}  // namespace ecomstream::generator
