@@ -61,7 +61,7 @@ CsvReader::CsvReader(ByteSource* source, CsvReaderOptions options)
       // UTF-8 sequence waiting for its continuation bytes) and one chunk.
       capacity_(options.max_row_bytes + options.chunk_bytes + 8) {
   buffer_ = std::make_unique<char[]>(capacity_);
-  spans_.reserve(32);
+  spans_.resize(32);
 }
 
 void CsvReader::ResetRecordState() {
@@ -73,7 +73,7 @@ void CsvReader::ResetRecordState() {
   dropped_ = 0;
   flags_ = 0;
   first_bad_byte_ = 0;
-  spans_.clear();
+  span_count_ = 0;
   oversized_prefix_.clear();
 }
 
@@ -98,7 +98,7 @@ void CsvReader::Compact() {
     oversized_ = true;
     flags_ |= kCsvTooLarge;
     oversized_prefix_.assign(buffer_.get() + start_, options_.max_row_bytes);
-    spans_.clear();
+    span_count_ = 0;
   }
   if (oversized_ && pos_ - start_ > 1) {
     // Keep the last scanned byte: a '\n' arriving next looks back at it for "\r\n".
@@ -114,8 +114,14 @@ void CsvReader::Compact() {
   }
 }
 
-void CsvReader::EndField(size_t end) {
-  if (!oversized_) spans_.push_back(FieldSpan{field_begin_, end, field_has_escape_});
+inline void CsvReader::EndField(size_t end) {
+  if (oversized_) return;
+  if (span_count_ == spans_.size()) spans_.resize(2 * spans_.size());
+  // Member by member: building a FieldSpan and copying it stalls on store forwarding.
+  FieldSpan& span = spans_[span_count_++];
+  span.begin = field_begin_;
+  span.end = end;
+  span.has_escaped_quote = field_has_escape_;
 }
 
 void CsvReader::NoteBadByte(size_t offset, uint8_t flag) {
@@ -259,7 +265,7 @@ bool CsvReader::Scan() {
 
 bool CsvReader::EndOfInput() {
   const size_t scanned = pos_ - start_;
-  if (state_ == State::kFieldStart && scanned == 0 && dropped_ == 0 && spans_.empty()) return false;
+  if (state_ == State::kFieldStart && scanned == 0 && dropped_ == 0 && span_count_ == 0) return false;
   pos_ = end_;
   record_end_ = end_;
   switch (state_) {
@@ -293,7 +299,7 @@ bool CsvReader::Finish(CsvRecord* record) {
   }
   record->line = record_line_;
   record->raw_size = raw_size;
-  record->fields.clear();
+  size_t field_count = 0;
   if (oversized_) {
     record->raw = oversized_prefix_;
   } else if (raw_size > options_.max_row_bytes) {
@@ -307,9 +313,11 @@ bool CsvReader::Finish(CsvRecord* record) {
   if ((flags_ & (kCsvMalformedQuoting | kCsvTooLarge)) == 0) {
     unescaped_.clear();
     if (unescaped_.capacity() < raw_size) unescaped_.reserve(raw_size);
-    for (const FieldSpan& span : spans_) {
+    if (record->fields.size() < span_count_) record->fields.resize(span_count_);
+    for (size_t i = 0; i < span_count_; ++i) {
+      const FieldSpan& span = spans_[i];
       if (!span.has_escaped_quote) {
-        record->fields.emplace_back(base + span.begin, span.end - span.begin);
+        record->fields[field_count++] = absl::string_view(base + span.begin, span.end - span.begin);
         continue;
       }
       // Turn "" into ". The reserve above keeps earlier views into unescaped_ valid.
@@ -318,9 +326,10 @@ bool CsvReader::Finish(CsvRecord* record) {
         unescaped_.push_back(base[k]);
         if (base[k] == '"') ++k;
       }
-      record->fields.emplace_back(unescaped_.data() + begin, unescaped_.size() - begin);
+      record->fields[field_count++] = absl::string_view(unescaped_.data() + begin, unescaped_.size() - begin);
     }
   }
+  record->fields.resize(field_count);
   start_ = pos_;
   return true;
 }

@@ -154,7 +154,8 @@ class CsvReader {
   size_t dropped_ = 0;  // bytes of an oversized record dropped from the buffer
   uint8_t flags_ = 0;
   size_t first_bad_byte_ = 0;
-  std::vector<FieldSpan> spans_;
+  std::vector<FieldSpan> spans_;  // the first span_count_ are the current record's
+  size_t span_count_ = 0;
   std::string oversized_prefix_;
   std::string unescaped_;
   uint64_t bytes_read_ = 0;
