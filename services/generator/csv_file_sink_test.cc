@@ -1,12 +1,10 @@
 #include "services/generator/csv_file_sink.h"
 
-#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -14,53 +12,32 @@
 #include "common/sha256.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
+#include "services/generator/testing/files.h"
 
 namespace ecomstream::generator {
 namespace {
 
-std::vector<std::string> List(const std::string& dir) {
-  std::vector<std::string> names;
-  if (DIR* d = opendir(dir.c_str())) {
-    while (dirent* e = readdir(d)) {
-      const std::string n = e->d_name;
-      if (n != "." && n != "..") names.push_back(n);
-    }
-    closedir(d);
-  }
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
-std::string Read(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-std::string FreshDir(const std::string& name) {
-  const std::string dir = absl::StrCat(::testing::TempDir(), "/sink_", name, "_", getpid());
-  (void)system(absl::StrCat("rm -rf '", dir, "'").c_str());
-  return dir;
-}
+using testing::FreshPath;
+using testing::ListDir;
+using testing::ReadFile;
 
 TEST(CsvFileSinkTest, CommitDropsManifestAndCsvWithChecksumAndMtime) {
-  const std::string dir = FreshDir("commit");
+  const std::string dir = FreshPath("sink_commit");
   CsvFileSink sink({dir, /*write_manifests=*/true});
   ASSERT_EQ(*sink.Start(), 0);
   ASSERT_TRUE(sink.Open("events-1.csv").ok());
   ASSERT_TRUE(sink.Append("a,b\n").ok());
   ASSERT_TRUE(sink.Append("1,2\n").ok());
-  EXPECT_EQ(List(dir), std::vector<std::string>{".tmp"}) << "nothing under a final name before Commit";
+  EXPECT_EQ(ListDir(dir), std::vector<std::string>{".tmp"}) << "nothing under a final name before Commit";
   v1::FileManifest manifest;
   manifest.set_rows(1);
   (*manifest.mutable_anomaly_counts())["bad_price"] = 1;
   ASSERT_TRUE(sink.Commit(&manifest, 1'700'000'000'000'000).ok());
-  EXPECT_EQ(List(dir), (std::vector<std::string>{".tmp", "events-1.csv", "events-1.csv.manifest.json"}));
-  EXPECT_TRUE(List(dir + "/.tmp").empty());
-  EXPECT_EQ(Read(dir + "/events-1.csv"), "a,b\n1,2\n");
+  EXPECT_EQ(ListDir(dir), (std::vector<std::string>{".tmp", "events-1.csv", "events-1.csv.manifest.json"}));
+  EXPECT_TRUE(ListDir(dir + "/.tmp").empty());
+  EXPECT_EQ(ReadFile(dir + "/events-1.csv"), "a,b\n1,2\n");
   v1::FileManifest parsed;
-  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(Read(dir + "/events-1.csv.manifest.json"), &parsed).ok());
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(ReadFile(dir + "/events-1.csv.manifest.json"), &parsed).ok());
   EXPECT_EQ(parsed.file_name(), "events-1.csv");
   EXPECT_EQ(parsed.sha256(), Sha256Hex("a,b\n1,2\n"));
   EXPECT_EQ(parsed.size_bytes(), 8);
@@ -87,18 +64,18 @@ TEST(CsvFileSinkTest, ManifestJsonIsDeterministicAndUsesProtoFieldNames) {
 }
 
 TEST(CsvFileSinkTest, WithoutManifestsOnlyTheCsvAppears) {
-  const std::string dir = FreshDir("nomanifest");
+  const std::string dir = FreshPath("sink_nomanifest");
   CsvFileSink sink({dir, /*write_manifests=*/false});
   ASSERT_TRUE(sink.Start().ok());
   ASSERT_TRUE(sink.Open("e.csv").ok());
   ASSERT_TRUE(sink.Append("x\n").ok());
   v1::FileManifest manifest;
   ASSERT_TRUE(sink.Commit(&manifest, 1).ok());
-  EXPECT_EQ(List(dir), (std::vector<std::string>{".tmp", "e.csv"}));
+  EXPECT_EQ(ListDir(dir), (std::vector<std::string>{".tmp", "e.csv"}));
 }
 
 TEST(CsvFileSinkTest, StartRemovesStaleTempFiles) {
-  const std::string dir = FreshDir("stale");
+  const std::string dir = FreshPath("sink_stale");
   ASSERT_TRUE(MakeDirs(dir + "/.tmp").ok());
   std::ofstream(dir + "/.tmp/events-old.csv") << "partial";
   std::ofstream(dir + "/.tmp/events-old.csv.manifest.json") << "{";
@@ -106,12 +83,12 @@ TEST(CsvFileSinkTest, StartRemovesStaleTempFiles) {
   absl::StatusOr<int> removed = sink.Start();
   ASSERT_TRUE(removed.ok()) << removed.status();
   EXPECT_EQ(*removed, 2);
-  EXPECT_TRUE(List(dir + "/.tmp").empty());
+  EXPECT_TRUE(ListDir(dir + "/.tmp").empty());
 }
 
 // /dev/full behind the temp name: every write fails with ENOSPC, through the real write path.
 TEST(CsvFileSinkTest, DiskFullIsResourceExhaustedAndLeavesNothingUnderAFinalName) {
-  const std::string dir = FreshDir("full");
+  const std::string dir = FreshPath("sink_full");
   CsvFileSink sink({dir, true});
   ASSERT_TRUE(sink.Start().ok());
   ASSERT_EQ(symlink("/dev/full", (dir + "/.tmp/events-full.csv").c_str()), 0);
@@ -123,14 +100,14 @@ TEST(CsvFileSinkTest, DiskFullIsResourceExhaustedAndLeavesNothingUnderAFinalName
   }
   EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
   EXPECT_NE(status.message().find("No space left on device"), absl::string_view::npos) << status;
-  EXPECT_EQ(List(dir), std::vector<std::string>{".tmp"});
+  EXPECT_EQ(ListDir(dir), std::vector<std::string>{".tmp"});
   EXPECT_FALSE(sink.is_open());
   EXPECT_EQ(sink.stats().failed, 1);
 }
 
 // The CSV fits but its manifest does not: neither may appear.
 TEST(CsvFileSinkTest, ManifestWriteFailureLeavesNoCsvBehind) {
-  const std::string dir = FreshDir("manifestfull");
+  const std::string dir = FreshPath("sink_manifestfull");
   CsvFileSink sink({dir, true});
   ASSERT_TRUE(sink.Start().ok());
   ASSERT_EQ(symlink("/dev/full", (dir + "/.tmp/e.csv.manifest.json").c_str()), 0);
@@ -139,12 +116,12 @@ TEST(CsvFileSinkTest, ManifestWriteFailureLeavesNoCsvBehind) {
   v1::FileManifest manifest;
   const absl::Status status = sink.Commit(&manifest, 1);
   EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
-  EXPECT_EQ(List(dir), std::vector<std::string>{".tmp"});
+  EXPECT_EQ(ListDir(dir), std::vector<std::string>{".tmp"});
   EXPECT_FALSE(sink.is_open());
 }
 
 TEST(CsvFileSinkTest, OutputPathThatIsAFileIsAClearError) {
-  const std::string path = FreshDir("notadir");
+  const std::string path = FreshPath("sink_notadir");
   std::ofstream(path) << "x";
   CsvFileSink sink({path, true});
   const absl::Status status = sink.Start().status();
@@ -153,7 +130,7 @@ TEST(CsvFileSinkTest, OutputPathThatIsAFileIsAClearError) {
 }
 
 TEST(CsvFileSinkTest, RejectsHiddenOrNonCsvNamesAndMisuse) {
-  const std::string dir = FreshDir("names");
+  const std::string dir = FreshPath("sink_names");
   CsvFileSink sink({dir, true});
   ASSERT_TRUE(sink.Start().ok());
   EXPECT_EQ(sink.Open(".hidden.csv").code(), absl::StatusCode::kInvalidArgument);
@@ -165,7 +142,7 @@ TEST(CsvFileSinkTest, RejectsHiddenOrNonCsvNamesAndMisuse) {
   ASSERT_TRUE(sink.Open("a.csv").ok());
   EXPECT_EQ(sink.Open("b.csv").code(), absl::StatusCode::kFailedPrecondition);
   sink.Abort();
-  EXPECT_TRUE(List(dir + "/.tmp").empty()) << "Abort removes the temp file";
+  EXPECT_TRUE(ListDir(dir + "/.tmp").empty()) << "Abort removes the temp file";
 }
 
 }  // namespace

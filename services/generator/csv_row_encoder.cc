@@ -138,6 +138,8 @@ void AppendCleanField(const ShopperEvent& e, Column column, std::string* out) {
     case Column::kCampaignId:
       out->append(e.campaign_id.data(), e.campaign_id.size());
       return;
+    case Column::kNumColumns:
+      return;
   }
 }
 

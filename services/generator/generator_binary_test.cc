@@ -1,5 +1,4 @@
 // The ecomstream-generator binary as users and containers run it.
-#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -15,7 +14,6 @@
 #include <cstdlib>
 #include <fstream>
 #include <set>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -28,43 +26,27 @@
 #include "ecomstream/v1/ingest.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
+#include "services/generator/testing/files.h"
 #include "httplib.h"
 
 namespace ecomstream::generator {
 namespace {
 
+using testing::FreshPath;
+using testing::ListDir;
+using testing::ReadFile;
+
 constexpr char kStart[] = "--start_time=2026-05-01T12:00:00Z";
+
+std::string FreshDir(const std::string& name) {
+  const std::string dir = FreshPath(absl::StrCat("bin_", name));
+  EXPECT_TRUE(MakeDirs(dir).ok());
+  return dir;
+}
 
 std::string Binary() {
   const char* dir = std::getenv("ECOMSTREAM_BIN_DIR");
   return absl::StrCat(dir == nullptr ? "." : dir, "/ecomstream-generator");
-}
-
-std::string Read(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-std::vector<std::string> List(const std::string& dir) {
-  std::vector<std::string> names;
-  if (DIR* d = opendir(dir.c_str())) {
-    while (dirent* e = readdir(d)) {
-      const std::string n = e->d_name;
-      if (n != "." && n != "..") names.push_back(n);
-    }
-    closedir(d);
-  }
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
-std::string FreshDir(const std::string& name) {
-  const std::string dir = absl::StrCat(::testing::TempDir(), "/genbin_", name, "_", getpid());
-  (void)system(absl::StrCat("rm -rf '", dir, "'").c_str());
-  EXPECT_TRUE(MakeDirs(dir).ok());
-  return dir;
 }
 
 // Starts the generator with `args`; its stderr (and stdout) go to `stderr_path`. `env` adds KEY=VALUE.
@@ -104,13 +86,13 @@ int Wait(pid_t pid, int timeout_ms = 60'000) {
 int RunBinary(const std::vector<std::string>& args, std::string* stderr_text, const std::vector<std::string>& env = {}) {
   const std::string path = absl::StrCat(::testing::TempDir(), "/genbin_stderr_", getpid());
   const int code = Wait(Start(args, path, env));
-  *stderr_text = Read(path);
+  *stderr_text = ReadFile(path);
   return code;
 }
 
 v1::FileManifest ParseManifest(const std::string& path) {
   v1::FileManifest manifest;
-  EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(Read(path), &manifest).ok()) << path;
+  EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(ReadFile(path), &manifest).ok()) << path;
   return manifest;
 }
 
@@ -156,7 +138,7 @@ TEST(GeneratorBinaryTest, InotifyWatcherNeverSeesAPartialFileNorACsvBeforeItsMan
         ++csvs;
         if (!manifests.count(name + ".manifest.json")) violations.push_back(absl::StrCat("CSV before manifest: ", name));
         // Read it the moment it appears: it must already be complete.
-        const std::string csv = Read(dir + "/" + name);
+        const std::string csv = ReadFile(dir + "/" + name);
         const v1::FileManifest m = ParseManifest(dir + "/" + name + ".manifest.json");
         if (Sha256Hex(csv) != m.sha256() || DataRows(csv) != m.rows()) {
           violations.push_back(absl::StrCat("partial or wrong file: ", name));
@@ -165,7 +147,7 @@ TEST(GeneratorBinaryTest, InotifyWatcherNeverSeesAPartialFileNorACsvBeforeItsMan
     }
   }
   close(fd);
-  EXPECT_EQ(exit_code, 0) << Read(dir + ".stderr");
+  EXPECT_EQ(exit_code, 0) << ReadFile(dir + ".stderr");
   EXPECT_EQ(csvs, 40);
   EXPECT_EQ(manifests.size(), 40u);
   EXPECT_TRUE(violations.empty()) << violations.size() << " violations, first: " << violations[0];
@@ -177,22 +159,22 @@ TEST(GeneratorBinaryTest, SigtermFinishesTheCurrentFileAndExitsZero) {
                            "--summary_file=" + dir + "/summary.json", "--quiet"},
                           dir + "/stderr");
   // Wait until rows are being written into the temp file, then stop.
-  for (int i = 0; i < 2000 && List(dir + "/inbox/.tmp").empty(); ++i) {
+  for (int i = 0; i < 2000 && ListDir(dir + "/inbox/.tmp").empty(); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   ASSERT_EQ(kill(pid, SIGTERM), 0);
-  ASSERT_EQ(Wait(pid, 10'000), 0) << Read(dir + "/stderr");
-  std::vector<std::string> names = List(dir + "/inbox");
+  ASSERT_EQ(Wait(pid, 10'000), 0) << ReadFile(dir + "/stderr");
+  std::vector<std::string> names = ListDir(dir + "/inbox");
   ASSERT_EQ(names.size(), 3u) << ".tmp, one CSV, its manifest";
-  const std::string csv = Read(dir + "/inbox/" + names[1]);
+  const std::string csv = ReadFile(dir + "/inbox/" + names[1]);
   const v1::FileManifest m = ParseManifest(dir + "/inbox/" + names[2]);
   EXPECT_EQ(m.file_name(), names[1]);
   EXPECT_GT(m.rows(), 100);
   EXPECT_EQ(DataRows(csv), m.rows());
   EXPECT_EQ(Sha256Hex(csv), m.sha256());
-  EXPECT_TRUE(List(dir + "/inbox/.tmp").empty());
-  EXPECT_NE(Read(dir + "/summary.json").find(absl::StrCat("\"events_written\": ", m.rows(), ",")), std::string::npos);
+  EXPECT_TRUE(ListDir(dir + "/inbox/.tmp").empty());
+  EXPECT_NE(ReadFile(dir + "/summary.json").find(absl::StrCat("\"events_written\": ", m.rows(), ",")), std::string::npos);
 }
 
 TEST(GeneratorBinaryTest, BadFlagsExitTwoWithOneClearLine) {
@@ -221,7 +203,7 @@ TEST(GeneratorBinaryTest, BadFlagsExitTwoWithOneClearLine) {
     EXPECT_NE(err.find(c.needle), std::string::npos) << err;
     EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
   }
-  EXPECT_EQ(List(dir), std::vector<std::string>{}) << "nothing written";
+  EXPECT_EQ(ListDir(dir), std::vector<std::string>{}) << "nothing written";
   // A malformed number is absl's own flag error: non-zero, naming the flag.
   std::string err;
   EXPECT_NE(RunBinary({out, "--events_per_file=many"}, &err), 0);
@@ -260,23 +242,23 @@ TEST(GeneratorBinaryTest, DiskFullOnASmallTmpfsIsAClearErrorAndLeavesNoPartialFi
       "/mnt/inbox --total_events=200000 --events_per_file=1000 --seed=9 --quiet ", kStart, " 2>", dir,
       "/stderr; echo $? >", dir, "/rc; cp -a ", dir, "/mnt/inbox ", dir, "/copy");
   ASSERT_EQ(system(absl::StrCat("unshare -rm sh -c '", script, "'").c_str()), 0);
-  const std::string err = Read(dir + "/stderr");
-  EXPECT_EQ(Read(dir + "/rc"), "1\n") << err;
+  const std::string err = ReadFile(dir + "/stderr");
+  EXPECT_EQ(ReadFile(dir + "/rc"), "1\n") << err;
   EXPECT_NE(err.find("No space left on device"), std::string::npos) << err;
   EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 2) << "a start line and one error line: " << err;
   int csvs = 0;
-  for (const std::string& name : List(dir + "/copy")) {
+  for (const std::string& name : ListDir(dir + "/copy")) {
     if (!absl::EndsWith(name, ".csv")) continue;
     ++csvs;
-    const std::string csv = Read(dir + "/copy/" + name);
+    const std::string csv = ReadFile(dir + "/copy/" + name);
     const v1::FileManifest m = ParseManifest(dir + "/copy/" + name + ".manifest.json");
     EXPECT_EQ(Sha256Hex(csv), m.sha256()) << name;
     EXPECT_EQ(DataRows(csv), 1000) << name;
   }
   EXPECT_GE(csvs, 1);
-  EXPECT_EQ(List(dir + "/copy/.tmp"), std::vector<std::string>{});
+  EXPECT_EQ(ListDir(dir + "/copy/.tmp"), std::vector<std::string>{});
   int manifests = 0;
-  for (const std::string& name : List(dir + "/copy")) manifests += absl::EndsWith(name, ".manifest.json");
+  for (const std::string& name : ListDir(dir + "/copy")) manifests += absl::EndsWith(name, ".manifest.json");
   EXPECT_EQ(manifests, csvs) << "no manifest without its CSV";
 }
 
@@ -318,7 +300,7 @@ TEST(GeneratorBinaryTest, ServesMetricsAndAnswersHealthChecksWhileRunning) {
     EXPECT_NE(response->body.find(series), std::string::npos) << series;
   }
   ASSERT_EQ(kill(pid, SIGTERM), 0);
-  EXPECT_EQ(Wait(pid, 10'000), 0) << Read(dir + "/stderr");
+  EXPECT_EQ(Wait(pid, 10'000), 0) << ReadFile(dir + "/stderr");
   EXPECT_EQ(RunBinary({"--health_check=" + address}, &err), 1) << "nothing answers after the exit";
   EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
 }

@@ -1,6 +1,5 @@
 #include "services/generator/generator.h"
 
-#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -9,7 +8,6 @@
 #include <map>
 #include <regex>
 #include <set>
-#include <sstream>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -21,10 +19,15 @@
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
+#include "services/generator/testing/files.h"
 #include "services/generator/testing/row_oracle.h"
 
 namespace ecomstream::generator {
 namespace {
+
+using testing::FreshPath;
+using testing::ListDir;
+using testing::ReadFile;
 
 using testing::ClassifyCsv;
 using testing::OracleFile;
@@ -41,47 +44,21 @@ struct OutputFile {
   v1::FileManifest manifest;
 };
 
-std::string Read(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-std::vector<std::string> List(const std::string& dir) {
-  std::vector<std::string> names;
-  if (DIR* d = opendir(dir.c_str())) {
-    while (dirent* e = readdir(d)) {
-      const std::string n = e->d_name;
-      if (n != "." && n != "..") names.push_back(n);
-    }
-    closedir(d);
-  }
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
 // The CSVs of `dir` in name order, each with its manifest (if any).
 std::vector<OutputFile> ReadOutput(const std::string& dir) {
   std::vector<OutputFile> files;
-  for (const std::string& name : List(dir)) {
+  for (const std::string& name : ListDir(dir)) {
     if (!absl::EndsWith(name, ".csv")) continue;
     OutputFile f;
     f.name = name;
-    f.csv = Read(dir + "/" + name);
-    f.manifest_json = Read(dir + "/" + name + ".manifest.json");
+    f.csv = ReadFile(dir + "/" + name);
+    f.manifest_json = ReadFile(dir + "/" + name + ".manifest.json");
     if (!f.manifest_json.empty()) {
       EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(f.manifest_json, &f.manifest).ok()) << name;
     }
     files.push_back(std::move(f));
   }
   return files;
-}
-
-std::string FreshDir(const std::string& name) {
-  const std::string dir = absl::StrCat(::testing::TempDir(), "/gen_", name, "_", getpid());
-  (void)system(absl::StrCat("rm -rf '", dir, "'").c_str());
-  return dir;
 }
 
 GeneratorConfig SimulatedConfig(const std::string& dir) {
@@ -106,12 +83,12 @@ int64_t DataRows(const std::string& csv) { return std::count(csv.begin(), csv.en
 TEST(GeneratorTest, SameSeedAndStartTimeGiveByteIdenticalFilesAndManifests) {
   for (const char* schema : {"v3", "mixed"}) {
     SCOPED_TRACE(schema);
-    GeneratorConfig a = SimulatedConfig(FreshDir(absl::StrCat("det_a_", schema)));
+    GeneratorConfig a = SimulatedConfig(FreshPath(absl::StrCat("gen_det_a_", schema)));
     a.schema_version = schema;
     GeneratorConfig b = a;
-    b.output_dir = FreshDir(absl::StrCat("det_b_", schema));
+    b.output_dir = FreshPath(absl::StrCat("gen_det_b_", schema));
     GeneratorConfig c = a;
-    c.output_dir = FreshDir(absl::StrCat("det_c_", schema));
+    c.output_dir = FreshPath(absl::StrCat("gen_det_c_", schema));
     c.seed = 43;
     ASSERT_TRUE(RunWith(a).ok());
     ASSERT_TRUE(RunWith(b).ok());
@@ -134,7 +111,7 @@ TEST(GeneratorTest, SameSeedAndStartTimeGiveByteIdenticalFilesAndManifests) {
 // Every manifest matches its file, and an independent reading of docs/rows.md (against the
 // manifest's created_time_us) finds exactly the manifest's ground truth in the rows.
 TEST(GeneratorTest, ManifestsDescribeTheirFilesAndTheirGroundTruthIsExact) {
-  GeneratorConfig config = SimulatedConfig(FreshDir("manifests"));
+  GeneratorConfig config = SimulatedConfig(FreshPath("gen_manifests"));
   config.schema_version = "mixed";
   config.events_per_file = 1'000;
   config.anomaly_rate = 0.1;
@@ -182,7 +159,7 @@ TEST(GeneratorTest, ManifestsDescribeTheirFilesAndTheirGroundTruthIsExact) {
 }
 
 TEST(GeneratorTest, SummaryFileHasExactlyTheDocumentedKeysAndTheManifestTotals) {
-  const std::string dir = FreshDir("summary");
+  const std::string dir = FreshPath("gen_summary");
   GeneratorConfig config = SimulatedConfig(dir + "/inbox");
   config.total_events = 12'345;
   config.anomaly_kinds = "noise,bad_price,exact_duplicate,late_event";
@@ -192,7 +169,7 @@ TEST(GeneratorTest, SummaryFileHasExactlyTheDocumentedKeysAndTheManifestTotals) 
   absl::StatusOr<RunSummary> run = RunWith(config);
   ASSERT_TRUE(run.ok()) << run.status();
   google::protobuf::Struct summary;
-  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(Read(config.summary_file), &summary).ok());
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(ReadFile(config.summary_file), &summary).ok());
   std::set<std::string> keys;
   for (const auto& [key, value] : summary.fields()) keys.insert(key);
   EXPECT_EQ(keys, (std::set<std::string>{"events_written", "files", "valid_distinct_events", "expected_dead_letters",
@@ -229,7 +206,7 @@ TEST(GeneratorTest, SummaryFileHasExactlyTheDocumentedKeysAndTheManifestTotals) 
 }
 
 TEST(GeneratorTest, MixedSchemaVariesVersionsColumnOrdersAndLineEnds) {
-  GeneratorConfig config = SimulatedConfig(FreshDir("mixed"));
+  GeneratorConfig config = SimulatedConfig(FreshPath("gen_mixed"));
   config.schema_version = "mixed";
   config.total_events = 3'000;
   config.events_per_file = 50;
@@ -255,7 +232,7 @@ TEST(GeneratorTest, MixedSchemaVariesVersionsColumnOrdersAndLineEnds) {
 TEST(GeneratorTest, EachFixedVersionWritesExactlyItsColumns) {
   const std::map<std::string, size_t> columns = {{"v1", 6}, {"v2", 10}, {"v3", 16}};
   for (const auto& [version, count] : columns) {
-    GeneratorConfig config = SimulatedConfig(FreshDir(absl::StrCat("version_", version)));
+    GeneratorConfig config = SimulatedConfig(FreshPath(absl::StrCat("gen_version_", version)));
     config.schema_version = version;
     config.total_events = 1'000;
     config.events_per_file = 100;
@@ -270,7 +247,7 @@ TEST(GeneratorTest, EachFixedVersionWritesExactlyItsColumns) {
 }
 
 TEST(GeneratorTest, FilesRollOverAtEventsPerFileAndStopAtTotalEventsWithSortableNames) {
-  GeneratorConfig config = SimulatedConfig(FreshDir("rollover"));
+  GeneratorConfig config = SimulatedConfig(FreshPath("gen_rollover"));
   config.total_events = 2'500;
   config.events_per_file = 1'000;
   ASSERT_TRUE(RunWith(config).ok());
@@ -287,13 +264,13 @@ TEST(GeneratorTest, FilesRollOverAtEventsPerFileAndStopAtTotalEventsWithSortable
       EXPECT_GT(files[i].manifest.created_time_us(), files[i - 1].manifest.created_time_us());
     }
   }
-  EXPECT_EQ(List(config.output_dir + "/.tmp"), std::vector<std::string>{});
+  EXPECT_EQ(ListDir(config.output_dir + "/.tmp"), std::vector<std::string>{});
 }
 
 // At 1M events/s the simulated clock steps 1 us per row; files close after 10 ms (10,000 rows)
 // and the run after 50 ms, both on that clock. Pacing sleeps on an injected clock.
 TEST(GeneratorTest, FileIntervalAndDurationAreMeasuredOnTheSimulatedClock) {
-  GeneratorConfig config = SimulatedConfig(FreshDir("interval"));
+  GeneratorConfig config = SimulatedConfig(FreshPath("gen_interval"));
   config.events_per_second = 1e6;
   config.total_events = 0;
   config.duration = absl::Milliseconds(50);
@@ -310,7 +287,7 @@ TEST(GeneratorTest, FileIntervalAndDurationAreMeasuredOnTheSimulatedClock) {
 
 // Normal rows lie within [created - 30 min, created]; late ones 2-6 h before created.
 TEST(GeneratorTest, EventTimesSitInsideTheFileWindowExceptLateEvents) {
-  GeneratorConfig config = SimulatedConfig(FreshDir("window"));
+  GeneratorConfig config = SimulatedConfig(FreshPath("gen_window"));
   config.events_per_second = 5;  // 200 ms apart in simulated time
   config.total_events = 20'000;  // ~67 simulated minutes
   config.events_per_file = 100'000;
@@ -346,7 +323,7 @@ TEST(GeneratorTest, EventTimesSitInsideTheFileWindowExceptLateEvents) {
 }
 
 TEST(GeneratorTest, EventIdsAreNeverReusedAcrossFiles) {
-  GeneratorConfig config = SimulatedConfig(FreshDir("ids"));
+  GeneratorConfig config = SimulatedConfig(FreshPath("gen_ids"));
   config.events_per_file = 500;
   config.anomaly_rate = 0.2;
   ASSERT_TRUE(RunWith(config).ok());
@@ -364,7 +341,7 @@ TEST(GeneratorTest, EventIdsAreNeverReusedAcrossFiles) {
 
 TEST(GeneratorTest, LiveRateIsHeldWithinTwoPercentOnAnInjectedClock) {
   GeneratorConfig config;
-  config.output_dir = FreshDir("rate");
+  config.output_dir = FreshPath("gen_rate");
   config.seed = 7;
   config.quiet = true;
   config.events_per_second = 1'000;
@@ -383,26 +360,26 @@ TEST(GeneratorTest, LiveRateIsHeldWithinTwoPercentOnAnInjectedClock) {
 }
 
 TEST(GeneratorTest, StaleTempFilesAreRemovedAtStart) {
-  GeneratorConfig config = SimulatedConfig(FreshDir("stale"));
+  GeneratorConfig config = SimulatedConfig(FreshPath("gen_stale"));
   config.total_events = 10;
   ASSERT_TRUE(MakeDirs(config.output_dir + "/.tmp").ok());
   std::ofstream(config.output_dir + "/.tmp/events-crashed.csv") << "event_id\npartial";
   ASSERT_TRUE(RunWith(config).ok());
-  EXPECT_EQ(List(config.output_dir + "/.tmp"), std::vector<std::string>{});
+  EXPECT_EQ(ListDir(config.output_dir + "/.tmp"), std::vector<std::string>{});
   EXPECT_EQ(ReadOutput(config.output_dir).size(), 1u);
 }
 
-// The first file's temp name is known (simulated clock); /dev/full behind it makes the real
-// write path hit ENOSPC.
+// File names are known in advance (simulated clock): /dev/full behind the second one's temp name
+// makes the real write path hit ENOSPC after the first file is committed.
 TEST(GeneratorTest, DiskFullEndsTheRunWithAClearErrorAndNoPartialFile) {
-  GeneratorConfig probe = SimulatedConfig(FreshDir("full_probe"));
+  GeneratorConfig probe = SimulatedConfig(FreshPath("gen_full_probe"));
   probe.total_events = 3'000;
   probe.events_per_file = 1'000;
   ASSERT_TRUE(RunWith(probe).ok());
   const std::vector<OutputFile> expected = ReadOutput(probe.output_dir);
   ASSERT_EQ(expected.size(), 3u);
 
-  const std::string dir = FreshDir("full");
+  const std::string dir = FreshPath("gen_full");
   GeneratorConfig config = probe;
   config.output_dir = dir + "/inbox";
   config.summary_file = dir + "/summary.json";
@@ -415,17 +392,17 @@ TEST(GeneratorTest, DiskFullEndsTheRunWithAClearErrorAndNoPartialFile) {
   const std::vector<OutputFile> files = ReadOutput(config.output_dir);
   ASSERT_EQ(files.size(), 1u) << "the file before the failure is complete; nothing after it";
   EXPECT_EQ(files[0].csv, expected[0].csv);
-  EXPECT_EQ(List(config.output_dir), (std::vector<std::string>{".tmp", expected[0].name,
+  EXPECT_EQ(ListDir(config.output_dir), (std::vector<std::string>{".tmp", expected[0].name,
                                                                 expected[0].name + ".manifest.json"}));
-  EXPECT_EQ(List(config.output_dir + "/.tmp"), std::vector<std::string>{});
+  EXPECT_EQ(ListDir(config.output_dir + "/.tmp"), std::vector<std::string>{});
   google::protobuf::Struct summary;
-  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(Read(config.summary_file), &summary).ok());
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(ReadFile(config.summary_file), &summary).ok());
   EXPECT_EQ(summary.fields().at("files").number_value(), 1) << "the summary covers the committed files";
   EXPECT_EQ(summary.fields().at("events_written").number_value(), 1'000);
 }
 
 TEST(GeneratorTest, OutputPathThatIsAFileIsAClearError) {
-  const std::string path = FreshDir("file_output");
+  const std::string path = FreshPath("gen_file_output");
   std::ofstream(path) << "x";
   GeneratorConfig config = SimulatedConfig(path);
   absl::StatusOr<RunSummary> run = RunWith(config);
@@ -434,7 +411,7 @@ TEST(GeneratorTest, OutputPathThatIsAFileIsAClearError) {
 }
 
 TEST(GeneratorTest, SummaryInAMissingDirectoryFailsBeforeWritingAnything) {
-  GeneratorConfig config = SimulatedConfig(FreshDir("summary_missing"));
+  GeneratorConfig config = SimulatedConfig(FreshPath("gen_summary_missing"));
   config.summary_file = "/nonexistent-ecomstream-dir/summary.json";
   absl::StatusOr<RunSummary> run = RunWith(config);
   EXPECT_EQ(run.status().code(), absl::StatusCode::kFailedPrecondition) << run.status();
@@ -443,7 +420,7 @@ TEST(GeneratorTest, SummaryInAMissingDirectoryFailsBeforeWritingAnything) {
 }
 
 TEST(GeneratorTest, StopClosesTheCurrentFileCompleteAndReturns) {
-  GeneratorConfig config = SimulatedConfig(FreshDir("stop"));
+  GeneratorConfig config = SimulatedConfig(FreshPath("gen_stop"));
   config.total_events = 0;  // until stopped
   config.events_per_file = 7'000;
   metrics::Registry registry;
@@ -466,18 +443,18 @@ TEST(GeneratorTest, StopClosesTheCurrentFileCompleteAndReturns) {
     rows += f.manifest.rows();
   }
   EXPECT_EQ(run->truth.rows, rows);
-  EXPECT_EQ(List(config.output_dir + "/.tmp"), std::vector<std::string>{});
+  EXPECT_EQ(ListDir(config.output_dir + "/.tmp"), std::vector<std::string>{});
   const std::string text = registry.ExportText();
   EXPECT_NE(text.find(absl::StrCat("ecomstream_generator_events_total ", rows)), std::string::npos) << text;
   EXPECT_NE(text.find(absl::StrCat("ecomstream_generator_files_total ", files.size())), std::string::npos);
 }
 
 TEST(GeneratorTest, WithoutManifestsTheMtimeCarriesTheSimulatedCreationTime) {
-  GeneratorConfig config = SimulatedConfig(FreshDir("nomanifest"));
+  GeneratorConfig config = SimulatedConfig(FreshPath("gen_nomanifest"));
   config.manifests = false;
   config.total_events = 100;
   ASSERT_TRUE(RunWith(config).ok());
-  const std::vector<std::string> names = List(config.output_dir);
+  const std::vector<std::string> names = ListDir(config.output_dir);
   ASSERT_EQ(names.size(), 2u);  // .tmp and the CSV
   struct stat st;
   ASSERT_EQ(stat((config.output_dir + "/" + names[1]).c_str(), &st), 0);

@@ -3,25 +3,6 @@
 #include "absl/strings/str_cat.h"
 
 namespace ecomstream::generator {
-namespace {
-
-constexpr absl::string_view kColumnNames[kNumColumns] = {
-    "event_id",  "user_id",  "event_type",   "product_id",  "price",   "event_time", "session_id", "category",
-    "quantity",  "user_segment", "device_type", "browser", "geo_country", "geo_city", "referrer",   "campaign_id",
-};
-
-int ColumnCount(SchemaVersion version) {
-  switch (version) {
-    case SchemaVersion::kV1: return 6;
-    case SchemaVersion::kV2: return 10;
-    case SchemaVersion::kV3: return kNumColumns;
-  }
-  return kNumColumns;
-}
-
-}  // namespace
-
-absl::string_view ColumnName(Column column) { return kColumnNames[static_cast<int>(column)]; }
 
 absl::string_view SchemaVersionName(SchemaVersion version) {
   switch (version) {
@@ -36,7 +17,7 @@ const std::vector<Column>& ColumnsOf(SchemaVersion version) {
   static const auto* kColumns = [] {
     auto* columns = new std::vector<Column>[3];
     for (int v = 0; v < 3; ++v) {
-      for (int c = 0; c < ColumnCount(static_cast<SchemaVersion>(v + 1)); ++c) {
+      for (int c = 0; c < csv_schema::ColumnCount(v + 1); ++c) {
         columns[v].push_back(static_cast<Column>(c));
       }
     }
@@ -44,8 +25,6 @@ const std::vector<Column>& ColumnsOf(SchemaVersion version) {
   }();
   return kColumns[static_cast<int>(version) - 1];
 }
-
-bool HasColumn(SchemaVersion version, Column column) { return static_cast<int>(column) < ColumnCount(version); }
 
 absl::StatusOr<SchemaChoice> ParseSchemaChoice(absl::string_view text) {
   if (text == "mixed") return SchemaChoice{true, SchemaVersion::kV3};

@@ -7,6 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "common/csv_schema.h"
 #include "common/domain.h"
 #include "common/uuid.h"
 
@@ -211,18 +212,12 @@ bool InList(const std::vector<absl::string_view>& list, const std::string& value
 }
 
 int SchemaOf(const std::vector<std::string>& header) {
-  static const std::vector<std::set<std::string>> kVersions = [] {
-    std::set<std::string> v1 = {"event_id", "user_id", "event_type", "product_id", "price", "event_time"};
-    std::set<std::string> v2 = v1;
-    v2.insert({"session_id", "category", "quantity", "user_segment"});
-    std::set<std::string> v3 = v2;
-    v3.insert({"device_type", "browser", "geo_country", "geo_city", "referrer", "campaign_id"});
-    return std::vector<std::set<std::string>>{v1, v2, v3};
-  }();
-  std::set<std::string> names(header.begin(), header.end());
+  const std::set<std::string> names(header.begin(), header.end());
   if (names.size() != header.size()) return 0;
-  for (int v = 0; v < 3; ++v) {
-    if (names == kVersions[v]) return v + 1;
+  for (int version = 1; version <= 3; ++version) {
+    std::set<std::string> expected;
+    for (int c = 0; c < csv_schema::ColumnCount(version); ++c) expected.insert(std::string(csv_schema::kColumnNames[c]));
+    if (names == expected) return version;
   }
   return 0;
 }

@@ -1,0 +1,42 @@
+#include "services/generator/testing/files.h"
+
+#include <dirent.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+
+namespace ecomstream::generator::testing {
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream content;
+  content << in.rdbuf();
+  return content.str();
+}
+
+std::vector<std::string> ListDir(const std::string& dir) {
+  std::vector<std::string> names;
+  if (DIR* d = opendir(dir.c_str())) {
+    while (dirent* e = readdir(d)) {
+      const std::string name = e->d_name;
+      if (name != "." && name != "..") names.push_back(name);
+    }
+    closedir(d);
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+std::string FreshPath(const std::string& name) {
+  const std::string path = absl::StrCat(::testing::TempDir(), "/generator_", name, "_", getpid());
+  (void)std::system(absl::StrCat("rm -rf '", path, "'").c_str());
+  return path;
+}
+
+}  // namespace ecomstream::generator::testing
