@@ -48,7 +48,7 @@ class IngestServiceTest : public testing::WriterDbTest {
     PgPoolOptions pool;
     pool.check_interval = absl::Milliseconds(100);
     pool.max_backoff = absl::Milliseconds(300);
-    server_ = std::make_unique<WriterServer>(config_, &server_registry_, pool);
+    server_ = std::make_unique<WriterServer>(config_, &server_registry_, tracer_.get(), pool);
     ASSERT_TRUE(server_->Start().ok());
     address_ = absl::StrCat("127.0.0.1:", server_->port());
     stub_ = v1::Ingest::NewStub(grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));

@@ -6,6 +6,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/shutdown.h"
+#include "common/tracer.h"
 #include "services/writer/health_probe.h"
 #include "services/writer/migrator.h"
 #include "services/writer/writer_flags.h"
@@ -49,8 +50,10 @@ int main(int argc, char** argv) {
     if (config.migrate_only) return 0;
   }
 
+  auto tracer = tracing::Tracer::FromEnvironment("ecomstream-writer");
+  if (!tracer.ok()) return ConfigError(tracer.status());
   metrics::RegisterBuildInfo(metrics::Registry::Default(), "writer");
-  WriterServer server(config, &metrics::Registry::Default());
+  WriterServer server(config, &metrics::Registry::Default(), tracer->get());
   if (absl::Status status = server.Start(); !status.ok()) {
     LOG_ERROR("Writer failed to start") << Kv("error", status.ToString());
     return 1;
@@ -59,5 +62,6 @@ int main(int argc, char** argv) {
   LOG_INFO("Shutting down; draining streams") << Kv("signal", ShutdownSignal::Get().signal_number());
   const bool drained = server.Shutdown(absl::Seconds(config.drain_seconds));
   LOG_INFO("Writer stopped") << Kv("drained", drained);
+  (void)(*tracer)->Shutdown(absl::Seconds(2));
   return 0;
 }

@@ -23,11 +23,6 @@
 namespace ecomstream::writer {
 namespace {
 
-struct Statement {
-  const char* name;
-  const char* sql;
-};
-
 // Per session: the staging table for events whose id is already stored.
 constexpr char kCreateStaging[] = R"sql(
 CREATE TEMP TABLE IF NOT EXISTS ecomstream_staging (
@@ -37,24 +32,28 @@ CREATE TEMP TABLE IF NOT EXISTS ecomstream_staging (
   schema_version smallint, late_arrival boolean, source_file text, trace_id text
 ) ON COMMIT DELETE ROWS)sql";
 
-constexpr Statement kLockFile{"sink_lock_file", R"sql(
+constexpr char kLockFile[] = R"sql(
 SELECT state, claimant, claim_token::text, committed_through
 FROM ecomstream.ingest_files
 WHERE file_id = $1
-FOR UPDATE)sql"};
+FOR UPDATE)sql";
 
-constexpr Statement kFindBatch{"sink_find_batch", R"sql(
+constexpr char kFindBatch[] = R"sql(
 SELECT last_row, inserted, updated, unchanged, duplicates, dead_lettered, last_batch,
        (extract(epoch FROM committed_at) * 1000000)::bigint
 FROM ecomstream.ingest_batches
-WHERE file_id = $1 AND first_row = $2)sql"};
+WHERE file_id = $1 AND first_row = $2)sql";
+
+// The largest stored id (a backward scan of the primary key).
+constexpr char kLargestEventId[] = R"sql(
+SELECT event_id::text FROM ecomstream.events ORDER BY event_id DESC LIMIT 1)sql";
 
 // $1: text[] of event ids.
-constexpr Statement kProbeEvents{"sink_probe_events", R"sql(
-SELECT event_id::text FROM ecomstream.events WHERE event_id = ANY($1::uuid[]))sql"};
+constexpr char kProbeEvents[] = R"sql(
+SELECT event_id::text FROM ecomstream.events WHERE event_id = ANY($1::uuid[]))sql";
 
 // Moves the staged rows into events; counts the rows it changed.
-constexpr Statement kMergeStaged{"sink_merge_staged", R"sql(
+constexpr char kMergeStaged[] = R"sql(
 WITH staged AS (DELETE FROM pg_temp.ecomstream_staging RETURNING *)
 INSERT INTO ecomstream.events AS e (
   event_id, user_id, session_id, event_type, product_id, category, price, quantity, total_amount,
@@ -80,9 +79,9 @@ WHERE (e.user_id, e.session_id, e.event_type, e.product_id, e.category, e.price,
       (excluded.user_id, excluded.session_id, excluded.event_type, excluded.product_id, excluded.category,
        excluded.price, excluded.quantity, excluded.total_amount, excluded.event_time, excluded.user_segment,
        excluded.device_type, excluded.browser, excluded.geo_country, excluded.geo_city, excluded.referrer,
-       excluded.campaign_id))sql"};
+       excluded.campaign_id))sql";
 
-constexpr Statement kRecordBatch{"sink_record_batch", R"sql(
+constexpr char kRecordBatch[] = R"sql(
 INSERT INTO ecomstream.ingest_batches (
   file_id, first_row, last_row, file_name, last_batch, rows, inserted, updated, unchanged, duplicates,
   dead_lettered, reason_counts, claimant, file_drop_time, read_time, sent_time, received_at, committed_at,
@@ -91,9 +90,9 @@ VALUES ($1, $2::bigint, $3::bigint, $4, $5::boolean, $6::bigint, $7::bigint, $8:
         $10::bigint, $11::bigint, $12::jsonb, $13, to_timestamp(nullif($14::bigint, 0) / 1e6),
         to_timestamp(nullif($15::bigint, 0) / 1e6), to_timestamp(nullif($16::bigint, 0) / 1e6),
         to_timestamp($17::bigint / 1e6), clock_timestamp(), nullif($18, ''))
-RETURNING (extract(epoch FROM committed_at) * 1000000)::bigint)sql"};
+RETURNING (extract(epoch FROM committed_at) * 1000000)::bigint)sql";
 
-constexpr Statement kAdvanceFile{"sink_advance_file", R"sql(
+constexpr char kAdvanceFile[] = R"sql(
 UPDATE ecomstream.ingest_files SET
   committed_through = $2::bigint,
   batches = batches + 1,
@@ -108,9 +107,7 @@ UPDATE ecomstream.ingest_files SET
   committed_at = CASE WHEN $9::boolean THEN clock_timestamp() ELSE committed_at END,
   total_rows = CASE WHEN $9::boolean THEN $2::bigint ELSE total_rows END,
   updated_at = now()
-WHERE file_id = $1)sql"};
-
-constexpr Statement kStatements[] = {kLockFile, kFindBatch, kProbeEvents, kMergeStaged, kRecordBatch, kAdvanceFile};
+WHERE file_id = $1)sql";
 
 const std::string& CopyEventsSql() {
   static const std::string* sql =
@@ -141,11 +138,12 @@ std::string DatabaseMessage(const std::exception& e) {
   return absl::StrReplaceAll(absl::StripLeadingAsciiWhitespace(message), {{"\n", "; "}});
 }
 
+// Statements are not prepared: each is planned when it runs, with the tables as they are then
+// (a plan cached while events was empty would scan it sequentially for good).
 void EnsureSession(PgConnection& connection) {
   if (connection.sink_ready) return;
   pqxx::nontransaction setup(connection);
   setup.exec(kCreateStaging);
-  for (const Statement& statement : kStatements) connection.prepare(statement.name, statement.sql);
   connection.sink_ready = true;
 }
 
@@ -194,12 +192,12 @@ class BatchTransaction {
 
   absl::StatusOr<v1::Ack> Run(std::map<std::string, int64_t>* reasons) {
     pqxx::work txn(*connection_);
-    const pqxx::result file = txn.exec_prepared(kLockFile.name, batch_.file_id());
+    const pqxx::result file = txn.exec_params(kLockFile, batch_.file_id());
     if (file.empty()) {
       return absl::FailedPreconditionError(
           absl::StrCat("file ", batch_.file_id(), " (", batch_.file_name(), ") was never claimed: call ClaimFile"));
     }
-    const pqxx::result ledger = txn.exec_prepared(kFindBatch.name, batch_.file_id(), batch_.first_row());
+    const pqxx::result ledger = txn.exec_params(kFindBatch, batch_.file_id(), batch_.first_row());
     const std::string state = file[0][0].as<std::string>();
     if (!ledger.empty()) return Replayed(ledger[0], state);
     if (state == "committed") {
@@ -239,12 +237,12 @@ class BatchTransaction {
     ack.set_dead_lettered(static_cast<int64_t>(dead_letters.size()));
     ack.set_duplicates(batch_.duplicate_rows() + prepared_.duplicate_ids);
     const int64_t rows = batch_.last_row() - batch_.first_row() + 1;
-    const pqxx::row recorded = txn.exec_prepared1(kRecordBatch.name, batch_.file_id(), batch_.first_row(), batch_.last_row(), batch_.file_name(),
+    const pqxx::row recorded = txn.exec_params1(kRecordBatch, batch_.file_id(), batch_.first_row(), batch_.last_row(), batch_.file_name(),
                       batch_.last_batch(), rows, ack.inserted(), ack.updated(), ack.unchanged(), ack.duplicates(),
                       ack.dead_lettered(), ReasonsJson(*reasons), file[0][1].as<std::string>(),
                       batch_.file_drop_time_us(), batch_.read_time_us(), batch_.sent_time_us(), prepared_.received_us,
                       prepared_.trace_id);
-    txn.exec_prepared(kAdvanceFile.name, batch_.file_id(), batch_.last_row(), rows, ack.inserted(), ack.updated(),
+    txn.exec_params(kAdvanceFile, batch_.file_id(), batch_.last_row(), rows, ack.inserted(), ack.updated(),
                       ack.unchanged(), ack.duplicates(), ack.dead_lettered(), batch_.last_batch());
     txn.commit();
     // The ledger's commit time (taken just before COMMIT), so a replay answers with the same.
@@ -299,16 +297,27 @@ class BatchTransaction {
   }
 
   UpsertOutcome UpsertOnce(pqxx::transaction_base& txn, const std::vector<const v1::Event*>& events) {
+    // Event ids are UUIDv7: they grow with time, so most new ids sort above every stored one and
+    // cannot be stored. Only ids up to the largest stored id need the probe. (uuid order is byte
+    // order. A concurrent insert of a "new" id still trips the unique index: probe again.)
+    std::string largest;
+    if (const pqxx::result top = txn.exec(kLargestEventId); !top.empty()) {
+      Uuid id;
+      if (ParseUuid(top[0][0].c_str(), &id)) largest = std::string(UuidBytes(id));
+    }
     std::string ids = "{";
     for (const v1::Event* event : events) {
+      if (largest.empty() || event->event_id() > largest) continue;
       if (ids.size() > 1) ids.push_back(',');
       AppendUuid(event->event_id(), &ids);
     }
     ids.push_back('}');
     absl::flat_hash_set<std::string> stored;
-    for (const pqxx::row& row : txn.exec_prepared(kProbeEvents.name, ids)) {
-      Uuid id;
-      if (ParseUuid(row[0].c_str(), &id)) stored.insert(std::string(UuidBytes(id)));
+    if (ids.size() > 2) {
+      for (const pqxx::row& row : txn.exec_params(kProbeEvents, ids)) {
+        Uuid id;
+        if (ParseUuid(row[0].c_str(), &id)) stored.insert(std::string(UuidBytes(id)));
+      }
     }
     std::vector<const v1::Event*> fresh;
     std::vector<const v1::Event*> known;
@@ -323,7 +332,7 @@ class BatchTransaction {
     }
     if (!known.empty()) {
       connection_->CopyIn(txn, CopyStagingSql(), EncodeEvents(known, metadata));
-      counts.updated = static_cast<int64_t>(txn.exec_prepared(kMergeStaged.name).affected_rows());
+      counts.updated = static_cast<int64_t>(txn.exec(kMergeStaged).affected_rows());
       counts.unchanged = static_cast<int64_t>(known.size()) - counts.updated;
     }
     return counts;
@@ -370,22 +379,39 @@ class BatchTransaction {
 
 }  // namespace
 
-PgSink::PgSink(PgPool* pool, WriterMetrics* metrics, PgSinkOptions options)
-    : pool_(pool), metrics_(metrics), options_(options) {}
+PgSink::PgSink(PgPool* pool, WriterMetrics* metrics, const tracing::Tracer* tracer, PgSinkOptions options)
+    : pool_(pool), metrics_(metrics), tracer_(tracer), options_(options) {}
 
 absl::StatusOr<v1::Ack> PgSink::Write(const v1::Batch& batch) {
-  if (absl::Status status = ValidateBatch(batch); !status.ok()) {
-    metrics_->RecordBatchFailure(status.code());
-    return status;
+  // batch.write continues the processor's batch.send span; db.commit is each transaction.
+  tracing::Span span = tracer_->StartSpan("batch.write", tracing::SpanKind::kServer,
+                                          tracing::TraceContext::FromTraceparentOrInvalid(batch.traceparent()));
+  span.SetAttribute("file.name", batch.file_name());
+  span.SetAttribute("batch.first_row", batch.first_row());
+  span.SetAttribute("batch.last_row", batch.last_row());
+  absl::StatusOr<v1::Ack> ack = WriteWithRetries(batch, span);
+  span.SetStatus(ack.status());
+  if (ack.ok()) {
+    span.SetAttribute("rows.inserted", ack->inserted());
+    span.SetAttribute("rows.updated", ack->updated());
+    span.SetAttribute("rows.dead_lettered", ack->dead_lettered());
+    span.SetAttribute("batch.already_committed", ack->already_committed());
+  } else {
+    metrics_->RecordBatchFailure(ack.status().code());
   }
+  return ack;
+}
+
+absl::StatusOr<v1::Ack> PgSink::WriteWithRetries(const v1::Batch& batch, const tracing::Span& parent) {
+  RETURN_IF_ERROR(ValidateBatch(batch));
   const PreparedBatch prepared = Prepare(batch);
   absl::Status status;
   for (int attempt = 1; attempt <= options_.max_attempts; ++attempt) {
     auto lease = pool_->Acquire();
-    if (!lease.ok()) {
-      status = lease.status();
-      break;
-    }
+    if (!lease.ok()) return lease.status();
+    tracing::Span commit = tracer_->StartSpan("db.commit", tracing::SpanKind::kClient, parent.context());
+    commit.SetAttribute("db.system", "postgresql");
+    commit.SetAttribute("attempt", attempt);
     std::map<std::string, int64_t> reasons;
     const int64_t started_us = MonotonicMicros();
     absl::StatusOr<v1::Ack> ack;
@@ -395,6 +421,7 @@ absl::StatusOr<v1::Ack> PgSink::Write(const v1::Batch& batch) {
     } catch (const std::exception& e) {
       ack = StatusFromPgException(e);
     }
+    commit.SetStatus(ack.status());
     if (ack.ok()) {
       metrics_->RecordBatch(*ack, reasons, static_cast<double>(MonotonicMicros() - started_us) / 1e6,
                             batch.file_drop_time_us());
@@ -406,7 +433,6 @@ absl::StatusOr<v1::Ack> PgSink::Write(const v1::Batch& batch) {
     // if COMMIT's outcome is unknown, the ledger will say so), so running it again is safe.
     if (status.code() != absl::StatusCode::kUnavailable) break;
   }
-  metrics_->RecordBatchFailure(status.code());
   return status;
 }
 

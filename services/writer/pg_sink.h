@@ -23,6 +23,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/tracer.h"
 #include "ecomstream/v1/ingest.pb.h"
 #include "services/writer/pg_pool.h"
 #include "services/writer/writer_metrics.h"
@@ -36,8 +37,9 @@ struct PgSinkOptions {
 
 class PgSink {
  public:
-  // `pool` and `metrics` must outlive the sink.
-  PgSink(PgPool* pool, WriterMetrics* metrics, PgSinkOptions options = {});
+  // `pool`, `metrics` and `tracer` must outlive the sink. Each Write is a span batch.write (a
+  // child of the batch's traceparent) with a db.commit span per transaction.
+  PgSink(PgPool* pool, WriterMetrics* metrics, const tracing::Tracer* tracer, PgSinkOptions options = {});
 
   // Returns the Ack once the batch's transaction has committed, or the recorded Ack of a batch
   // committed before (already_committed = true, nothing changed). Errors:
@@ -51,8 +53,11 @@ class PgSink {
   absl::StatusOr<v1::Ack> Write(const v1::Batch& batch);
 
  private:
+  absl::StatusOr<v1::Ack> WriteWithRetries(const v1::Batch& batch, const tracing::Span& parent);
+
   PgPool* pool_;
   WriterMetrics* metrics_;
+  const tracing::Tracer* tracer_;
   PgSinkOptions options_;
 };
 

@@ -10,6 +10,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "common/time_util.h"
 #include "common/uuid.h"
 #include "services/writer/testing/writer_testing.h"
@@ -346,6 +347,47 @@ TEST_F(PgSinkTest, GarbageTraceparentStoresNoTraceId) {
   WriteOk(batch);
   EXPECT_EQ(Sql("SELECT count(*) FROM ecomstream.events WHERE trace_id IS NULL"), "1");
   EXPECT_EQ(Sql("SELECT trace_id IS NULL FROM ecomstream.ingest_batches"), "t");
+}
+
+// Collects ended spans.
+class RecordingProcessor : public tracing::SpanProcessor {
+ public:
+  void OnEnd(std::unique_ptr<tracing::SpanData> span) override {
+    absl::MutexLock lock(&mu_);
+    spans_.push_back(*span);
+  }
+  absl::Status ForceFlush(absl::Duration) override { return absl::OkStatus(); }
+  absl::Status Shutdown(absl::Duration) override { return absl::OkStatus(); }
+  tracing::ExportStats stats() const override { return {}; }
+  std::vector<tracing::SpanData> spans() {
+    absl::MutexLock lock(&mu_);
+    return spans_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<tracing::SpanData> spans_;
+};
+
+TEST_F(PgSinkTest, BatchWriteAndDbCommitSpansContinueTheBatchTrace) {
+  auto processor = std::make_unique<RecordingProcessor>();
+  RecordingProcessor* recorded = processor.get();
+  tracing::Tracer tracer(tracing::TracerOptions(), std::move(processor));
+  PgSink sink(pool_.get(), metrics_.get(), &tracer);
+  const TestFile file = Claim("spans.csv");
+  ASSERT_TRUE(sink.Write(MakeBatch(file, 1, {MakeEvent(1)})).ok());
+  const std::vector<tracing::SpanData> spans = recorded->spans();
+  ASSERT_EQ(spans.size(), 2u);
+  const tracing::SpanData& commit = spans[0];
+  const tracing::SpanData& write = spans[1];
+  EXPECT_EQ(commit.name, "db.commit");
+  EXPECT_EQ(write.name, "batch.write");
+  EXPECT_EQ(write.kind, tracing::SpanKind::kServer);
+  EXPECT_EQ(write.trace_id.ToHex(), "4bf92f3577b34da6a3ce929d0e0e4736");  // MakeBatch's traceparent
+  EXPECT_EQ(write.parent_span_id.ToHex(), "00f067aa0ba902b7");
+  EXPECT_EQ(commit.trace_id, write.trace_id);
+  EXPECT_EQ(commit.parent_span_id, write.span_id);
+  EXPECT_EQ(write.status_code, tracing::SpanStatusCode::kOk);
 }
 
 TEST_F(PgSinkTest, ViewsAnswerForTheAnalyticsRole) {

@@ -52,7 +52,8 @@ TEST(WriterRestartTest, DatabaseRestartMidStreamLosesNothingAndNeverAcksWithoutC
   pool.check_interval = absl::Milliseconds(100);
   pool.max_backoff = absl::Milliseconds(300);
   metrics::Registry registry;
-  WriterServer server(config, &registry, pool);
+  std::unique_ptr<tracing::Tracer> tracer = tracing::Tracer::Disabled();
+  WriterServer server(config, &registry, tracer.get(), pool);
   ASSERT_TRUE(server.Start().ok());
   const std::string address = absl::StrCat("127.0.0.1:", server.port());
   const auto serving = [&] { return ProbeHealth(address, grpc::InsecureChannelCredentials(), absl::Seconds(1)).ok(); };

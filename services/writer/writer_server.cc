@@ -42,12 +42,13 @@ absl::StatusOr<std::string> ReadPemFile(absl::string_view flag, const std::strin
   return contents.str();
 }
 
-WriterServer::WriterServer(WriterConfig config, metrics::Registry* registry, PgPoolOptions pool_options)
+WriterServer::WriterServer(WriterConfig config, metrics::Registry* registry, const tracing::Tracer* tracer,
+                           PgPoolOptions pool_options)
     : config_(std::move(config)),
       registry_(registry),
       metrics_(registry),
       pool_(WithConfig(std::move(pool_options), config_)),
-      sink_(&pool_, &metrics_),
+      sink_(&pool_, &metrics_, tracer),
       ledger_(&pool_, &metrics_, LedgerOptions(config_)),
       service_(&sink_, &ledger_, &metrics_) {
   pool_.SetHealthListener([this](bool healthy) {

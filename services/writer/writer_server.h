@@ -17,6 +17,7 @@
 #include "absl/time/time.h"
 #include "common/metrics.h"
 #include "common/status_server.h"
+#include "common/tracer.h"
 #include "services/writer/config.h"
 #include "services/writer/file_ledger.h"
 #include "services/writer/ingest_service.h"
@@ -28,8 +29,9 @@ namespace ecomstream::writer {
 
 class WriterServer {
  public:
-  // `config` must have passed Validate(); `registry` must outlive the server.
-  WriterServer(WriterConfig config, metrics::Registry* registry, PgPoolOptions pool_options = {});
+  // `config` must have passed Validate(); `registry` and `tracer` must outlive the server.
+  WriterServer(WriterConfig config, metrics::Registry* registry, const tracing::Tracer* tracer,
+               PgPoolOptions pool_options = {});
   ~WriterServer();
   WriterServer(const WriterServer&) = delete;
   WriterServer& operator=(const WriterServer&) = delete;

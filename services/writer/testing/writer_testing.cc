@@ -143,7 +143,7 @@ void WriterDbTest::SetUp() {
   options.max_backoff = absl::Milliseconds(500);
   pool_ = std::make_unique<PgPool>(options);
   ASSERT_TRUE(pool_->Start().ok()) << pool_->last_error();
-  sink_ = std::make_unique<PgSink>(pool_.get(), metrics_.get());
+  sink_ = std::make_unique<PgSink>(pool_.get(), metrics_.get(), tracer_.get());
   ledger_ = std::make_unique<FileLedger>(pool_.get(), metrics_.get());
 }
 

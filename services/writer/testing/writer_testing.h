@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "common/metrics.h"
+#include "common/tracer.h"
 #include "ecomstream/v1/ingest.pb.h"
 #include "services/writer/file_ledger.h"
 #include "services/writer/pg_pool.h"
@@ -74,6 +75,7 @@ class WriterDbTest : public ::testing::Test {
   std::string owner_dsn_;
   std::string writer_dsn_;
   metrics::Registry registry_;
+  std::unique_ptr<tracing::Tracer> tracer_ = tracing::Tracer::Disabled();
   std::unique_ptr<WriterMetrics> metrics_;
   std::unique_ptr<PgPool> pool_;
   std::unique_ptr<PgSink> sink_;
