@@ -72,6 +72,9 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeWriterChannel(const std::stri
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, std::min(backoff_ms, 100));
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, backoff_ms);
   args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);  // the client decides what to resend
+  // DESIGN.md "Scale-out": writers behind a headless Service, client-side round-robin. Each
+  // call (ClaimFile, a new Write stream) goes to the next ready writer; a stream stays on one.
+  args.SetLoadBalancingPolicyName("round_robin");
   return grpc::CreateCustomChannel(address, credentials, args);
 }
 
@@ -253,6 +256,7 @@ WriterClient::StreamEnd WriterClient::RunStream() {
       if (next != window_.end()) {
         next->written = true;
         next->written_at_us = MonotonicMicros();
+        const bool repeat = next->writes > 0;  // it reached an earlier stream
         std::shared_ptr<OwnedBatch> batch = next->batch;
         batch->batch().set_sent_time_us(NowMicros());
         mu_.Unlock();
@@ -263,16 +267,15 @@ WriterClient::StreamEnd WriterClient::RunStream() {
           break;
         }
         ++stats_.batches_sent;
+        if (repeat) ++stats_.batches_resent;
         if (metrics_ != nullptr) {
           metrics_->batches_sent.Increment();
           metrics_->writer_client.sent.Increment();
+          if (repeat) metrics_->batches_resent.Increment();
         }
-        // `next` may have moved (an ack can erase entries while the lock was released).
+        // Found again by identity: `next` may be gone (acked, even, while the lock was released).
         auto it = std::find_if(window_.begin(), window_.end(), [&](const Pending& p) { return p.batch == batch; });
-        if (it != window_.end() && ++it->writes > 1) {
-          ++stats_.batches_resent;
-          if (metrics_ != nullptr) metrics_->batches_resent.Increment();
-        }
+        if (it != window_.end()) ++it->writes;
         continue;
       }
       if (window_.empty() && intake_stopped_) {

@@ -68,8 +68,9 @@ struct TlsFiles {
   std::string key;
 };
 
-// A channel to the writer: TLS when any TLS file is given (files read now; kNotFound /
-// kPermissionDenied when unreadable), plaintext otherwise. Reconnect backoff is capped at
+// A channel to the writer(s): TLS when any TLS file is given (files read now; kNotFound /
+// kPermissionDenied when unreadable), plaintext otherwise. Round-robin over every address the
+// target resolves to (a headless Service's "dns:///writer:50051"); reconnect backoff is capped at
 // `max_reconnect_backoff` so a returning writer is found quickly.
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeWriterChannel(
     const std::string& address, const TlsFiles& tls, absl::Duration max_reconnect_backoff = absl::Seconds(2));
