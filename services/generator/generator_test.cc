@@ -1,5 +1,6 @@
 #include "services/generator/generator.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -12,6 +13,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "common/metrics.h"
 #include "common/status.h"
 #include "common/trace_context.h"
@@ -357,6 +359,44 @@ TEST(GeneratorTest, LiveRateIsHeldWithinTwoPercentOnAnInjectedClock) {
   ASSERT_EQ(files.size(), 5u);
   EXPECT_TRUE(absl::StartsWith(files[0].name, "events-20260501T120000-000001-")) << files[0].name;
   EXPECT_NEAR(files[4].manifest.created_time_us() - kStartUs, 10'000'000, 200'000);
+}
+
+// Runs `config` on a manual clock with stderr captured; returns the "Progress" lines.
+std::vector<std::string> ProgressLines(GeneratorConfig config) {
+  const std::string path = FreshPath(absl::StrCat("gen_progress_", config.quiet));
+  fflush(stderr);
+  const int saved = dup(2);
+  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  dup2(fd, 2);
+  close(fd);
+  ManualClock clock(kStartUs);
+  const bool ok = RunWith(config, &clock).ok();
+  dup2(saved, 2);
+  close(saved);
+  EXPECT_TRUE(ok);
+  std::vector<std::string> lines;
+  for (absl::string_view line : absl::StrSplit(ReadFile(path), '\n')) {
+    if (absl::StrContains(line, " INFO Progress ")) lines.emplace_back(line);
+  }
+  return lines;
+}
+
+TEST(GeneratorTest, ProgressLinesComeEveryIntervalWithCountsUnlessQuiet) {
+  GeneratorConfig config;
+  config.output_dir = FreshPath("gen_progress");
+  config.seed = 8;
+  config.events_per_second = 1'000;
+  config.total_events = 5'000;  // 5 s on the manual clock
+  config.events_per_file = 500;
+  config.progress_interval = absl::Seconds(1);
+  const std::vector<std::string> lines = ProgressLines(config);
+  ASSERT_GE(lines.size(), 5u);
+  ASSERT_LE(lines.size(), 6u);
+  EXPECT_TRUE(absl::StrContains(lines.back(), "events=5000 files=10 ")) << lines.back();
+  EXPECT_TRUE(absl::StrContains(lines[1], "events_per_second=")) << lines[1];
+  config.quiet = true;
+  config.output_dir = FreshPath("gen_progress_quiet");
+  EXPECT_TRUE(ProgressLines(config).empty());
 }
 
 TEST(GeneratorTest, StaleTempFilesAreRemovedAtStart) {
