@@ -152,71 +152,71 @@ void RowValidator::CheckFields() {
   p = Parsed();
   bool present;
 
-  absl::string_view v = Field(kEventId, &present);
+  absl::string_view v = Field(Column::kEventId, &present);
   event_id_ok_ = false;
   if (!present) {
-    AddIssue(v1::REJECT_REASON_MISSING_REQUIRED, kEventId, v, "a value is required");
+    AddIssue(v1::REJECT_REASON_MISSING_REQUIRED, Column::kEventId, v, "a value is required");
   } else if (!ParseUuidFast(v, &p.event_id)) {
-    AddIssue(v1::REJECT_REASON_BAD_EVENT_ID, kEventId, v, "not a UUID (8-4-4-4-12 hex)");
+    AddIssue(v1::REJECT_REASON_BAD_EVENT_ID, Column::kEventId, v, "not a UUID (8-4-4-4-12 hex)");
   } else {
     event_id_ok_ = true;
   }
 
   bool user_ok = false;
-  const absl::string_view user_id = v = Field(kUserId, &present);
+  const absl::string_view user_id = v = Field(Column::kUserId, &present);
   if (!present) {
-    AddIssue(v1::REJECT_REASON_MISSING_REQUIRED, kUserId, v, "a value is required");
+    AddIssue(v1::REJECT_REASON_MISSING_REQUIRED, Column::kUserId, v, "a value is required");
   } else if (!ParseInt64(v, &p.user_id) || p.user_id < 0) {
-    AddIssue(v1::REJECT_REASON_BAD_USER_ID, kUserId, v, "not an integer >= 0");
+    AddIssue(v1::REJECT_REASON_BAD_USER_ID, Column::kUserId, v, "not an integer >= 0");
   } else {
     user_ok = true;
   }
 
   bool type_ok = false;
-  v = Field(kEventType, &present);
+  v = Field(Column::kEventType, &present);
   if (!present) {
-    AddIssue(v1::REJECT_REASON_MISSING_REQUIRED, kEventType, v, "a value is required");
+    AddIssue(v1::REJECT_REASON_MISSING_REQUIRED, Column::kEventType, v, "a value is required");
   } else if (std::optional<v1::EventType> type = ParseEventTypeFast(v)) {
     p.event_type = *type;
     type_ok = true;
   } else {
-    AddIssue(v1::REJECT_REASON_UNKNOWN_EVENT_TYPE, kEventType, v, "not an event type");
+    AddIssue(v1::REJECT_REASON_UNKNOWN_EVENT_TYPE, Column::kEventType, v, "not an event type");
   }
 
-  v = Field(kEventTime, &present);
+  v = Field(Column::kEventTime, &present);
   if (!present) {
-    AddIssue(v1::REJECT_REASON_MISSING_REQUIRED, kEventTime, v, "a value is required");
+    AddIssue(v1::REJECT_REASON_MISSING_REQUIRED, Column::kEventTime, v, "a value is required");
   } else if (!ParseTimestampMicros(v, &p.event_time_us)) {
-    AddIssue(v1::REJECT_REASON_BAD_TIMESTAMP, kEventTime, v, "not an ISO 8601 time or epoch seconds/milliseconds");
+    AddIssue(v1::REJECT_REASON_BAD_TIMESTAMP, Column::kEventTime, v, "not an ISO 8601 time or epoch seconds/milliseconds");
   } else if (p.event_time_us > options_.reference_time_us + options_.max_future_us) {
-    AddIssue(v1::REJECT_REASON_FUTURE_TIMESTAMP, kEventTime, v, "later than the file's time plus --max_future");
+    AddIssue(v1::REJECT_REASON_FUTURE_TIMESTAMP, Column::kEventTime, v, "later than the file's time plus --max_future");
   } else {
     p.late = p.event_time_us < options_.reference_time_us - options_.late_after_us;
   }
 
-  v = Field(kSessionId, &present);
+  v = Field(Column::kSessionId, &present);
   if (present) {
     if (ParseUuidFast(v, &p.session_id)) {
       p.has_session = true;
     } else {
-      AddIssue(v1::REJECT_REASON_BAD_SESSION_ID, kSessionId, v, "not a UUID (8-4-4-4-12 hex)");
+      AddIssue(v1::REJECT_REASON_BAD_SESSION_ID, Column::kSessionId, v, "not a UUID (8-4-4-4-12 hex)");
     }
   }
 
   const bool product_event = type_ok && domain::IsProductEvent(p.event_type);
-  v = Field(kProductId, &present);
+  v = Field(Column::kProductId, &present);
   if (present) {
     if (ParseInt64(v, &p.product_id) && p.product_id > 0) {
       p.has_product = true;
     } else {
-      AddIssue(v1::REJECT_REASON_BAD_PRODUCT_ID, kProductId, v, "not an integer > 0");
+      AddIssue(v1::REJECT_REASON_BAD_PRODUCT_ID, Column::kProductId, v, "not an integer > 0");
     }
   } else if (product_event) {
-    AddIssue(v1::REJECT_REASON_MISSING_PRODUCT, kProductId, v, "a product event needs a product_id");
+    AddIssue(v1::REJECT_REASON_MISSING_PRODUCT, Column::kProductId, v, "a product event needs a product_id");
   }
 
   if (type_ok && user_ok && p.user_id == domain::kAnonymousUserId && !domain::AllowedForAnonymous(p.event_type)) {
-    AddIssue(v1::REJECT_REASON_ANONYMOUS_ACTION, kUserId, user_id, "anonymous users (user_id 0) may only view or search");
+    AddIssue(v1::REJECT_REASON_ANONYMOUS_ACTION, Column::kUserId, user_id, "anonymous users (user_id 0) may only view or search");
   }
 
   if (schema_.version == 1) {
@@ -224,43 +224,43 @@ void RowValidator::CheckFields() {
       if (const domain::Category* category = CategoryOfProduct(p.product_id)) p.category = category->name;
     }
   } else {
-    v = Field(kCategory, &present);
+    v = Field(Column::kCategory, &present);
     if (present) {
       if (const domain::Category* category = FindCategoryFast(v)) {
         p.category = category->name;
       } else {
-        AddIssue(v1::REJECT_REASON_UNKNOWN_CATEGORY, kCategory, v, "not a catalogue category");
+        AddIssue(v1::REJECT_REASON_UNKNOWN_CATEGORY, Column::kCategory, v, "not a catalogue category");
       }
     }
   }
 
-  v = Field(kPrice, &present);
+  v = Field(Column::kPrice, &present);
   if (present) {
     if (!ParsePriceCents(v, &p.price_cents)) {
-      AddIssue(v1::REJECT_REASON_BAD_PRICE, kPrice, v, "not a decimal with at most two fraction digits");
+      AddIssue(v1::REJECT_REASON_BAD_PRICE, Column::kPrice, v, "not a decimal with at most two fraction digits");
     } else if (p.price_cents < 0) {
-      AddIssue(v1::REJECT_REASON_BAD_PRICE, kPrice, v, "negative");
+      AddIssue(v1::REJECT_REASON_BAD_PRICE, Column::kPrice, v, "negative");
     } else if (p.price_cents > domain::kMaxPriceCents) {
-      AddIssue(v1::REJECT_REASON_BAD_PRICE, kPrice, v, "above 100000.00");
+      AddIssue(v1::REJECT_REASON_BAD_PRICE, Column::kPrice, v, "above 100000.00");
     } else {
       p.has_price = true;
     }
   } else if (product_event) {
-    AddIssue(v1::REJECT_REASON_BAD_PRICE, kPrice, v, "a product event needs a price");
+    AddIssue(v1::REJECT_REASON_BAD_PRICE, Column::kPrice, v, "a product event needs a price");
   }
 
-  v = Field(kQuantity, &present);
+  v = Field(Column::kQuantity, &present);
   if (present) {
     int64_t quantity;
     if (ParseInt64(v, &quantity) && quantity >= 1 && quantity <= domain::kMaxQuantity) {
       p.has_quantity = true;
       p.quantity = static_cast<int32_t>(quantity);
     } else {
-      AddIssue(v1::REJECT_REASON_BAD_QUANTITY, kQuantity, v, "not an integer in 1..1000");
+      AddIssue(v1::REJECT_REASON_BAD_QUANTITY, Column::kQuantity, v, "not an integer in 1..1000");
     }
   }
 
-  v = Field(kGeoCountry, &present);
+  v = Field(Column::kGeoCountry, &present);
   if (present) {
     char upper[2];
     bool ok = v.size() == 2;
@@ -274,16 +274,16 @@ void RowValidator::CheckFields() {
       p.geo_country[1] = upper[1];
       p.has_country = true;
     } else {
-      AddIssue(v1::REJECT_REASON_BAD_COUNTRY, kGeoCountry, v, "not an ISO 3166-1 alpha-2 code");
+      AddIssue(v1::REJECT_REASON_BAD_COUNTRY, Column::kGeoCountry, v, "not an ISO 3166-1 alpha-2 code");
     }
   }
 
-  v = Field(kUserSegment, &present);
+  v = Field(Column::kUserSegment, &present);
   if (present) {
     if (std::optional<v1::UserSegment> segment = ParseUserSegmentFast(v)) {
       p.user_segment = *segment;
     } else {
-      AddIssue(v1::REJECT_REASON_BAD_ENUM_VALUE, kUserSegment, v, "not a user segment");
+      AddIssue(v1::REJECT_REASON_BAD_ENUM_VALUE, Column::kUserSegment, v, "not a user segment");
     }
   }
   struct ListColumn {
@@ -293,9 +293,9 @@ void RowValidator::CheckFields() {
     const char* rule;
   };
   const ListColumn lists[] = {
-      {kDeviceType, domain::DeviceTypes(), &p.device_type, "not a device type"},
-      {kBrowser, domain::Browsers(), &p.browser, "not a browser"},
-      {kReferrer, domain::Referrers(), &p.referrer, "not a referrer"},
+      {Column::kDeviceType, domain::DeviceTypes(), &p.device_type, "not a device type"},
+      {Column::kBrowser, domain::Browsers(), &p.browser, "not a browser"},
+      {Column::kReferrer, domain::Referrers(), &p.referrer, "not a referrer"},
   };
   for (const ListColumn& c : lists) {
     v = Field(c.column, &present);
@@ -304,9 +304,9 @@ void RowValidator::CheckFields() {
     if (c.out->empty()) AddIssue(v1::REJECT_REASON_BAD_ENUM_VALUE, c.column, v, c.rule);
   }
 
-  v = Field(kGeoCity, &present);
+  v = Field(Column::kGeoCity, &present);
   if (present) p.geo_city = v;
-  v = Field(kCampaignId, &present);
+  v = Field(Column::kCampaignId, &present);
   if (present) p.campaign_id = v;
 }
 
@@ -320,10 +320,10 @@ RowOutcome RowValidator::Conclude() {
           ++counts_.duplicates;
           return RowOutcome::kDuplicate;
         }
-        AddIssue(v1::REJECT_REASON_CONFLICTING_DUPLICATE, kEventId, {}, nullptr);
+        AddIssue(v1::REJECT_REASON_CONFLICTING_DUPLICATE, Column::kEventId, {}, nullptr);
       }
     } else if (auto it = seen_.find(UuidKey(parsed_.event_id)); it != seen_.end() && it->second != raw_hash) {
-      AddIssue(v1::REJECT_REASON_CONFLICTING_DUPLICATE, kEventId, {}, nullptr);
+      AddIssue(v1::REJECT_REASON_CONFLICTING_DUPLICATE, Column::kEventId, {}, nullptr);
     }
   }
   if (issues_.empty()) {

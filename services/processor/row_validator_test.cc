@@ -27,33 +27,33 @@ constexpr absl::string_view kASessionId = "5f0c3c1e-9b7a-4d2e-8c11-0123456789ab"
 
 // A valid v3 row (values by column), to be overridden per test.
 std::map<Column, std::string> ValidRow() {
-  return {{kEventId, std::string(kAnEventId)},
-          {kUserId, "42"},
-          {kEventType, "purchase"},
-          {kProductId, "100005"},
-          {kPrice, "19.99"},
-          {kEventTime, "2024-01-01T00:30:00Z"},
-          {kSessionId, std::string(kASessionId)},
-          {kCategory, "electronics"},
-          {kQuantity, "2"},
-          {kUserSegment, "returning"},
-          {kDeviceType, "mobile"},
-          {kBrowser, "chrome"},
-          {kGeoCountry, "US"},
-          {kGeoCity, "Boston"},
-          {kReferrer, "google"},
-          {kCampaignId, "spring24"}};
+  return {{Column::kEventId, std::string(kAnEventId)},
+          {Column::kUserId, "42"},
+          {Column::kEventType, "purchase"},
+          {Column::kProductId, "100005"},
+          {Column::kPrice, "19.99"},
+          {Column::kEventTime, "2024-01-01T00:30:00Z"},
+          {Column::kSessionId, std::string(kASessionId)},
+          {Column::kCategory, "electronics"},
+          {Column::kQuantity, "2"},
+          {Column::kUserSegment, "returning"},
+          {Column::kDeviceType, "mobile"},
+          {Column::kBrowser, "chrome"},
+          {Column::kGeoCountry, "US"},
+          {Column::kGeoCity, "Boston"},
+          {Column::kReferrer, "google"},
+          {Column::kCampaignId, "spring24"}};
 }
 
 std::string Header(int version) {
   std::vector<std::string> names;
-  for (int c = 0; c < SchemaRegistry::ColumnCount(version); ++c) names.emplace_back(ColumnName(Column(c)));
+  for (int c = 0; c < csv_schema::ColumnCount(version); ++c) names.emplace_back(ColumnName(Column(c)));
   return absl::StrJoin(names, ",");
 }
 
 std::string Line(const std::map<Column, std::string>& values, int version = 3) {
   std::string line;
-  for (int c = 0; c < SchemaRegistry::ColumnCount(version); ++c) {
+  for (int c = 0; c < csv_schema::ColumnCount(version); ++c) {
     if (c > 0) line += ',';
     AppendCsvField(values.at(Column(c)), &line);
   }
@@ -145,18 +145,18 @@ TEST(RowValidatorTest, ValidV3RowBecomesACleanEvent) {
 
 TEST(RowValidatorTest, CleaningTrimsCaseFoldsAndMapsSynonyms) {
   auto row = ValidRow();
-  row[kEventType] = "  Add To Cart ";
-  row[kCategory] = "Home & Garden";
-  row[kProductId] = " 300001 ";
-  row[kUserSegment] = "AT-RISK";
-  row[kDeviceType] = "Smart TV";
-  row[kBrowser] = "Samsung-Internet";
-  row[kReferrer] = " GOOGLE ";
-  row[kGeoCountry] = "de";
-  row[kGeoCity] = "  Köln ";
-  row[kPrice] = "5";
-  row[kQuantity] = "N/A";
-  row[kEventTime] = "2024-01-01 00:30:00.25+00:00";
+  row[Column::kEventType] = "  Add To Cart ";
+  row[Column::kCategory] = "Home & Garden";
+  row[Column::kProductId] = " 300001 ";
+  row[Column::kUserSegment] = "AT-RISK";
+  row[Column::kDeviceType] = "Smart TV";
+  row[Column::kBrowser] = "Samsung-Internet";
+  row[Column::kReferrer] = " GOOGLE ";
+  row[Column::kGeoCountry] = "de";
+  row[Column::kGeoCity] = "  Köln ";
+  row[Column::kPrice] = "5";
+  row[Column::kQuantity] = "N/A";
+  row[Column::kEventTime] = "2024-01-01 00:30:00.25+00:00";
   Result r = One(row);
   ASSERT_EQ(r.outcome, RowOutcome::kEvent) << r.dead_letter.detail();
   EXPECT_EQ(r.event.event_type(), v1::EVENT_TYPE_ADD_TO_CART);
@@ -181,7 +181,7 @@ TEST(RowValidatorTest, EventTypeSynonymsAndSpellings) {
       {"checkout", v1::EVENT_TYPE_PURCHASE},  {"Remove From Cart", v1::EVENT_TYPE_REMOVE_FROM_CART},
       {"wishlist", v1::EVENT_TYPE_WISHLIST}};
   for (const auto& [text, type] : cases) {
-    Result r = One(With(kEventType, text));
+    Result r = One(With(Column::kEventType, text));
     ASSERT_EQ(r.outcome, RowOutcome::kEvent) << text << ": " << r.dead_letter.detail();
     EXPECT_EQ(r.event.event_type(), type) << text;
   }
@@ -189,15 +189,15 @@ TEST(RowValidatorTest, EventTypeSynonymsAndSpellings) {
 
 TEST(RowValidatorTest, NullSpellingsMakeOptionalColumnsNull) {
   auto row = ValidRow();
-  row[kSessionId] = "NULL";
-  row[kUserSegment] = "null";
-  row[kDeviceType] = "None";
-  row[kBrowser] = "n/a";
-  row[kGeoCountry] = "";
-  row[kGeoCity] = "  ";
-  row[kReferrer] = "N/A";
-  row[kCampaignId] = "NULL";
-  row[kCategory] = "NULL";
+  row[Column::kSessionId] = "NULL";
+  row[Column::kUserSegment] = "null";
+  row[Column::kDeviceType] = "None";
+  row[Column::kBrowser] = "n/a";
+  row[Column::kGeoCountry] = "";
+  row[Column::kGeoCity] = "  ";
+  row[Column::kReferrer] = "N/A";
+  row[Column::kCampaignId] = "NULL";
+  row[Column::kCategory] = "NULL";
   Result r = One(row);
   ASSERT_EQ(r.outcome, RowOutcome::kEvent) << r.dead_letter.detail();
   EXPECT_EQ(r.event.session_id(), "");
@@ -210,75 +210,75 @@ TEST(RowValidatorTest, NullSpellingsMakeOptionalColumnsNull) {
 }
 
 TEST(RowValidatorTest, EpochTimestampsAreAccepted) {
-  Result seconds = One(With(kEventTime, "1704067200"));
+  Result seconds = One(With(Column::kEventTime, "1704067200"));
   ASSERT_EQ(seconds.outcome, RowOutcome::kEvent);
   EXPECT_EQ(seconds.event.event_time_us(), k2024);
-  Result millis = One(With(kEventTime, "1704067200500"));
+  Result millis = One(With(Column::kEventTime, "1704067200500"));
   ASSERT_EQ(millis.outcome, RowOutcome::kEvent);
   EXPECT_EQ(millis.event.event_time_us(), k2024 + 500000);
 }
 
 TEST(RowValidatorTest, EachRuleRejectsWithItsReasonColumnAndLine) {
-  ExpectRejected(kEventId, "NULL", v1::REJECT_REASON_MISSING_REQUIRED);
-  ExpectRejected(kUserId, "", v1::REJECT_REASON_MISSING_REQUIRED);
-  ExpectRejected(kEventType, "N/A", v1::REJECT_REASON_MISSING_REQUIRED);
-  ExpectRejected(kEventTime, "None", v1::REJECT_REASON_MISSING_REQUIRED);
-  ExpectRejected(kEventId, "not-a-uuid", v1::REJECT_REASON_BAD_EVENT_ID);
-  ExpectRejected(kEventId, "018f3a6e1b2c7d3e8f40123456789abc", v1::REJECT_REASON_BAD_EVENT_ID);
-  ExpectRejected(kUserId, "-1", v1::REJECT_REASON_BAD_USER_ID);
-  ExpectRejected(kUserId, "abc", v1::REJECT_REASON_BAD_USER_ID);
-  ExpectRejected(kSessionId, "xyz", v1::REJECT_REASON_BAD_SESSION_ID);
-  ExpectRejected(kEventType, "teleport", v1::REJECT_REASON_UNKNOWN_EVENT_TYPE);
-  ExpectRejected(kProductId, "NULL", v1::REJECT_REASON_MISSING_PRODUCT);
-  ExpectRejected(kProductId, "0", v1::REJECT_REASON_BAD_PRODUCT_ID);
-  ExpectRejected(kProductId, "12ab", v1::REJECT_REASON_BAD_PRODUCT_ID);
-  ExpectRejected(kCategory, "spaceships", v1::REJECT_REASON_UNKNOWN_CATEGORY);
-  ExpectRejected(kPrice, "-1.00", v1::REJECT_REASON_BAD_PRICE);
-  ExpectRejected(kPrice, "100000.01", v1::REJECT_REASON_BAD_PRICE);
-  ExpectRejected(kPrice, "12.345", v1::REJECT_REASON_BAD_PRICE);
-  ExpectRejected(kPrice, "NULL", v1::REJECT_REASON_BAD_PRICE);
-  ExpectRejected(kQuantity, "0", v1::REJECT_REASON_BAD_QUANTITY);
-  ExpectRejected(kQuantity, "1001", v1::REJECT_REASON_BAD_QUANTITY);
-  ExpectRejected(kQuantity, "2.5", v1::REJECT_REASON_BAD_QUANTITY);
-  ExpectRejected(kEventTime, "2024-13-01T00:00:00Z", v1::REJECT_REASON_BAD_TIMESTAMP);
-  ExpectRejected(kEventTime, "2024-01-01T02:00:01Z", v1::REJECT_REASON_FUTURE_TIMESTAMP);
-  ExpectRejected(kGeoCountry, "XX", v1::REJECT_REASON_BAD_COUNTRY);
-  ExpectRejected(kGeoCountry, "USA", v1::REJECT_REASON_BAD_COUNTRY);
-  ExpectRejected(kUserSegment, "whale", v1::REJECT_REASON_BAD_ENUM_VALUE);
-  ExpectRejected(kDeviceType, "toaster", v1::REJECT_REASON_BAD_ENUM_VALUE);
-  ExpectRejected(kBrowser, "netscape", v1::REJECT_REASON_BAD_ENUM_VALUE);
-  ExpectRejected(kReferrer, "carrier_pigeon", v1::REJECT_REASON_BAD_ENUM_VALUE);
+  ExpectRejected(Column::kEventId, "NULL", v1::REJECT_REASON_MISSING_REQUIRED);
+  ExpectRejected(Column::kUserId, "", v1::REJECT_REASON_MISSING_REQUIRED);
+  ExpectRejected(Column::kEventType, "N/A", v1::REJECT_REASON_MISSING_REQUIRED);
+  ExpectRejected(Column::kEventTime, "None", v1::REJECT_REASON_MISSING_REQUIRED);
+  ExpectRejected(Column::kEventId, "not-a-uuid", v1::REJECT_REASON_BAD_EVENT_ID);
+  ExpectRejected(Column::kEventId, "018f3a6e1b2c7d3e8f40123456789abc", v1::REJECT_REASON_BAD_EVENT_ID);
+  ExpectRejected(Column::kUserId, "-1", v1::REJECT_REASON_BAD_USER_ID);
+  ExpectRejected(Column::kUserId, "abc", v1::REJECT_REASON_BAD_USER_ID);
+  ExpectRejected(Column::kSessionId, "xyz", v1::REJECT_REASON_BAD_SESSION_ID);
+  ExpectRejected(Column::kEventType, "teleport", v1::REJECT_REASON_UNKNOWN_EVENT_TYPE);
+  ExpectRejected(Column::kProductId, "NULL", v1::REJECT_REASON_MISSING_PRODUCT);
+  ExpectRejected(Column::kProductId, "0", v1::REJECT_REASON_BAD_PRODUCT_ID);
+  ExpectRejected(Column::kProductId, "12ab", v1::REJECT_REASON_BAD_PRODUCT_ID);
+  ExpectRejected(Column::kCategory, "spaceships", v1::REJECT_REASON_UNKNOWN_CATEGORY);
+  ExpectRejected(Column::kPrice, "-1.00", v1::REJECT_REASON_BAD_PRICE);
+  ExpectRejected(Column::kPrice, "100000.01", v1::REJECT_REASON_BAD_PRICE);
+  ExpectRejected(Column::kPrice, "12.345", v1::REJECT_REASON_BAD_PRICE);
+  ExpectRejected(Column::kPrice, "NULL", v1::REJECT_REASON_BAD_PRICE);
+  ExpectRejected(Column::kQuantity, "0", v1::REJECT_REASON_BAD_QUANTITY);
+  ExpectRejected(Column::kQuantity, "1001", v1::REJECT_REASON_BAD_QUANTITY);
+  ExpectRejected(Column::kQuantity, "2.5", v1::REJECT_REASON_BAD_QUANTITY);
+  ExpectRejected(Column::kEventTime, "2024-13-01T00:00:00Z", v1::REJECT_REASON_BAD_TIMESTAMP);
+  ExpectRejected(Column::kEventTime, "2024-01-01T02:00:01Z", v1::REJECT_REASON_FUTURE_TIMESTAMP);
+  ExpectRejected(Column::kGeoCountry, "XX", v1::REJECT_REASON_BAD_COUNTRY);
+  ExpectRejected(Column::kGeoCountry, "USA", v1::REJECT_REASON_BAD_COUNTRY);
+  ExpectRejected(Column::kUserSegment, "whale", v1::REJECT_REASON_BAD_ENUM_VALUE);
+  ExpectRejected(Column::kDeviceType, "toaster", v1::REJECT_REASON_BAD_ENUM_VALUE);
+  ExpectRejected(Column::kBrowser, "netscape", v1::REJECT_REASON_BAD_ENUM_VALUE);
+  ExpectRejected(Column::kReferrer, "carrier_pigeon", v1::REJECT_REASON_BAD_ENUM_VALUE);
 }
 
 TEST(RowValidatorTest, BoundaryValuesAreAccepted) {
-  EXPECT_EQ(One(With(kPrice, "100000.00")).outcome, RowOutcome::kEvent);
-  EXPECT_EQ(One(With(kPrice, "0")).outcome, RowOutcome::kEvent);
-  EXPECT_EQ(One(With(kQuantity, "1000")).outcome, RowOutcome::kEvent);
-  EXPECT_EQ(One(With(kEventTime, "2024-01-01T02:00:00Z")).outcome, RowOutcome::kEvent);  // exactly +max_future
-  EXPECT_EQ(One(With(kUserId, "0")).outcome, RowOutcome::kDeadLetter);  // anonymous purchase
+  EXPECT_EQ(One(With(Column::kPrice, "100000.00")).outcome, RowOutcome::kEvent);
+  EXPECT_EQ(One(With(Column::kPrice, "0")).outcome, RowOutcome::kEvent);
+  EXPECT_EQ(One(With(Column::kQuantity, "1000")).outcome, RowOutcome::kEvent);
+  EXPECT_EQ(One(With(Column::kEventTime, "2024-01-01T02:00:00Z")).outcome, RowOutcome::kEvent);  // exactly +max_future
+  EXPECT_EQ(One(With(Column::kUserId, "0")).outcome, RowOutcome::kDeadLetter);  // anonymous purchase
 }
 
 TEST(RowValidatorTest, AnonymousUsersMayOnlyViewOrSearch) {
-  auto view = With(kUserId, "0");
-  view[kEventType] = "view";
+  auto view = With(Column::kUserId, "0");
+  view[Column::kEventType] = "view";
   EXPECT_EQ(One(view).outcome, RowOutcome::kEvent);
-  auto search = With(kUserId, "0");
-  search[kEventType] = "search";
-  search[kProductId] = "NULL";
-  search[kPrice] = "NULL";
-  search[kCategory] = "NULL";
+  auto search = With(Column::kUserId, "0");
+  search[Column::kEventType] = "search";
+  search[Column::kProductId] = "NULL";
+  search[Column::kPrice] = "NULL";
+  search[Column::kCategory] = "NULL";
   Result s = One(search);
   ASSERT_EQ(s.outcome, RowOutcome::kEvent) << s.dead_letter.detail();
   EXPECT_FALSE(s.event.has_total_amount_cents());  // NULL for search
   EXPECT_FALSE(s.event.has_price_cents());
-  ExpectRejected(kUserId, "0", v1::REJECT_REASON_ANONYMOUS_ACTION);
+  ExpectRejected(Column::kUserId, "0", v1::REJECT_REASON_ANONYMOUS_ACTION);
 }
 
 TEST(RowValidatorTest, SeveralFailingRulesAreAllReportedInRuleOrder) {
   auto row = ValidRow();
-  row[kEventId] = "bad";
-  row[kPrice] = "free";
-  row[kGeoCountry] = "Narnia";
+  row[Column::kEventId] = "bad";
+  row[Column::kPrice] = "free";
+  row[Column::kGeoCountry] = "Narnia";
   Result r = One(row);
   ASSERT_EQ(r.outcome, RowOutcome::kDeadLetter);
   EXPECT_THAT(Reasons(r), ElementsAre(v1::REJECT_REASON_BAD_EVENT_ID, v1::REJECT_REASON_BAD_PRICE,
@@ -291,7 +291,7 @@ TEST(RowValidatorTest, SeveralFailingRulesAreAllReportedInRuleOrder) {
 
 TEST(RowValidatorTest, DetailTruncatesLongValuesAtACharacterBoundary) {
   std::string city_bomb = std::string(63, 'a') + "\xC3\xA9" + std::string(100, 'b');  // é straddles byte 64
-  Result r = One(With(kReferrer, city_bomb));
+  Result r = One(With(Column::kReferrer, city_bomb));
   ASSERT_EQ(r.outcome, RowOutcome::kDeadLetter);
   EXPECT_THAT(r.dead_letter.detail(), HasSubstr("(value \"" + std::string(63, 'a') + "\")"));
 }
@@ -331,7 +331,7 @@ TEST(RowValidatorTest, StructuralProblemsAreDeadLettersWithRawBytesAndStartLine)
 
 TEST(RowValidatorTest, ExactDuplicateIsSkippedConflictingDuplicateIsRejected) {
   const std::string first = Line(ValidRow());
-  const std::string conflicting = Line(With(kPrice, "20.00"));
+  const std::string conflicting = Line(With(Column::kPrice, "20.00"));
   std::vector<Result> results = ValidateText(first + "\n" + first + "\r\n" + conflicting + "\n" + first + "\n");
   ASSERT_EQ(results.size(), 4u);
   EXPECT_EQ(results[0].outcome, RowOutcome::kEvent);
@@ -343,7 +343,7 @@ TEST(RowValidatorTest, ExactDuplicateIsSkippedConflictingDuplicateIsRejected) {
 }
 
 TEST(RowValidatorTest, RepeatOfAnInvalidRowIsADeadLetterAgainNotADuplicate) {
-  const std::string bad = Line(With(kPrice, "-5"));
+  const std::string bad = Line(With(Column::kPrice, "-5"));
   std::vector<Result> results = ValidateText(bad + "\n" + bad + "\n" + Line(ValidRow()) + "\n");
   ASSERT_EQ(results.size(), 3u);
   EXPECT_EQ(results[0].outcome, RowOutcome::kDeadLetter);
@@ -353,25 +353,25 @@ TEST(RowValidatorTest, RepeatOfAnInvalidRowIsADeadLetterAgainNotADuplicate) {
 }
 
 TEST(RowValidatorTest, InvalidRowWithTheIdOfAnEarlierValidRowAlsoConflicts) {
-  std::vector<Result> results = ValidateText(Line(ValidRow()) + "\n" + Line(With(kQuantity, "0")) + "\n");
+  std::vector<Result> results = ValidateText(Line(ValidRow()) + "\n" + Line(With(Column::kQuantity, "0")) + "\n");
   ASSERT_EQ(results[1].outcome, RowOutcome::kDeadLetter);
   EXPECT_THAT(Reasons(results[1]),
               ElementsAre(v1::REJECT_REASON_BAD_QUANTITY, v1::REJECT_REASON_CONFLICTING_DUPLICATE));
 }
 
 TEST(RowValidatorTest, LateEventsAreKeptAndFlagged) {
-  Result late = One(With(kEventTime, "2023-12-31T23:59:59Z"));  // before reference - 1h
+  Result late = One(With(Column::kEventTime, "2023-12-31T23:59:59Z"));  // before reference - 1h
   ASSERT_EQ(late.outcome, RowOutcome::kEvent);
   EXPECT_TRUE(late.event.late_arrival());
-  Result on_time = One(With(kEventTime, "2024-01-01T00:00:00Z"));  // exactly reference - 1h
+  Result on_time = One(With(Column::kEventTime, "2024-01-01T00:00:00Z"));  // exactly reference - 1h
   EXPECT_FALSE(on_time.event.late_arrival());
 }
 
 TEST(RowValidatorTest, V1RowsAreUpgradedWithCategoryFromTheProductRange) {
   auto row = ValidRow();
-  row[kProductId] = "400010";  // books
+  row[Column::kProductId] = "400010";  // books
   std::string body = Line(row, 1) + "\n";
-  row[kProductId] = "999999";  // no catalogue range
+  row[Column::kProductId] = "999999";  // no catalogue range
   body += Line(row, 1) + "\n";
   std::vector<Result> results = ValidateText(body, 1);
   ASSERT_EQ(results.size(), 2u);
@@ -384,7 +384,7 @@ TEST(RowValidatorTest, V1RowsAreUpgradedWithCategoryFromTheProductRange) {
   EXPECT_EQ(results[0].event.device_type(), "");
   ASSERT_EQ(results[1].outcome, RowOutcome::kDeadLetter);  // same event_id, other bytes
   // A distinct id with an unknown range keeps a NULL category.
-  row[kEventId] = "018f3a6e-1b2c-7d3e-8f40-000000000001";
+  row[Column::kEventId] = "018f3a6e-1b2c-7d3e-8f40-000000000001";
   std::vector<Result> other = ValidateText(Line(row, 1) + "\n", 1);
   ASSERT_EQ(other[0].outcome, RowOutcome::kEvent);
   EXPECT_EQ(other[0].event.category(), "");
@@ -403,11 +403,11 @@ TEST(RowValidatorTest, V2RowsKeepTheirCategoryAndLackV3Columns) {
 TEST(RowValidatorTest, CountsEveryOutcomeAndReason) {
   const std::string good = Line(ValidRow());
   const std::string late = Line([] {
-    auto r = With(kEventTime, "2023-06-01T00:00:00Z");
-    r[kEventId] = "018f3a6e-1b2c-7d3e-8f40-000000000002";
+    auto r = With(Column::kEventTime, "2023-06-01T00:00:00Z");
+    r[Column::kEventId] = "018f3a6e-1b2c-7d3e-8f40-000000000002";
     return r;
   }());
-  std::string body = good + "\n" + good + "\n" + late + "\n" + Line(With(kPrice, "x")) + "\na\n";
+  std::string body = good + "\n" + good + "\n" + late + "\n" + Line(With(Column::kPrice, "x")) + "\na\n";
   const std::string text = Header(3) + "\n" + body;
   StringByteSource source(text);
   CsvReader reader(&source, CsvReaderOptions{});

@@ -9,12 +9,6 @@
 namespace ecomstream::processor {
 namespace {
 
-constexpr std::array<absl::string_view, kNumColumns> kColumnNames = {
-    "event_id",     "user_id",   "event_type", "product_id", "price",       "event_time",
-    "session_id",   "category",  "quantity",   "user_segment", "device_type", "browser",
-    "geo_country",  "geo_city",  "referrer",   "campaign_id",
-};
-
 // Header names end up in a quarantine reason: keep them short and printable.
 std::string Printable(absl::string_view name) {
   std::string out;
@@ -27,17 +21,6 @@ std::string Printable(absl::string_view name) {
 
 }  // namespace
 
-absl::string_view ColumnName(Column column) { return kColumnNames[column]; }
-
-int SchemaRegistry::ColumnCount(int version) {
-  switch (version) {
-    case 1: return kSessionId;
-    case 2: return kDeviceType;
-    case 3: return kNumColumns;
-    default: return 0;
-  }
-}
-
 absl::StatusOr<Schema> SchemaRegistry::Detect(const std::vector<absl::string_view>& header) {
   Schema schema;
   schema.index.fill(-1);
@@ -47,8 +30,8 @@ absl::StatusOr<Schema> SchemaRegistry::Detect(const std::vector<absl::string_vie
   for (size_t i = 0; i < header.size(); ++i) {
     const std::string name = absl::AsciiStrToLower(absl::StripAsciiWhitespace(header[i]));
     int column = -1;
-    for (int c = 0; c < kNumColumns; ++c) {
-      if (kColumnNames[c] == name) column = c;
+    for (int c = 0; c < Column::kNumColumns; ++c) {
+      if (csv_schema::kColumnNames[c] == name) column = c;
     }
     if (column < 0) {
       unknown.push_back(Printable(name));
@@ -60,14 +43,14 @@ absl::StatusOr<Schema> SchemaRegistry::Detect(const std::vector<absl::string_vie
     }
   }
   for (int version = 1; version <= 3; ++version) {
-    if (highest < ColumnCount(version)) {
+    if (highest < csv_schema::ColumnCount(version)) {
       schema.version = version;
       break;
     }
   }
   if (schema.version != 0) {
-    for (int c = 0; c < ColumnCount(schema.version); ++c) {
-      if (schema.index[c] < 0) missing.push_back(std::string(kColumnNames[c]));
+    for (int c = 0; c < csv_schema::ColumnCount(schema.version); ++c) {
+      if (schema.index[c] < 0) missing.push_back(std::string(csv_schema::kColumnNames[c]));
     }
   }
   if (unknown.empty() && repeated.empty() && missing.empty() && schema.version != 0) return schema;

@@ -31,17 +31,17 @@ TEST(SchemaRegistryTest, RecognisesEachVersionInDocumentOrder) {
   ASSERT_TRUE(v3.ok());
   EXPECT_EQ(v3->version, 3);
   EXPECT_EQ(v3->field_count, 16);
-  for (int c = 0; c < kNumColumns; ++c) EXPECT_EQ(v3->index[c], c);
+  for (int c = 0; c < Column::kNumColumns; ++c) EXPECT_EQ(v3->index[c], c);
 }
 
 TEST(SchemaRegistryTest, AnyOrderCaseAndSurroundingSpaceAreAccepted) {
   absl::StatusOr<Schema> s = Detect(" PRICE ,event_time,Event_ID,user_id,event_type,product_id");
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ(s->version, 1);
-  EXPECT_EQ(s->index[kPrice], 0);
-  EXPECT_EQ(s->index[kEventId], 2);
-  EXPECT_EQ(s->index[kSessionId], -1);
-  EXPECT_EQ(s->index[kCampaignId], -1);
+  EXPECT_EQ(s->index[Column::kPrice], 0);
+  EXPECT_EQ(s->index[Column::kEventId], 2);
+  EXPECT_EQ(s->index[Column::kSessionId], -1);
+  EXPECT_EQ(s->index[Column::kCampaignId], -1);
 }
 
 TEST(SchemaRegistryTest, UnknownExtraMissingOrRepeatedColumnsMatchNoVersion) {
@@ -54,13 +54,6 @@ TEST(SchemaRegistryTest, UnknownExtraMissingOrRepeatedColumnsMatchNoVersion) {
   EXPECT_THAT(Detect(std::string(kV1) + ",price").status().message(), HasSubstr("repeated columns: price"));
   EXPECT_EQ(Detect("a\x01,b").status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(Detect("a\x01").status().message(), HasSubstr("a?"));  // printable in the reason
-}
-
-TEST(SchemaRegistryTest, ColumnCountsPerVersion) {
-  EXPECT_EQ(SchemaRegistry::ColumnCount(1), 6);
-  EXPECT_EQ(SchemaRegistry::ColumnCount(2), 10);
-  EXPECT_EQ(SchemaRegistry::ColumnCount(3), 16);
-  EXPECT_EQ(ColumnName(kGeoCountry), "geo_country");
 }
 
 }  // namespace
