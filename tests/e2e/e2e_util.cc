@@ -25,8 +25,14 @@
 namespace ecomstream::testing {
 
 std::string BinPath(absl::string_view name) {
-  const char* dir = std::getenv("ECOMSTREAM_BIN_DIR");
-  return absl::StrCat(dir != nullptr ? dir : "build/bin", "/", name);
+  if (const char* dir = std::getenv("ECOMSTREAM_BIN_DIR"); dir != nullptr && *dir != '\0') {
+    return absl::StrCat(dir, "/", name);
+  }
+  // Test binaries live in <build>/tests, the services in <build>/bin.
+  char self[4096];
+  ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+  std::string exe(self, n > 0 ? static_cast<size_t>(n) : 0);
+  return absl::StrCat(exe.substr(0, exe.rfind('/')), "/../bin/", name);
 }
 
 absl::StatusOr<std::unique_ptr<Process>> Process::Start(const std::vector<std::string>& argv,

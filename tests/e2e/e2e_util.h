@@ -21,7 +21,8 @@
 
 namespace ecomstream::testing {
 
-// $ECOMSTREAM_BIN_DIR/<name>, e.g. BinPath("ecomstream-writer").
+// $ECOMSTREAM_BIN_DIR/<name>, e.g. BinPath("ecomstream-writer"); without that variable,
+// <build>/bin/<name> next to the test binary's <build>/tests.
 std::string BinPath(absl::string_view name);
 
 // A child process with stdout and stderr appended to a log file. The destructor SIGKILLs and
