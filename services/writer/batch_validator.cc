@@ -11,24 +11,13 @@
 namespace ecomstream::writer {
 namespace {
 
-constexpr size_t kMaxNameBytes = 1024;
+constexpr size_t kMaxTextBytes = 1024;
 
 bool IsLowerHex(absl::string_view text) {
   for (char c : text) {
     if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
   }
   return true;
-}
-
-absl::Status CheckName(absl::string_view field, absl::string_view value) {
-  if (value.empty()) return absl::InvalidArgumentError(absl::StrCat(field, " is missing"));
-  if (value.size() > kMaxNameBytes) {
-    return absl::InvalidArgumentError(absl::StrCat(field, " is ", value.size(), " bytes; the limit is ", kMaxNameBytes));
-  }
-  if (value.find('\0') != absl::string_view::npos) {
-    return absl::InvalidArgumentError(absl::StrCat(field, " contains a NUL byte"));
-  }
-  return absl::OkStatus();
 }
 
 // Marks `row` as seen; kInvalidArgument if it is outside the batch or already seen.
@@ -84,6 +73,17 @@ absl::Status ValidateDeadLetter(const v1::DeadLetter& dead_letter, std::map<int,
 
 }  // namespace
 
+absl::Status ValidateText(absl::string_view field, absl::string_view value) {
+  if (value.empty()) return absl::InvalidArgumentError(absl::StrCat(field, " is missing"));
+  if (value.size() > kMaxTextBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(field, " is ", value.size(), " bytes; the limit is ", kMaxTextBytes));
+  }
+  if (value.find('\0') != absl::string_view::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(field, " contains a NUL byte"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateFileId(absl::string_view file_id) {
   if (file_id.empty()) return absl::InvalidArgumentError("file_id is missing");
   constexpr absl::string_view kPrefix = "sha256:";
@@ -97,7 +97,7 @@ absl::Status ValidateFileId(absl::string_view file_id) {
 
 absl::Status ValidateBatch(const v1::Batch& batch) {
   if (absl::Status status = ValidateFileId(batch.file_id()); !status.ok()) return status;
-  if (absl::Status status = CheckName("file_name", batch.file_name()); !status.ok()) return status;
+  if (absl::Status status = ValidateText("file_name", batch.file_name()); !status.ok()) return status;
   Uuid token;
   if (batch.claim_token().empty()) return absl::InvalidArgumentError("claim_token is missing (call ClaimFile first)");
   if (!ParseUuid(batch.claim_token(), &token)) {

@@ -26,6 +26,10 @@ namespace ecomstream::writer {
 //  - reason_counts, when present, equal the per-reason counts of dead_letters.
 absl::Status ValidateBatch(const v1::Batch& batch);
 
+// kInvalidArgument unless `value` (the field `field`) is non-empty, at most 1024 bytes and free
+// of NUL bytes (PostgreSQL text cannot hold them).
+absl::Status ValidateText(absl::string_view field, absl::string_view value);
+
 // kInvalidArgument unless `file_id` is "sha256:<64 lower-case hex>".
 absl::Status ValidateFileId(absl::string_view file_id);
 

@@ -11,8 +11,6 @@
 namespace ecomstream::writer {
 namespace {
 
-constexpr size_t kMaxTextBytes = 1024;
-
 // $6 claimant, $7 token, $8 lease in ms. Returns nothing if the file is already known.
 constexpr char kInsertClaim[] = R"sql(
 INSERT INTO ecomstream.ingest_files (
@@ -39,21 +37,10 @@ UPDATE ecomstream.ingest_files SET
 WHERE file_id = $1
 RETURNING (extract(epoch FROM lease_expires_at) * 1000000)::bigint)sql";
 
-absl::Status CheckText(absl::string_view field, absl::string_view value) {
-  if (value.empty()) return absl::InvalidArgumentError(absl::StrCat(field, " is missing"));
-  if (value.size() > kMaxTextBytes) {
-    return absl::InvalidArgumentError(absl::StrCat(field, " is ", value.size(), " bytes; the limit is ", kMaxTextBytes));
-  }
-  if (value.find('\0') != absl::string_view::npos) {
-    return absl::InvalidArgumentError(absl::StrCat(field, " contains a NUL byte"));
-  }
-  return absl::OkStatus();
-}
-
 absl::Status ValidateRequest(const v1::ClaimFileRequest& request) {
   if (absl::Status status = ValidateFileId(request.file_id()); !status.ok()) return status;
-  if (absl::Status status = CheckText("file_name", request.file_name()); !status.ok()) return status;
-  if (absl::Status status = CheckText("claimant", request.claimant()); !status.ok()) return status;
+  if (absl::Status status = ValidateText("file_name", request.file_name()); !status.ok()) return status;
+  if (absl::Status status = ValidateText("claimant", request.claimant()); !status.ok()) return status;
   if (request.size_bytes() < 0 || request.expected_rows() < 0 || request.lease_ms() < 0) {
     return absl::InvalidArgumentError(absl::StrCat("size_bytes (", request.size_bytes(), "), expected_rows (",
                                                    request.expected_rows(), ") and lease_ms (", request.lease_ms(),

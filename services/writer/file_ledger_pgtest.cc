@@ -25,12 +25,7 @@ using Outcome = v1::ClaimFileResponse;
 class FileLedgerTest : public testing::WriterDbTest {
  protected:
   v1::ClaimFileRequest Request(absl::string_view name, absl::string_view claimant, int64_t lease_ms = 60'000) {
-    v1::ClaimFileRequest request;
-    request.set_file_id(testing::FileIdFor(name));
-    request.set_file_name(std::string(name));
-    request.set_claimant(std::string(claimant));
-    request.set_lease_ms(lease_ms);
-    return request;
+    return testing::MakeClaimRequest(name, claimant, lease_ms);
   }
   v1::ClaimFileResponse ClaimOk(const v1::ClaimFileRequest& request) {
     auto response = ledger_->Claim(request);

@@ -59,14 +59,14 @@ class IngestServiceTest : public testing::WriterDbTest {
   }
   bool Serving() { return ProbeHealth(address_, grpc::InsecureChannelCredentials(), absl::Seconds(2)).ok(); }
 
-  TestFile ClaimOverGrpc(absl::string_view name, absl::string_view claimant = "grpc-processor") {
+  grpc::Status ClaimRpc(const v1::ClaimFileRequest& request, v1::ClaimFileResponse* response) {
     grpc::ClientContext context;
-    v1::ClaimFileRequest request;
-    request.set_file_id(testing::FileIdFor(name));
-    request.set_file_name(std::string(name));
-    request.set_claimant(std::string(claimant));
+    return stub_->ClaimFile(&context, request, response);
+  }
+  TestFile ClaimOverGrpc(absl::string_view name, absl::string_view claimant = "grpc-processor") {
+    const v1::ClaimFileRequest request = testing::MakeClaimRequest(name, claimant);
     v1::ClaimFileResponse response;
-    const grpc::Status status = stub_->ClaimFile(&context, request, &response);
+    const grpc::Status status = ClaimRpc(request, &response);
     EXPECT_TRUE(status.ok()) << status.error_message();
     EXPECT_EQ(response.outcome(), v1::ClaimFileResponse::OUTCOME_CLAIMED);
     return TestFile{request.file_id(), request.file_name(), response.claim_token()};
@@ -174,13 +174,10 @@ TEST_F(IngestServiceTest, OversizedBatchIsResourceExhausted) {
 
 TEST_F(IngestServiceTest, MalformedClaimIsInvalidArgument) {
   StartServer();
-  grpc::ClientContext context;
-  v1::ClaimFileRequest request;
+  v1::ClaimFileRequest request = testing::MakeClaimRequest("x.csv", "p");
   request.set_file_id("sha256:not-hex");
-  request.set_file_name("x.csv");
-  request.set_claimant("p");
   v1::ClaimFileResponse response;
-  const grpc::Status status = stub_->ClaimFile(&context, request, &response);
+  const grpc::Status status = ClaimRpc(request, &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(status.error_message(), HasSubstr("is not sha256:<64 lower-case hex digits>"));
 }
@@ -190,13 +187,8 @@ TEST_F(IngestServiceTest, LostLeaseEndsTheStreamWithAborted) {
   TestFile file = ClaimOverGrpc("lease.csv", "p1");
   Sql("UPDATE ecomstream.ingest_files SET lease_expires_at = now() - interval '1 second'");
   ClaimOverGrpc("other.csv");  // unrelated
-  grpc::ClientContext context;
-  v1::ClaimFileRequest request;
-  request.set_file_id(file.file_id);
-  request.set_file_name(file.name);
-  request.set_claimant("p2");
   v1::ClaimFileResponse taken;
-  ASSERT_TRUE(stub_->ClaimFile(&context, request, &taken).ok());
+  ASSERT_TRUE(ClaimRpc(testing::MakeClaimRequest(file.name, "p2"), &taken).ok());
   EXPECT_EQ(taken.outcome(), v1::ClaimFileResponse::OUTCOME_RESUME);
   std::vector<v1::Ack> acks;
   const grpc::Status status = Stream({MakeBatch(file, 1, {MakeEvent(1)})}, &acks);
@@ -233,18 +225,15 @@ TEST_F(IngestServiceTest, NotServingWhileTheDatabaseIsUnreachable) {
   EXPECT_EQ(health.code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(std::string(health.message()), HasSubstr("NOT_SERVING"));
   EXPECT_EQ(ProbeReady(absl::StrCat("127.0.0.1:", server_->metrics_port())).code(), absl::StatusCode::kUnavailable);
-  grpc::ClientContext context;
-  v1::ClaimFileRequest request;
-  request.set_file_id(testing::FileIdFor("x"));
-  request.set_file_name("x.csv");
-  request.set_claimant("p");
+  const v1::ClaimFileRequest request = testing::MakeClaimRequest("x.csv", "p");
   v1::ClaimFileResponse response;
-  const grpc::Status claim = stub_->ClaimFile(&context, request, &response);
+  const grpc::Status claim = ClaimRpc(request, &response);
   EXPECT_EQ(claim.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_THAT(claim.error_message(), HasSubstr("database unavailable"));
   std::vector<v1::Ack> acks;
   const grpc::Status write =
-      Stream({MakeBatch(TestFile{request.file_id(), "x.csv", FormatUuid(NewUuidV4())}, 1, {MakeEvent(1)})}, &acks);
+      Stream({MakeBatch(TestFile{request.file_id(), request.file_name(), FormatUuid(NewUuidV4())}, 1, {MakeEvent(1)})},
+             &acks);
   EXPECT_EQ(write.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_TRUE(acks.empty());
 }
@@ -255,13 +244,9 @@ TEST_F(IngestServiceTest, DatabaseWithoutTheSchemaIsNotServing) {
   config_.pg_dsn = *bare;
   StartServer();
   EXPECT_FALSE(Serving());
-  grpc::ClientContext context;
-  v1::ClaimFileRequest request;
-  request.set_file_id(testing::FileIdFor("x"));
-  request.set_file_name("x.csv");
-  request.set_claimant("p");
+  const v1::ClaimFileRequest request = testing::MakeClaimRequest("x.csv", "p");
   v1::ClaimFileResponse response;
-  const grpc::Status claim = stub_->ClaimFile(&context, request, &response);
+  const grpc::Status claim = ClaimRpc(request, &response);
   EXPECT_EQ(claim.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_THAT(claim.error_message(), HasSubstr("not migrated: run ecomstream-writer --migrate"));
 }

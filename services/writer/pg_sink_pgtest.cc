@@ -312,11 +312,7 @@ TEST_F(PgSinkTest, BatchWithAStaleClaimTokenIsAbortedUnlessAlreadyCommitted) {
   const v1::Batch committed = MakeBatch(file, 1, {MakeEvent(1)});
   WriteOk(committed);
   absl::SleepFor(absl::Milliseconds(20));  // the 1 ms lease, extended by 1 ms, has expired
-  v1::ClaimFileRequest request;
-  request.set_file_id(file.file_id);
-  request.set_file_name(file.name);
-  request.set_claimant("processor-b");
-  auto taken = ledger_->Claim(request);
+  auto taken = ledger_->Claim(testing::MakeClaimRequest(file.name, "processor-b"));
   ASSERT_TRUE(taken.ok()) << taken.status();
   EXPECT_EQ(taken->outcome(), v1::ClaimFileResponse::OUTCOME_RESUME);
   EXPECT_EQ(taken->resume_after_row(), 1);

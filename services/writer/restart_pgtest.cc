@@ -74,14 +74,11 @@ TEST(WriterRestartTest, DatabaseRestartMidStreamLosesNothingAndNeverAcksWithoutC
   std::map<std::pair<std::string, int64_t>, v1::Ack> acks;  // (file, first_row) -> ack
   int stream_failures = 0;
   for (int f = 0; f < kFiles; ++f) {
-    TestFile file{testing::FileIdFor(absl::StrCat("restart-", f)), absl::StrCat("restart-", f, ".csv"), ""};
+    const v1::ClaimFileRequest request = testing::MakeClaimRequest(absl::StrCat("restart-", f, ".csv"), "restart-processor");
+    TestFile file{request.file_id(), request.file_name(), ""};
     int next = 0;  // next batch index to send
     while (next < kBatchesPerFile) {
       // Claim (again): RESUME says where the committed rows end.
-      v1::ClaimFileRequest request;
-      request.set_file_id(file.file_id);
-      request.set_file_name(file.name);
-      request.set_claimant("restart-processor");
       v1::ClaimFileResponse claim;
       grpc::ClientContext claim_context;
       const grpc::Status claimed = stub->ClaimFile(&claim_context, request, &claim);

@@ -85,6 +85,15 @@ v1::Event MakeEvent(uint64_t n) {
   return event;
 }
 
+v1::ClaimFileRequest MakeClaimRequest(absl::string_view name, absl::string_view claimant, int64_t lease_ms) {
+  v1::ClaimFileRequest request;
+  request.set_file_id(FileIdFor(name));
+  request.set_file_name(std::string(name));
+  request.set_claimant(std::string(claimant));
+  request.set_lease_ms(lease_ms);
+  return request;
+}
+
 v1::DeadLetter MakeDeadLetter(absl::string_view raw, std::vector<v1::RejectReason> reasons, int64_t line) {
   v1::DeadLetter dead_letter;
   dead_letter.set_raw(std::string(raw));
@@ -154,11 +163,7 @@ void WriterDbTest::TearDown() {
 }
 
 TestFile WriterDbTest::Claim(absl::string_view name, absl::string_view claimant, int64_t lease_ms) {
-  v1::ClaimFileRequest request;
-  request.set_file_id(FileIdFor(name));
-  request.set_file_name(std::string(name));
-  request.set_claimant(std::string(claimant));
-  request.set_lease_ms(lease_ms);
+  v1::ClaimFileRequest request = MakeClaimRequest(name, claimant, lease_ms);
   request.set_size_bytes(1234);
   request.set_schema_version(3);
   auto response = ledger_->Claim(request);

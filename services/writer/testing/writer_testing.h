@@ -42,6 +42,8 @@ int LatestSchemaVersion();
 std::string FileIdFor(absl::string_view seed);
 // A v3 purchase event with everything set, derived from `n` (event id, user, times, money).
 v1::Event MakeEvent(uint64_t n);
+// A ClaimFileRequest for the file named `name` (file_id = FileIdFor(name)).
+v1::ClaimFileRequest MakeClaimRequest(absl::string_view name, absl::string_view claimant, int64_t lease_ms = 60'000);
 // A dead letter of `raw` with one or more reasons.
 v1::DeadLetter MakeDeadLetter(absl::string_view raw, std::vector<v1::RejectReason> reasons, int64_t line = 2);
 
