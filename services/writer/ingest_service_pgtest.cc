@@ -283,6 +283,47 @@ TEST_F(IngestServiceTest, DrainCommitsTheInFlightBatchAcksItThenEndsTheStream) {
   EXPECT_EQ(Sql("SELECT count(*) FROM ecomstream.events"), "2");
 }
 
+// A self-signed certificate for 127.0.0.1 (it is also the CA that signs itself).
+void MakeCertificate(const std::string& dir) {
+  std::string output;
+  ASSERT_EQ(::ecomstream::testing::RunCommand({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                                               "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                                               "-keyout", dir + "/key.pem", "-out", dir + "/cert.pem"},
+                                              &output),
+            0)
+      << output;
+}
+
+TEST_F(IngestServiceTest, TlsServerRefusesPlaintextAndAnswersTls) {
+  const std::string dir = ::testing::TempDir();
+  MakeCertificate(dir);
+  config_.tls_cert = dir + "/cert.pem";
+  config_.tls_key = dir + "/key.pem";
+  ASSERT_TRUE(config_.Validate().ok());
+  StartServer();
+  auto credentials = ProbeCredentials(config_);
+  ASSERT_TRUE(credentials.ok()) << credentials.status();
+  EXPECT_TRUE(Eventually([&] { return ProbeHealth(address_, *credentials, absl::Seconds(2)).ok(); }));
+  EXPECT_FALSE(ProbeHealth(address_, grpc::InsecureChannelCredentials(), absl::Seconds(1)).ok());
+}
+
+TEST_F(IngestServiceTest, MutualTlsRequiresAClientCertificate) {
+  const std::string dir = ::testing::TempDir();
+  MakeCertificate(dir);
+  config_.tls_cert = dir + "/cert.pem";
+  config_.tls_key = dir + "/key.pem";
+  config_.tls_client_ca = dir + "/cert.pem";
+  StartServer();
+  auto with_certificate = ProbeCredentials(config_);
+  ASSERT_TRUE(with_certificate.ok()) << with_certificate.status();
+  EXPECT_TRUE(Eventually([&] { return ProbeHealth(address_, *with_certificate, absl::Seconds(2)).ok(); }));
+  grpc::SslCredentialsOptions anonymous;
+  anonymous.pem_root_certs = *ReadPemFile("tls_cert", config_.tls_cert);
+  const absl::Status refused = ProbeHealth(address_, grpc::SslCredentials(anonymous), absl::Seconds(2));
+  EXPECT_EQ(refused.code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(refused.message()), HasSubstr("no health answer"));
+}
+
 TEST_F(IngestServiceTest, ReflectionListsTheIngestService) {
   StartServer();
   grpc::GenericStub generic(grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
