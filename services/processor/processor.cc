@@ -83,7 +83,9 @@ class Processor::CountingSink : public BatchSink {
     {
       // Counted first: the ack may arrive before Send returns.
       absl::MutexLock lock(&processor_->mu_);
-      ++processor_->in_flight_[file_id_].batches_sent;
+      auto it = processor_->in_flight_.find(file_id_);
+      if (it == processor_->in_flight_.end()) return absl::AbortedError("the file was released (refused)");
+      ++it->second.batches_sent;
     }
     absl::Status status = processor_->writer_.Send(std::move(batch));
     if (!status.ok()) {
