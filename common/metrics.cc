@@ -136,7 +136,22 @@ Histogram& Registry::GetHistogram(absl::string_view name, absl::string_view help
   return *slot;
 }
 
+int Registry::AddCollectHook(std::function<void()> hook) {
+  absl::MutexLock lock(&hooks_mu_);
+  hooks_.emplace(next_hook_id_, std::move(hook));
+  return next_hook_id_++;
+}
+
+void Registry::RemoveCollectHook(int id) {
+  absl::MutexLock lock(&hooks_mu_);
+  hooks_.erase(id);
+}
+
 std::string Registry::ExportText() const {
+  {
+    absl::MutexLock hooks_lock(&hooks_mu_);
+    for (const auto& [id, hook] : hooks_) hook();
+  }
   absl::MutexLock lock(&mu_);
   std::string out;
   for (const auto& [name, family] : families_) {

@@ -14,6 +14,7 @@
 #define ECOMSTREAM_COMMON_METRICS_H_
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -84,8 +85,17 @@ class Registry {
   Histogram& GetHistogram(absl::string_view name, absl::string_view help, const std::vector<double>& upper_bounds,
                           const Labels& labels = {});
 
-  // The Prometheus text exposition of every metric, families sorted by name.
+  // The Prometheus text exposition of every metric, families sorted by name. Runs the collect
+  // hooks first.
   std::string ExportText() const;
+
+  // Runs `hook` at the start of every ExportText, so a metric that mirrors state kept elsewhere
+  // (e.g. the span exporter's counters, common/span_metrics.h) is current at each scrape. Hooks
+  // run one at a time, in the order added, outside the registry's metric lock (they may call
+  // Get*), and must not call ExportText or the hook methods. Returns an id for RemoveCollectHook.
+  int AddCollectHook(std::function<void()> hook);
+  // Once this returns, the hook is not running and never runs again. Unknown ids are ignored.
+  void RemoveCollectHook(int id);
 
  private:
   enum class Type { kCounter, kGauge, kHistogram };
@@ -101,6 +111,10 @@ class Registry {
 
   mutable absl::Mutex mu_;
   std::map<std::string, Family, std::less<>> families_ ABSL_GUARDED_BY(mu_);
+  // Held while hooks run (never together with mu_ held first), so removal waits for a running hook.
+  mutable absl::Mutex hooks_mu_;
+  std::map<int, std::function<void()>> hooks_ ABSL_GUARDED_BY(hooks_mu_);
+  int next_hook_id_ ABSL_GUARDED_BY(hooks_mu_) = 0;
 };
 
 // Registers `ecomstream_build_info{service,version} 1`.

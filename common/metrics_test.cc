@@ -66,5 +66,29 @@ TEST(MetricsTest, ConcurrentIncrementsAreNotLost) {
   EXPECT_EQ(c.Value(), 400000);
 }
 
+TEST(MetricsTest, CollectHooksRunBeforeEachExportInOrderUntilRemoved) {
+  Registry registry;
+  Gauge& mirrored = registry.GetGauge("ecomstream_mirrored", "m");
+  std::vector<int> calls;
+  const int first = registry.AddCollectHook([&] {
+    calls.push_back(1);
+    mirrored.Set(static_cast<double>(calls.size()));
+  });
+  // A hook may register metrics: it runs outside the registry's metric lock.
+  const int second = registry.AddCollectHook([&] {
+    calls.push_back(2);
+    registry.GetCounter("ecomstream_scrapes_total", "s").Increment();
+  });
+  EXPECT_EQ(registry.ExportText(),
+            "# HELP ecomstream_mirrored m\n# TYPE ecomstream_mirrored gauge\necomstream_mirrored 1\n"
+            "# HELP ecomstream_scrapes_total s\n# TYPE ecomstream_scrapes_total counter\necomstream_scrapes_total 1\n");
+  registry.RemoveCollectHook(first);
+  registry.RemoveCollectHook(12345);  // unknown: ignored
+  (void)registry.ExportText();
+  registry.RemoveCollectHook(second);
+  (void)registry.ExportText();
+  EXPECT_EQ(calls, (std::vector<int>{1, 2, 2}));
+}
+
 }  // namespace
 }  // namespace ecomstream::metrics

@@ -312,9 +312,11 @@ Span Tracer::StartSpan(absl::string_view name, SpanKind kind, const TraceContext
                        const StartSpanOptions& options) const {
   if (options_.disabled) return Span(parent, nullptr, nullptr);
   const bool has_parent = parent.IsValid();
-  const TraceId trace_id = has_parent ? parent.trace_id() : NewTraceId();
+  const TraceId trace_id =
+      has_parent ? parent.trace_id() : options.root_trace_id.IsValid() ? options.root_trace_id : NewTraceId();
   const bool sampled = options_.sampler.ShouldSample(parent, trace_id);
-  const TraceContext context(trace_id, NewSpanId(), sampled ? kTraceFlagSampled : 0);
+  const TraceContext context(trace_id, options.span_id.IsValid() ? options.span_id : NewSpanId(),
+                             sampled ? kTraceFlagSampled : 0);
   if (!sampled || processor_ == nullptr) return Span(context, nullptr, nullptr);
 
   auto data = std::make_unique<SpanData>();

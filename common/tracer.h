@@ -162,6 +162,11 @@ struct StartSpanOptions {
   // When the operation began, if not now (e.g. a file.write span created after the file was
   // renamed into place, from the time writing started).
   std::optional<absl::Time> start_time;
+  // Fixed ids instead of random ones, for reproducible output (the generator's manifests under a
+  // simulated clock). A valid `root_trace_id` is the new trace's id when `parent` is invalid (it
+  // is ignored for a child); a valid `span_id` is the span's id. The sampler still decides.
+  TraceId root_trace_id;
+  SpanId span_id;
 };
 
 class Span {

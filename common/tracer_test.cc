@@ -346,6 +346,25 @@ TEST_F(SpanTest, ExplicitTimesAreKeptToTheNanosecond) {
   EXPECT_EQ(data.events[0].time_unix_nanos, 1'700'000'000'125'456'789);
 }
 
+TEST_F(SpanTest, FixedIdsNameARootSpanButAChildKeepsItsParentsTrace) {
+  StartSpanOptions options;
+  ASSERT_TRUE(TraceId::FromHex("4bf92f3577b34da6a3ce929d0e0e4736", &options.root_trace_id));
+  ASSERT_TRUE(SpanId::FromHex("00f067aa0ba902b7", &options.span_id));
+  Span root = tracer_->StartSpan("file.write", SpanKind::kProducer, TraceContext(), options);
+  EXPECT_EQ(root.context().ToTraceparent(), "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+  Span child = tracer_->StartSpan("file.process", SpanKind::kConsumer, kSampledParent, options);
+  EXPECT_EQ(child.context().trace_id(), kSampledParent.trace_id());
+  EXPECT_EQ(child.context().span_id().ToHex(), "00f067aa0ba902b7");
+  child.End();
+  root.End();
+  const std::vector<SpanData> spans = processor_->spans();
+  ASSERT_EQ(spans.size(), 2u);
+  EXPECT_EQ(spans[1].trace_id.ToHex(), "4bf92f3577b34da6a3ce929d0e0e4736");
+  EXPECT_EQ(spans[1].span_id.ToHex(), "00f067aa0ba902b7");
+  EXPECT_FALSE(spans[1].parent_span_id.IsValid());
+  EXPECT_EQ(spans[0].parent_span_id, kSampledParent.span_id());
+}
+
 TEST_F(SpanTest, AnEndBeforeTheStartBecomesAZeroDuration) {
   StartSpanOptions options;
   options.start_time = absl::FromUnixSeconds(2'000'000'000);

@@ -7,6 +7,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "common/otlp_exporter.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.grpc.pb.h"
 
 namespace ecomstream::testing {
@@ -102,6 +103,18 @@ TestCollector::~TestCollector() {
 
 std::string TestCollector::address() const { return absl::StrCat("127.0.0.1:", port_); }
 std::string TestCollector::endpoint() const { return absl::StrCat("http://127.0.0.1:", port_); }
+
+absl::StatusOr<std::unique_ptr<tracing::Tracer>> TestCollector::NewTracer(absl::string_view service_name) const {
+  tracing::OtlpExporterOptions exporter_options;
+  exporter_options.endpoint = endpoint();
+  exporter_options.schedule_delay = absl::Milliseconds(10);
+  tracing::TracerOptions options;
+  options.resource = {{"service.name", std::string(service_name)}};
+  absl::StatusOr<std::unique_ptr<tracing::OtlpExporter>> exporter =
+      tracing::OtlpExporter::Create(exporter_options, options.resource);
+  if (!exporter.ok()) return exporter.status();
+  return std::make_unique<tracing::Tracer>(std::move(options), *std::move(exporter));
+}
 
 std::vector<CollectedSpan> TestCollector::Spans() const {
   absl::MutexLock lock(&state_->mu);

@@ -23,6 +23,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/tracer.h"
 #include "opentelemetry/proto/common/v1/common.pb.h"
 #include "opentelemetry/proto/resource/v1/resource.pb.h"
 #include "opentelemetry/proto/trace/v1/trace.pb.h"
@@ -62,6 +63,11 @@ class TestCollector {
   // "127.0.0.1:PORT" and "http://127.0.0.1:PORT".
   std::string address() const;
   std::string endpoint() const;
+
+  // An in-process tracer with service.name `service_name` whose OTLP exporter sends here every
+  // 10 ms (call its ForceFlush before reading the spans). The tracer must not outlive the
+  // collector by more than its export timeout.
+  absl::StatusOr<std::unique_ptr<tracing::Tracer>> NewTracer(absl::string_view service_name) const;
 
   // Every span received and kept so far, in arrival order.
   std::vector<CollectedSpan> Spans() const;
