@@ -125,7 +125,8 @@ Generator::Metrics::Metrics(metrics::Registry* registry)
 }
 
 absl::StatusOr<std::unique_ptr<Generator>> Generator::Create(const GeneratorConfig& config, Clock* clock,
-                                                             metrics::Registry* registry) {
+                                                             metrics::Registry* registry,
+                                                             const tracing::Tracer* tracer) {
   RETURN_IF_ERROR(config.Validate());
   ASSIGN_OR_RETURN(AnomalyKindSet kinds, ParseAnomalyKinds(config.anomaly_kinds));
   ASSIGN_OR_RETURN(SchemaChoice schema, ParseSchemaChoice(config.schema_version));
@@ -135,14 +136,17 @@ absl::StatusOr<std::unique_ptr<Generator>> Generator::Create(const GeneratorConf
     std::random_device device;
     seed = (static_cast<uint64_t>(device()) << 32) ^ device();
   }
-  return std::unique_ptr<Generator>(new Generator(config, clock, registry, seed, schema, kinds, start_us));
+  return std::unique_ptr<Generator>(new Generator(config, clock, registry, tracer, seed, schema, kinds, start_us));
 }
 
-Generator::Generator(const GeneratorConfig& config, Clock* clock, metrics::Registry* registry, uint64_t seed,
-                     SchemaChoice schema, AnomalyKindSet kinds, std::optional<int64_t> start_us)
+Generator::Generator(const GeneratorConfig& config, Clock* clock, metrics::Registry* registry,
+                     const tracing::Tracer* tracer, uint64_t seed, SchemaChoice schema, AnomalyKindSet kinds,
+                     std::optional<int64_t> start_us)
     : config_(config),
       clock_(clock),
       metrics_(registry),
+      own_tracer_(tracer == nullptr ? std::make_unique<tracing::Tracer>(tracing::TracerOptions(), nullptr) : nullptr),
+      tracer_(tracer == nullptr ? own_tracer_.get() : tracer),
       seed_(seed),
       schema_(schema),
       kinds_(kinds),
@@ -188,6 +192,8 @@ absl::StatusOr<RunSummary> Generator::Run() {
 
   absl::Status status = Loop();
   if (!status.ok()) metrics_.failures.Increment();
+  file_span_.SetStatus(status);  // a file still open here was abandoned by the error
+  file_span_.End(SpanTime(clock_->NowMicros()));
   sink_.Abort();  // after an error: the file in progress must not survive
   RunSummary summary{run_truth_, sink_.stats().files, sink_.stats().bytes, seed_};
   if (!config_.summary_file.empty()) {
@@ -245,6 +251,7 @@ absl::Status Generator::OpenFile(int64_t now_us) {
   const std::string name =
       absl::StrCat("events-", absl::FormatTime("%Y%m%dT%H%M%S", absl::FromUnixMicros(now_us), absl::UTCTimeZone()),
                    "-", absl::StrFormat("%06d", file_sequence_), "-", run_id_, ".csv");
+  StartFileSpan(name, now_us);
   RETURN_IF_ERROR(sink_.Open(name));
   chunk_.clear();
   encoder_->AppendHeader(&chunk_);
@@ -275,7 +282,7 @@ absl::Status Generator::CommitFile() {
   RETURN_IF_ERROR(FlushChunk());
   v1::FileManifest manifest;
   manifest.set_schema_version(std::string(SchemaVersionName(file_version_)));
-  manifest.set_traceparent(NextTraceparent());
+  manifest.set_traceparent(file_span_.context().ToTraceparent());
   FillManifest(file_truth_, &manifest);
   // Simulated: just after the last row. Live: now (never before the last row's stamp).
   const int64_t created_us =
@@ -283,6 +290,10 @@ absl::Status Generator::CommitFile() {
   const int64_t commit_start = MonotonicMicros();
   RETURN_IF_ERROR(sink_.Commit(&manifest, created_us));
   metrics_.commit_seconds.Observe(static_cast<double>(MonotonicMicros() - commit_start) / 1e6);
+  file_span_.SetAttribute("rows", file_truth_.rows);
+  file_span_.SetAttribute("schema_version", manifest.schema_version());
+  file_span_.SetAttribute("bytes", manifest.size_bytes());
+  file_span_.End(SpanTime(clock_->NowMicros()));
   metrics_.events.Increment(static_cast<double>(file_truth_.rows));
   metrics_.files.Increment();
   metrics_.bytes.Increment(static_cast<double>(manifest.size_bytes()));
@@ -301,17 +312,25 @@ absl::Status Generator::CommitFile() {
   return absl::OkStatus();
 }
 
-std::string Generator::NextTraceparent() {
-  // Ids from the file stream, so a seed reproduces them; the low bit keeps them non-zero.
-  tracing::TraceId trace;
-  tracing::SpanId span;
+void Generator::StartFileSpan(const std::string& name, int64_t now_us) {
+  tracing::StartSpanOptions options;
+  options.start_time = SpanTime(now_us);
+  // Ids from the file stream, so a seed reproduces them; the low bit keeps them non-zero. Drawn
+  // live too, so the file stream (schemas, column orders) does not depend on the clock.
   const uint64_t words[3] = {file_rng_.Next(), file_rng_.Next() | 1, file_rng_.Next() | 1};
-  for (int i = 0; i < 8; ++i) {
-    trace.bytes[i] = static_cast<uint8_t>(words[0] >> (56 - 8 * i));
-    trace.bytes[8 + i] = static_cast<uint8_t>(words[1] >> (56 - 8 * i));
-    span.bytes[i] = static_cast<uint8_t>(words[2] >> (56 - 8 * i));
+  if (start_us_.has_value()) {
+    for (int i = 0; i < 8; ++i) {
+      options.root_trace_id.bytes[i] = static_cast<uint8_t>(words[0] >> (56 - 8 * i));
+      options.root_trace_id.bytes[8 + i] = static_cast<uint8_t>(words[1] >> (56 - 8 * i));
+      options.span_id.bytes[i] = static_cast<uint8_t>(words[2] >> (56 - 8 * i));
+    }
   }
-  return tracing::TraceContext(trace, span, tracing::kTraceFlagSampled).ToTraceparent();
+  file_span_ = tracer_->StartSpan("file.write", tracing::SpanKind::kProducer, tracing::TraceContext(), options);
+  file_span_.SetAttribute("file.name", name);
+}
+
+absl::Time Generator::SpanTime(int64_t now_us) const {
+  return start_us_.has_value() ? absl::Now() : absl::FromUnixMicros(now_us);
 }
 
 absl::Status Generator::WriteSummary(const RunSummary& summary) const {

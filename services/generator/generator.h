@@ -14,6 +14,15 @@
 // created_time_us is the generator time at its close: every normal row lies within
 // [created - file_interval, created], and file_interval is at most 20 minutes, so only
 // late_event rows are older than the processor's 1 h late watermark.
+//
+// Tracing. Each file is one trace: a `file.write` span (PRODUCER) starts when the file is opened
+// (just before its first row) and ends after the CSV's rename, with attributes file.name, rows,
+// schema_version and bytes (and an error status if the write failed). Its traceparent goes into
+// the manifest, where the processor continues the trace; a disabled tracer (OTEL_SDK_DISABLED)
+// leaves the manifest's traceparent empty. Under a simulated clock the trace and span ids come
+// from the seed, so manifests stay byte-identical (two such runs export the same ids); the span's
+// timestamps are always real time (they measure the write, not the simulated rows). Live, the
+// span's times come from `clock`, the clock that also stamps the file's mtime.
 #ifndef ECOMSTREAM_SERVICES_GENERATOR_GENERATOR_H_
 #define ECOMSTREAM_SERVICES_GENERATOR_GENERATOR_H_
 
@@ -28,6 +37,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/metrics.h"
+#include "common/tracer.h"
 #include "services/generator/anomaly_injector.h"
 #include "services/generator/clock.h"
 #include "services/generator/csv_file_sink.h"
@@ -74,9 +84,12 @@ class Generator {
  public:
   // Validates `config`. `clock` and `registry` must outlive the generator, which exports
   // ecomstream_generator_* series there (events, files, bytes, anomalies by kind, expected
-  // row outcomes, write failures, file commit latency).
+  // row outcomes, write failures, file commit latency). `tracer` (which must outlive the
+  // generator) gets the file.write spans; null means an enabled tracer that exports nothing
+  // (the manifests still carry a traceparent).
   static absl::StatusOr<std::unique_ptr<Generator>> Create(const GeneratorConfig& config, Clock* clock,
-                                                           metrics::Registry* registry);
+                                                           metrics::Registry* registry,
+                                                           const tracing::Tracer* tracer = nullptr);
 
   // Writes files until total_events, duration or Stop(), commits the file in progress, then
   // writes the summary file (also after an error, covering the committed files). Returns the
@@ -110,8 +123,9 @@ class Generator {
     std::array<metrics::Counter*, kNumAnomalyKinds> anomalies;
   };
 
-  Generator(const GeneratorConfig& config, Clock* clock, metrics::Registry* registry, uint64_t seed,
-            SchemaChoice schema, AnomalyKindSet kinds, std::optional<int64_t> start_us);
+  Generator(const GeneratorConfig& config, Clock* clock, metrics::Registry* registry,
+            const tracing::Tracer* tracer, uint64_t seed, SchemaChoice schema, AnomalyKindSet kinds,
+            std::optional<int64_t> start_us);
 
   absl::Status Loop();
   // The generator's time: simulated or `clock_`'s.
@@ -120,14 +134,18 @@ class Generator {
   void EmitRow(int64_t now_us);
   absl::Status FlushChunk();
   absl::Status CommitFile();
-  // A W3C traceparent for the file.write span, deterministic for the seed.
-  std::string NextTraceparent();
+  // Starts file_span_ for the file being opened at generator time `now_us`.
+  void StartFileSpan(const std::string& name, int64_t now_us);
+  // When a span event happens: `now_us` (the generator's clock) when live, real time when simulated.
+  absl::Time SpanTime(int64_t now_us) const;
   absl::Status WriteSummary(const RunSummary& summary) const;
   void MaybeReportProgress(bool force);
 
   const GeneratorConfig config_;
   Clock* const clock_;
   Metrics metrics_;
+  std::unique_ptr<tracing::Tracer> own_tracer_;  // when Create got none
+  const tracing::Tracer* const tracer_;
   const uint64_t seed_;
   const SchemaChoice schema_;
   const AnomalyKindSet kinds_;
@@ -141,6 +159,7 @@ class Generator {
   CsvFileSink sink_;
   std::optional<RateLimiter> limiter_;
   std::optional<CsvRowEncoder> encoder_;
+  tracing::Span file_span_;  // the open file's file.write span
 
   ShopperEvent event_;
   RowPlan plan_;

@@ -28,6 +28,7 @@
 #include "gtest/gtest.h"
 #include "services/generator/testing/files.h"
 #include "httplib.h"
+#include "tests/otel/test_collector.h"
 
 namespace ecomstream::generator {
 namespace {
@@ -196,6 +197,9 @@ TEST(GeneratorBinaryTest, BadFlagsExitTwoWithOneClearLine) {
       {{out, "--metrics_address=nonsense"}, {}, "nonsense"},
       {{out}, {"ECOMSTREAM_EVENTS_PER_FILE=abc"}, "ECOMSTREAM_EVENTS_PER_FILE='abc'"},
       {{out}, {"ECOMSTREAM_SCHEMA_VERSION=v0"}, "--schema_version='v0'"},
+      {{out, "--total_events=10"},
+       {"OTEL_SDK_DISABLED=false", "OTEL_EXPORTER_OTLP_ENDPOINT=ftp://collector:4317"},
+       "OTEL_EXPORTER_OTLP_ENDPOINT"},
   };
   for (const Case& c : cases) {
     std::string err;
@@ -238,7 +242,7 @@ TEST(GeneratorBinaryTest, DiskFullOnASmallTmpfsIsAClearErrorAndLeavesNoPartialFi
   const std::string dir = FreshDir("tmpfs");
   ASSERT_TRUE(MakeDirs(dir + "/mnt").ok());
   const std::string script = absl::StrCat(
-      "mount -t tmpfs -o size=1m tmpfs ", dir, "/mnt && ", Binary(), " --output_dir=", dir,
+      "mount -t tmpfs -o size=1m tmpfs ", dir, "/mnt && OTEL_SDK_DISABLED=true ", Binary(), " --output_dir=", dir,
       "/mnt/inbox --total_events=200000 --events_per_file=1000 --seed=9 --quiet ", kStart, " 2>", dir,
       "/stderr; echo $? >", dir, "/rc; cp -a ", dir, "/mnt/inbox ", dir, "/copy");
   ASSERT_EQ(system(absl::StrCat("unshare -rm sh -c '", script, "'").c_str()), 0);
@@ -296,6 +300,7 @@ TEST(GeneratorBinaryTest, ServesMetricsAndAnswersHealthChecksWhileRunning) {
                              "ecomstream_generator_anomalies_total{kind=\"bad_price\"} ",
                              "ecomstream_generator_expected_rows_total{outcome=\"dead_letter\"} ",
                              "ecomstream_generator_file_commit_seconds_bucket{le=\"+Inf\"} ",
+                             "ecomstream_spans_exported_total ", "ecomstream_spans_dropped_total{reason=\"queue_full\"} ",
                              "ecomstream_build_info{"}) {
     EXPECT_NE(response->body.find(series), std::string::npos) << series;
   }
@@ -303,6 +308,34 @@ TEST(GeneratorBinaryTest, ServesMetricsAndAnswersHealthChecksWhileRunning) {
   EXPECT_EQ(Wait(pid, 10'000), 0) << ReadFile(dir + "/stderr");
   EXPECT_EQ(RunBinary({"--health_check=" + address}, &err), 1) << "nothing answers after the exit";
   EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+}
+
+// With a collector configured, each committed file is one file.write span from service
+// ecomstream-generator whose context is the manifest's traceparent. The schedule delay is longer
+// than the test, so the spans can only have arrived through the flush at exit.
+TEST(GeneratorBinaryTest, ExportsOneFileWriteSpanPerFileAndFlushesThemBeforeExiting) {
+  auto collector = ecomstream::testing::TestCollector::Start();
+  ASSERT_TRUE(collector.ok()) << collector.status();
+  const std::string dir = FreshDir("spans");
+  std::string err;
+  ASSERT_EQ(RunBinary({"--output_dir=" + dir, "--total_events=3000", "--events_per_file=1000", "--seed=5", "--quiet"},
+                      &err,
+                      {"OTEL_SDK_DISABLED=false", "OTEL_EXPORTER_OTLP_ENDPOINT=" + (*collector)->endpoint(),
+                       "OTEL_BSP_SCHEDULE_DELAY=600000", "OTEL_SERVICE_NAME=", "OTEL_TRACES_SAMPLER="}),
+            0)
+      << err;
+  EXPECT_EQ((*collector)->span_count(), 3u) << "exported before the process exited";
+  std::set<std::string> manifest_contexts, span_contexts;
+  for (const std::string& name : ListDir(dir)) {
+    if (absl::EndsWith(name, ".csv")) manifest_contexts.insert(ParseManifest(dir + "/" + name + ".manifest.json").traceparent());
+  }
+  for (const ecomstream::testing::CollectedSpan& span : (*collector)->Spans()) {
+    EXPECT_EQ(span.span.name(), "file.write");
+    EXPECT_EQ(span.ResourceAttribute("service.name"), "ecomstream-generator");
+    span_contexts.insert(absl::StrCat("00-", span.trace_id_hex(), "-", span.span_id_hex(), "-01"));
+  }
+  EXPECT_EQ(manifest_contexts.size(), 3u);
+  EXPECT_EQ(span_contexts, manifest_contexts);
 }
 
 }  // namespace

@@ -23,6 +23,7 @@
 #include "gtest/gtest.h"
 #include "services/generator/testing/files.h"
 #include "services/generator/testing/row_oracle.h"
+#include "tests/otel/test_collector.h"
 
 namespace ecomstream::generator {
 namespace {
@@ -33,6 +34,9 @@ using testing::ReadFile;
 
 using testing::ClassifyCsv;
 using testing::OracleFile;
+
+using ::ecomstream::testing::CollectedSpan;
+using ::ecomstream::testing::TestCollector;
 
 constexpr char kStart[] = "2026-05-01T12:00:00Z";
 constexpr int64_t kStartUs = 1'777'636'800'000'000;
@@ -74,10 +78,45 @@ GeneratorConfig SimulatedConfig(const std::string& dir) {
   return config;
 }
 
-absl::StatusOr<RunSummary> RunWith(const GeneratorConfig& config, Clock* clock = SystemClock::Get()) {
+absl::StatusOr<RunSummary> RunWith(const GeneratorConfig& config, Clock* clock = SystemClock::Get(),
+                                   const tracing::Tracer* tracer = nullptr) {
   metrics::Registry registry;
-  ASSIGN_OR_RETURN(std::unique_ptr<Generator> generator, Generator::Create(config, clock, &registry));
+  ASSIGN_OR_RETURN(std::unique_ptr<Generator> generator, Generator::Create(config, clock, &registry, tracer));
   return generator->Run();
+}
+
+// A test collector and a tracer exporting to it, as the binary has with OTEL_EXPORTER_OTLP_ENDPOINT.
+struct TracedRun {
+  TracedRun() {
+    auto started = TestCollector::Start();
+    EXPECT_TRUE(started.ok()) << started.status();
+    if (!started.ok()) return;
+    collector = *std::move(started);
+    auto made = collector->NewTracer("ecomstream-generator");
+    EXPECT_TRUE(made.ok()) << made.status();
+    if (made.ok()) tracer = *std::move(made);
+  }
+  // Every file.write span the collector received, after a flush.
+  std::vector<CollectedSpan> FlushedSpans() {
+    EXPECT_TRUE(tracer->ForceFlush(absl::Seconds(10)).ok());
+    return collector->Spans();
+  }
+  std::unique_ptr<TestCollector> collector;
+  std::unique_ptr<tracing::Tracer> tracer;
+};
+
+const CollectedSpan* SpanOfTrace(const std::vector<CollectedSpan>& spans,
+                                          const tracing::TraceContext& context) {
+  for (const CollectedSpan& span : spans) {
+    if (span.trace_id_hex() == context.trace_id().ToHex()) return &span;
+  }
+  return nullptr;
+}
+
+int64_t MtimeNanos(const std::string& path) {
+  struct stat st;
+  EXPECT_EQ(stat(path.c_str(), &st), 0) << path;
+  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
 }
 
 int64_t DataRows(const std::string& csv) { return std::count(csv.begin(), csv.end(), '\n') - 1; }
@@ -158,6 +197,98 @@ TEST(GeneratorTest, ManifestsDescribeTheirFilesAndTheirGroundTruthIsExact) {
     EXPECT_EQ(dups == m.anomaly_counts().end() ? 0 : dups->second, m.exact_duplicates());
   }
   EXPECT_EQ(versions.size(), 3u);
+}
+
+// Live: one file.write span per file; the manifest's traceparent is its context; the span
+// brackets the file's drop time (its mtime, the processor's reference) and ends after the rename.
+TEST(GeneratorTest, EachFileIsOneFileWriteSpanWhoseContextIsInItsManifestAndThatEndsAfterTheRename) {
+  TracedRun traced;
+  ASSERT_NE(traced.tracer, nullptr);
+  GeneratorConfig config;
+  config.output_dir = FreshPath("gen_spans_live");
+  config.seed = 7;
+  config.total_events = 3'000;
+  config.events_per_file = 1'000;
+  config.quiet = true;
+  const int64_t before_ns = absl::ToUnixMicros(absl::Now()) * 1000;  // span times are whole microseconds
+  ASSERT_TRUE(RunWith(config, SystemClock::Get(), traced.tracer.get()).ok());
+  const int64_t after_ns = absl::ToUnixNanos(absl::Now());
+  const std::vector<CollectedSpan> spans = traced.FlushedSpans();
+  const std::vector<OutputFile> files = ReadOutput(config.output_dir);
+  ASSERT_EQ(files.size(), 3u);
+  ASSERT_EQ(spans.size(), 3u);
+  int64_t previous_end_ns = before_ns;
+  for (const OutputFile& f : files) {
+    SCOPED_TRACE(f.name);
+    absl::StatusOr<tracing::TraceContext> context = tracing::TraceContext::FromTraceparent(f.manifest.traceparent());
+    ASSERT_TRUE(context.ok()) << f.manifest.traceparent();
+    EXPECT_TRUE(context->sampled());
+    const CollectedSpan* span = SpanOfTrace(spans, *context);
+    ASSERT_NE(span, nullptr) << "no span of the manifest's trace";
+    EXPECT_EQ(span->span.name(), "file.write");
+    EXPECT_EQ(span->span.kind(), opentelemetry::proto::trace::v1::Span::SPAN_KIND_PRODUCER);
+    EXPECT_EQ(span->span_id_hex(), context->span_id().ToHex());
+    EXPECT_EQ(span->parent_span_id_hex(), "") << "a file starts its trace";
+    EXPECT_EQ(span->ResourceAttribute("service.name"), "ecomstream-generator");
+    ASSERT_TRUE(span->Attribute("file.name").has_value() && span->Attribute("rows").has_value() &&
+                span->Attribute("schema_version").has_value() && span->Attribute("bytes").has_value());
+    EXPECT_EQ(span->Attribute("file.name")->string_value(), f.name);
+    EXPECT_EQ(span->Attribute("rows")->int_value(), 1'000);
+    EXPECT_EQ(span->Attribute("schema_version")->string_value(), "v3");
+    EXPECT_EQ(span->Attribute("bytes")->int_value(), static_cast<int64_t>(f.csv.size()));
+    EXPECT_EQ(span->span.status().code(), opentelemetry::proto::trace::v1::Status::STATUS_CODE_UNSET);
+    const int64_t start_ns = span->span.start_time_unix_nano(), end_ns = span->span.end_time_unix_nano();
+    const int64_t mtime_ns = MtimeNanos(config.output_dir + "/" + f.name);
+    EXPECT_GE(start_ns, previous_end_ns) << "files are written one after another";
+    EXPECT_LE(start_ns, mtime_ns);
+    EXPECT_GE(end_ns, mtime_ns);
+    EXPECT_LE(end_ns, after_ns);
+    previous_end_ns = end_ns;
+  }
+}
+
+// Simulated: the spans are still exported, with ids from the seed, so a traced and an untraced
+// run write byte-identical manifests; the span times are real, not simulated.
+TEST(GeneratorTest, UnderASimulatedClockSpanIdsComeFromTheSeedAndSpanTimesAreReal) {
+  TracedRun traced;
+  ASSERT_NE(traced.tracer, nullptr);
+  const GeneratorConfig with_spans = SimulatedConfig(FreshPath("gen_spans_sim_a"));
+  GeneratorConfig without = with_spans;
+  without.output_dir = FreshPath("gen_spans_sim_b");
+  const int64_t before_ns = absl::ToUnixNanos(absl::Now());
+  ASSERT_TRUE(RunWith(with_spans, SystemClock::Get(), traced.tracer.get()).ok());
+  const int64_t after_ns = absl::ToUnixNanos(absl::Now());
+  ASSERT_TRUE(RunWith(without).ok());
+  const std::vector<CollectedSpan> spans = traced.FlushedSpans();
+  const std::vector<OutputFile> a = ReadOutput(with_spans.output_dir), b = ReadOutput(without.output_dir);
+  ASSERT_EQ(a.size(), 8u);
+  ASSERT_EQ(b.size(), a.size());
+  ASSERT_EQ(spans.size(), a.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    SCOPED_TRACE(a[i].name);
+    EXPECT_EQ(a[i].manifest_json, b[i].manifest_json);
+    EXPECT_TRUE(a[i].csv == b[i].csv);
+    const tracing::TraceContext context = tracing::TraceContext::FromTraceparentOrInvalid(a[i].manifest.traceparent());
+    const CollectedSpan* span = SpanOfTrace(spans, context);
+    ASSERT_NE(span, nullptr);
+    EXPECT_EQ(span->span_id_hex(), context.span_id().ToHex());
+    EXPECT_GE(static_cast<int64_t>(span->span.start_time_unix_nano()), before_ns);
+    EXPECT_LE(static_cast<int64_t>(span->span.end_time_unix_nano()), after_ns);
+  }
+}
+
+// OTEL_SDK_DISABLED: no span, so no context to hand on; the processor starts the trace.
+TEST(GeneratorTest, ADisabledTracerLeavesTheTraceparentOutOfTheManifests) {
+  std::unique_ptr<tracing::Tracer> disabled = tracing::Tracer::Disabled();
+  GeneratorConfig config = SimulatedConfig(FreshPath("gen_spans_off"));
+  config.total_events = 5'000;
+  ASSERT_TRUE(RunWith(config, SystemClock::Get(), disabled.get()).ok());
+  const std::vector<OutputFile> files = ReadOutput(config.output_dir);
+  ASSERT_EQ(files.size(), 2u);
+  for (const OutputFile& f : files) {
+    EXPECT_EQ(f.manifest.rows(), 2'500) << f.name;
+    EXPECT_EQ(f.manifest.traceparent(), "") << f.manifest_json;
+  }
 }
 
 TEST(GeneratorTest, SummaryFileHasExactlyTheDocumentedKeysAndTheManifestTotals) {
@@ -425,7 +556,9 @@ TEST(GeneratorTest, DiskFullEndsTheRunWithAClearErrorAndNoPartialFile) {
   config.summary_file = dir + "/summary.json";
   ASSERT_TRUE(MakeDirs(config.output_dir + "/.tmp").ok());
   ASSERT_EQ(symlink("/dev/full", (config.output_dir + "/.tmp/" + expected[1].name).c_str()), 0);
-  absl::StatusOr<RunSummary> run = RunWith(config);
+  TracedRun traced;
+  ASSERT_NE(traced.tracer, nullptr);
+  absl::StatusOr<RunSummary> run = RunWith(config, SystemClock::Get(), traced.tracer.get());
   ASSERT_EQ(run.status().code(), absl::StatusCode::kResourceExhausted) << run.status();
   EXPECT_NE(run.status().message().find("No space left on device"), absl::string_view::npos) << run.status();
   EXPECT_NE(run.status().message().find(expected[1].name), absl::string_view::npos) << run.status();
@@ -439,6 +572,17 @@ TEST(GeneratorTest, DiskFullEndsTheRunWithAClearErrorAndNoPartialFile) {
   ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(ReadFile(config.summary_file), &summary).ok());
   EXPECT_EQ(summary.fields().at("files").number_value(), 1) << "the summary covers the committed files";
   EXPECT_EQ(summary.fields().at("events_written").number_value(), 1'000);
+  // The abandoned file's span ends with the error; the committed one's without.
+  const std::vector<CollectedSpan> spans = traced.FlushedSpans();
+  ASSERT_EQ(spans.size(), 2u);
+  EXPECT_EQ(spans[0].Attribute("file.name").value_or(opentelemetry::proto::common::v1::AnyValue()).string_value(),
+            expected[0].name);
+  EXPECT_EQ(spans[0].span.status().code(), opentelemetry::proto::trace::v1::Status::STATUS_CODE_UNSET);
+  EXPECT_EQ(spans[1].Attribute("file.name").value_or(opentelemetry::proto::common::v1::AnyValue()).string_value(),
+            expected[1].name);
+  EXPECT_EQ(spans[1].span.status().code(), opentelemetry::proto::trace::v1::Status::STATUS_CODE_ERROR);
+  EXPECT_NE(spans[1].span.status().message().find("No space left on device"), std::string::npos)
+      << spans[1].span.status().message();
 }
 
 TEST(GeneratorTest, OutputPathThatIsAFileIsAClearError) {

@@ -9,7 +9,9 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/shutdown.h"
+#include "common/span_metrics.h"
 #include "common/status_server.h"
+#include "common/tracer.h"
 #include "services/generator/generator.h"
 
 ABSL_FLAG(std::string, output_dir, "", "Inbox the CSV files and manifests are dropped into (temp files in its .tmp/).");
@@ -71,9 +73,12 @@ int main(int argc, char** argv) {
   config.quiet = absl::GetFlag(FLAGS_quiet);
   if (absl::Status status = config.Validate(); !status.ok()) return Fail(status, 2);
 
+  auto tracer = ecomstream::tracing::Tracer::FromEnvironment("ecomstream-generator");
+  if (!tracer.ok()) return Fail(tracer.status(), 2);
   auto& registry = ecomstream::metrics::Registry::Default();
   ecomstream::metrics::RegisterBuildInfo(registry, "generator");
-  auto generator = Generator::Create(config, ecomstream::generator::SystemClock::Get(), &registry);
+  ecomstream::tracing::SpanExportMetrics span_metrics(tracer->get(), &registry);
+  auto generator = Generator::Create(config, ecomstream::generator::SystemClock::Get(), &registry, tracer->get());
   ecomstream::StatusServer status_server(&registry, [&] { return generator.ok() && (*generator)->running(); });
   absl::Status started = generator.status();
   if (const std::string address = absl::GetFlag(FLAGS_metrics_address); started.ok() && !address.empty()) {
@@ -87,6 +92,8 @@ int main(int argc, char** argv) {
   absl::StatusOr<ecomstream::generator::RunSummary> result = (*generator)->Run();
   ecomstream::ShutdownSignal::Get().Trigger();
   stopper.join();
+  // Flush the last file.write spans. A failure is already logged by the exporter and counted.
+  (void)(*tracer)->Shutdown(absl::Seconds(2));
   status_server.Stop();
   if (!result.ok()) {
     LOG_ERROR("Generator failed") << ecomstream::Kv("error", result.status().ToString());
