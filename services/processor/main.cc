@@ -51,6 +51,10 @@ int main(int argc, char** argv) {
   ShutdownSignal::Get().Trigger();  // releases the stopper after --once
   stopper.join();
   status_server.Stop();
+  if (absl::IsAborted(result)) {
+    LOG_WARNING("Some files were not committed; they stay in the inbox") << Kv("error", result.message());
+    return 1;
+  }
   if (!result.ok()) {
     LOG_ERROR("Processor failed") << Kv("error", result.ToString());
     return 1;

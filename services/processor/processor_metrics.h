@@ -44,7 +44,8 @@ class ProcessorMetrics {
   ComponentCounters writer_client;     // batches: queued / written / dropped (refused) / stream failures
   ComponentCounters file_lifecycle;    // files: to move / archived or deleted or quarantined / - / errors
 
-  // Rows by outcome as the processor decided: event, duplicate, dead_letter (with reason).
+  // Rows by outcome as the processor decided: event, duplicate, dead_letter by reason (a dead
+  // letter with two reasons counts under each).
   metrics::Counter& rows_event;
   metrics::Counter& rows_duplicate;
   metrics::Counter& rows_late;
