@@ -26,9 +26,11 @@ OwnedBatch::OwnedBatch()
     : arena_(std::make_unique<google::protobuf::Arena>(BatchArenaOptions())),
       batch_(google::protobuf::Arena::CreateMessage<v1::Batch>(arena_.get())) {}
 
-Batcher::Batcher(BatcherOptions options, FileBatchInfo info, int64_t first_row, std::function<int64_t()> now)
+Batcher::Batcher(BatcherOptions options, FileBatchInfo info, int64_t first_row, const tracing::Tracer* tracer,
+                 std::function<int64_t()> now)
     : options_(options),
       info_(std::move(info)),
+      tracer_(tracer),
       now_(now ? std::move(now) : std::function<int64_t()>(&MonotonicMicros)),
       first_row_(first_row),
       next_row_(first_row) {
@@ -86,8 +88,18 @@ std::unique_ptr<OwnedBatch> Batcher::Cut(bool last, int64_t total_file_rows) {
     count->set_reason(static_cast<v1::RejectReason>(reason));
     count->set_count(reason_counts_[reason]);
   }
-  const tracing::TraceContext send_span(info_.trace.trace_id(), tracing::NewSpanId(), info_.trace.flags());
-  batch.set_traceparent(send_span.ToTraceparent());
+  tracing::Span& span = done->span;
+  span = tracer_->StartSpan("batch.send", tracing::SpanKind::kClient, info_.trace);
+  span.SetAttribute("file.name", info_.file_name);
+  span.SetAttribute("file.id", info_.file_id);
+  span.SetAttribute("batch.first_row", batch.first_row());
+  span.SetAttribute("batch.last_row", batch.last_row());
+  span.SetAttribute("batch.last", last);
+  span.SetAttribute("rows", done->rows());
+  span.SetAttribute("events", batch.events_size());
+  span.SetAttribute("dead_letters", batch.dead_letters_size());
+  span.SetAttribute("duplicates", batch.duplicate_rows());
+  batch.set_traceparent(span.context().ToTraceparent());
   batch.set_file_drop_time_us(info_.file_drop_time_us);
   batch.set_read_time_us(info_.read_time_us);
   Open();

@@ -2,6 +2,11 @@
 // (DESIGN.md, "The wire contract"). Every row of the range [first_row, last_row] lands in the
 // batch exactly once: as an event, a dead letter, or a counted exact duplicate.
 //
+// Tracing: each batch is cut with its `batch.send` span (CLIENT, a child of the file's
+// file.process span) started, and carries that span's traceparent. The span travels with the
+// batch (OwnedBatch::span) and is ended by whoever settles it: the writer client when the ack
+// arrives, or with an error status when the batch is refused or dropped.
+//
 // Not thread-safe; one batcher per file.
 #ifndef ECOMSTREAM_SERVICES_PROCESSOR_BATCHER_H_
 #define ECOMSTREAM_SERVICES_PROCESSOR_BATCHER_H_
@@ -15,6 +20,7 @@
 
 #include "absl/time/time.h"
 #include "common/trace_context.h"
+#include "common/tracer.h"
 #include "ecomstream/v1/ingest.pb.h"
 #include "google/protobuf/arena.h"
 #include "services/processor/row_validator.h"
@@ -36,6 +42,8 @@ class OwnedBatch {
   size_t estimated_bytes = 0;
   // Rows of this batch that are late events (for counters; not on the wire).
   int64_t late_events = 0;
+  // The batch.send span, from the cut until the ack; batch().traceparent() is its context.
+  tracing::Span span;
 
  private:
   std::unique_ptr<google::protobuf::Arena> arena_;
@@ -53,16 +61,17 @@ struct FileBatchInfo {
   std::string file_id;
   std::string file_name;
   std::string claim_token;
-  tracing::TraceContext trace;  // the file's span; each batch gets a child span id
+  tracing::TraceContext trace;  // the file.process span; each batch.send span is its child
   int64_t file_drop_time_us = 0;
   int64_t read_time_us = 0;
 };
 
 class Batcher {
  public:
-  // The first batch starts at `first_row`. `now` returns monotonic microseconds (injectable for
-  // tests of the age bound).
-  Batcher(BatcherOptions options, FileBatchInfo info, int64_t first_row,
+  // The first batch starts at `first_row`. `tracer` (which must outlive every batch cut) starts
+  // the batch.send spans. `now` returns monotonic microseconds (injectable for tests of the age
+  // bound).
+  Batcher(BatcherOptions options, FileBatchInfo info, int64_t first_row, const tracing::Tracer* tracer,
           std::function<int64_t()> now = nullptr);
 
   // Adds the validator's current row (its outcome) as the next row of the open batch.
@@ -74,8 +83,9 @@ class Batcher {
   // Rows in the open batch.
   int64_t pending_rows() const { return next_row_ - first_row_; }
 
-  // Closes the open batch (possibly empty: rows [first_row, first_row - 1]) and opens the next.
-  // `last` marks the file's final batch and sets total_file_rows.
+  // Closes the open batch (possibly empty: rows [first_row, first_row - 1]), starts its
+  // batch.send span and opens the next. `last` marks the file's final batch and sets
+  // total_file_rows.
   std::unique_ptr<OwnedBatch> Cut(bool last, int64_t total_file_rows = 0);
 
  private:
@@ -83,6 +93,7 @@ class Batcher {
 
   BatcherOptions options_;
   FileBatchInfo info_;
+  const tracing::Tracer* const tracer_;
   std::function<int64_t()> now_;
   std::unique_ptr<OwnedBatch> open_;
   int64_t first_row_;

@@ -48,6 +48,8 @@ class BatcherTest : public ::testing::Test {
   }
 
   tracing::TraceContext trace_{tracing::NewTraceId(), tracing::NewSpanId(), tracing::kTraceFlagSampled};
+  // Sampled spans that go nowhere: batches still carry their batch.send span's traceparent.
+  std::unique_ptr<tracing::Tracer> tracer_ = std::make_unique<tracing::Tracer>(tracing::TracerOptions(), nullptr);
   std::string text_;
   std::unique_ptr<StringByteSource> source_;
   std::unique_ptr<CsvReader> reader_;
@@ -55,7 +57,7 @@ class BatcherTest : public ::testing::Test {
 };
 
 TEST_F(BatcherTest, RowBoundCutsContiguousRangesAndFlagsTheLastBatch) {
-  Batcher batcher(BatcherOptions{3, 1 << 20, absl::Hours(1)}, Info(), 1);
+  Batcher batcher(BatcherOptions{3, 1 << 20, absl::Hours(1)}, Info(), 1, tracer_.get());
   std::string body;
   for (int i = 1; i <= 7; ++i) body += V1Row(i);
   auto batches = Feed(batcher, body);
@@ -74,7 +76,7 @@ TEST_F(BatcherTest, RowBoundCutsContiguousRangesAndFlagsTheLastBatch) {
 }
 
 TEST_F(BatcherTest, EveryBatchCarriesTheFileIdentityAndAChildSpanOfTheFileTrace) {
-  Batcher batcher(BatcherOptions{2, 1 << 20, absl::Hours(1)}, Info(), 1);
+  Batcher batcher(BatcherOptions{2, 1 << 20, absl::Hours(1)}, Info(), 1, tracer_.get());
   auto batches = Feed(batcher, V1Row(1) + V1Row(2) + V1Row(3));
   ASSERT_EQ(batches.size(), 2u);
   std::vector<std::string> span_ids;
@@ -89,6 +91,7 @@ TEST_F(BatcherTest, EveryBatchCarriesTheFileIdentityAndAChildSpanOfTheFileTrace)
     ASSERT_TRUE(tp.ok()) << b.traceparent();
     EXPECT_EQ(tp->trace_id(), trace_.trace_id());
     EXPECT_NE(tp->span_id(), trace_.span_id());
+    EXPECT_EQ(b.traceparent(), owned->span.context().ToTraceparent());  // its batch.send span
     span_ids.push_back(tp->span_id().ToHex());
   }
   EXPECT_NE(span_ids[0], span_ids[1]);
@@ -97,7 +100,7 @@ TEST_F(BatcherTest, EveryBatchCarriesTheFileIdentityAndAChildSpanOfTheFileTrace)
 TEST_F(BatcherTest, ByteBoundCutsOnceTheEstimateReachesTheLimit) {
   // Each event is estimated at its raw bytes (80) plus 160: two rows are 480 bytes, under the
   // 600-byte bound; the third reaches it and closes the batch.
-  Batcher batcher(BatcherOptions{1000, 600, absl::Hours(1)}, Info(), 1);
+  Batcher batcher(BatcherOptions{1000, 600, absl::Hours(1)}, Info(), 1, tracer_.get());
   std::string body;
   for (int i = 1; i <= 5; ++i) body += V1Row(i);
   ASSERT_EQ(V1Row(1).size(), 81u);
@@ -111,11 +114,13 @@ TEST_F(BatcherTest, ByteBoundCutsOnceTheEstimateReachesTheLimit) {
 
 TEST_F(BatcherTest, AgeBoundCutsABatchOnceItsFirstRowIsOlderThanLinger) {
   int64_t now_us = 0;
-  Batcher batcher(BatcherOptions{1000, 1 << 20, absl::Milliseconds(50)}, Info(), 1, [&now_us] { return now_us; });
+  Batcher batcher(BatcherOptions{1000, 1 << 20, absl::Milliseconds(50)}, Info(), 1, tracer_.get(),
+                  [&now_us] { return now_us; });
   EXPECT_FALSE(batcher.Full());  // empty never is
   auto batches = Feed(batcher, V1Row(1));
   ASSERT_EQ(batches.size(), 1u);  // only the final cut
-  Batcher aging(BatcherOptions{1000, 1 << 20, absl::Milliseconds(50)}, Info(), 1, [&now_us] { return now_us; });
+  Batcher aging(BatcherOptions{1000, 1 << 20, absl::Milliseconds(50)}, Info(), 1, tracer_.get(),
+                [&now_us] { return now_us; });
   now_us = 1000;
   text_ = "event_id,user_id,event_type,product_id,price,event_time\n" + V1Row(1) + V1Row(2);
   StringByteSource source(text_);
@@ -132,7 +137,7 @@ TEST_F(BatcherTest, AgeBoundCutsABatchOnceItsFirstRowIsOlderThanLinger) {
 }
 
 TEST_F(BatcherTest, DeadLettersDuplicatesAndReasonCountsLandInTheirBatch) {
-  Batcher batcher(BatcherOptions{3, 1 << 20, absl::Hours(1)}, Info(), 1);
+  Batcher batcher(BatcherOptions{3, 1 << 20, absl::Hours(1)}, Info(), 1, tracer_.get());
   // Row 2 repeats row 1 exactly; row 3 has a bad price; row 4 is a malformed record.
   auto batches = Feed(batcher, V1Row(1) + V1Row(1) + V1Row(2, "-1") + "x,\"y\"z\n");
   ASSERT_EQ(batches.size(), 2u);
@@ -156,7 +161,7 @@ TEST_F(BatcherTest, DeadLettersDuplicatesAndReasonCountsLandInTheirBatch) {
 }
 
 TEST_F(BatcherTest, EmptyFileIsOneEmptyLastBatch) {
-  Batcher batcher(BatcherOptions{}, Info(), 1);
+  Batcher batcher(BatcherOptions{}, Info(), 1, tracer_.get());
   auto batches = Feed(batcher, "");
   ASSERT_EQ(batches.size(), 1u);
   const v1::Batch& b = batches[0]->batch();
@@ -168,7 +173,7 @@ TEST_F(BatcherTest, EmptyFileIsOneEmptyLastBatch) {
 }
 
 TEST_F(BatcherTest, ResumedFileStartsAfterTheResumeRow) {
-  Batcher batcher(BatcherOptions{10, 1 << 20, absl::Hours(1)}, Info(), 101);
+  Batcher batcher(BatcherOptions{10, 1 << 20, absl::Hours(1)}, Info(), 101, tracer_.get());
   batcher.Add(*std::make_unique<RowValidator>(Schema{}, RowValidatorOptions{}), RowOutcome::kDuplicate, 10);
   std::unique_ptr<OwnedBatch> last = batcher.Cut(true, 101);
   EXPECT_EQ(last->batch().first_row(), 101);

@@ -31,8 +31,8 @@ void CountBatch(const OwnedBatch& owned, ProcessorMetrics* metrics) {
 }  // namespace
 
 absl::StatusOr<FileJobResult> RunFileJob(const FileFacts& facts, const FileClaim& claim, const FileJobOptions& options,
-                                         BatchSink* sink, const std::function<bool()>& cancelled,
-                                         ProcessorMetrics* metrics) {
+                                         const tracing::Tracer* tracer, BatchSink* sink,
+                                         const std::function<bool()>& cancelled, ProcessorMetrics* metrics) {
   ASSIGN_OR_RETURN(std::unique_ptr<FileByteSource> source, FileByteSource::Open(facts.path));
   CsvReader reader(source.get(), options.csv);
   CsvRecord record;
@@ -47,7 +47,7 @@ absl::StatusOr<FileJobResult> RunFileJob(const FileFacts& facts, const FileClaim
   RowValidator validator(*schema, RowValidatorOptions{facts.reference_time_us, options.late_after_us,
                                                      options.max_future_us, options.csv.max_row_bytes});
   FileBatchInfo info{facts.file_id, facts.name, claim.claim_token, claim.trace, claim.drop_time_us, NowMicros()};
-  Batcher batcher(options.batch, std::move(info), claim.resume_after_row + 1);
+  Batcher batcher(options.batch, std::move(info), claim.resume_after_row + 1, tracer);
   FileJobResult result;
   auto send = [&](std::unique_ptr<OwnedBatch> batch) -> absl::Status {
     CountBatch(*batch, metrics);

@@ -17,6 +17,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/trace_context.h"
+#include "common/tracer.h"
 #include "services/processor/batcher.h"
 #include "services/processor/csv_reader.h"
 #include "services/processor/file_inspector.h"
@@ -45,7 +46,7 @@ struct FileClaim {
   std::string claim_token;
   int64_t resume_after_row = 0;
   int64_t drop_time_us = 0;
-  tracing::TraceContext trace;  // the file's span context; batches carry children of it
+  tracing::TraceContext trace;  // the file.process span's context; batch.send spans are its children
 };
 
 struct FileJobResult {
@@ -54,12 +55,13 @@ struct FileJobResult {
   int64_t batches = 0;    // batches sent
 };
 
-// Runs the job. Checks `cancelled` (may be empty) between batches and returns kCancelled when it
-// says so. kDataLoss when the file no longer matches its inspection (header or row count);
-// I/O errors from the reader; the sink's error as is. `metrics` may be null.
+// Runs the job. Each batch goes to `sink` with its batch.send span (from `tracer`) started.
+// Checks `cancelled` (may be empty) between batches and returns kCancelled when it says so.
+// kDataLoss when the file no longer matches its inspection (header or row count); I/O errors
+// from the reader; the sink's error as is. `metrics` may be null.
 absl::StatusOr<FileJobResult> RunFileJob(const FileFacts& facts, const FileClaim& claim, const FileJobOptions& options,
-                                         BatchSink* sink, const std::function<bool()>& cancelled,
-                                         ProcessorMetrics* metrics);
+                                         const tracing::Tracer* tracer, BatchSink* sink,
+                                         const std::function<bool()>& cancelled, ProcessorMetrics* metrics);
 
 }  // namespace ecomstream::processor
 

@@ -38,7 +38,7 @@ class FileJobTest : public ::testing::Test {
                                     std::function<bool()> cancelled = nullptr) {
     const FileClaim claim{"token", resume_after_row, 5,
                           tracing::TraceContext(tracing::NewTraceId(), tracing::NewSpanId(), 1)};
-    return RunFileJob(facts, claim, options_, &sink_, cancelled, nullptr);
+    return RunFileJob(facts, claim, options_, tracer_.get(), &sink_, cancelled, nullptr);
   }
   std::vector<std::pair<int64_t, int64_t>> Ranges() const {
     std::vector<std::pair<int64_t, int64_t>> ranges;
@@ -48,7 +48,8 @@ class FileJobTest : public ::testing::Test {
 
   TempDir dir_;
   FileJobOptions options_{CsvReaderOptions{}, BatcherOptions{10, 1 << 20, absl::Hours(1)}};
-  CapturingSink sink_;
+  std::unique_ptr<tracing::Tracer> tracer_ = tracing::Tracer::Disabled();
+  CapturingSink sink_;  // after tracer_: its batches' spans end first
 };
 
 TEST_F(FileJobTest, EveryRowIsSentOnceInContiguousBatchesEndingWithTheLastBatch) {

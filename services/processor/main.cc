@@ -1,5 +1,6 @@
-// ecomstream-processor: flags -> ProcessorOptions -> Validate -> channel, metrics, status server
-// -> Processor::Run until SIGTERM (or, with --once, until the inbox is committed).
+// ecomstream-processor: flags -> ProcessorOptions -> Validate -> channel, tracer (OTEL_*),
+// metrics, status server -> Processor::Run until SIGTERM (or, with --once, until the inbox is
+// committed) -> flush the spans.
 #include <cstdio>
 #include <thread>
 
@@ -7,7 +8,9 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/shutdown.h"
+#include "common/span_metrics.h"
 #include "common/status_server.h"
+#include "common/tracer.h"
 #include "services/processor/processor.h"
 #include "services/processor/processor_flags.h"
 
@@ -34,11 +37,14 @@ int main(int argc, char** argv) {
   if (absl::Status status = options.Validate(); !status.ok()) return ConfigError(status);
   auto channel = MakeWriterChannel(options.writer_address, options.tls);
   if (!channel.ok()) return ConfigError(channel.status());
+  auto tracer = tracing::Tracer::FromEnvironment("ecomstream-processor");
+  if (!tracer.ok()) return ConfigError(tracer.status());
 
   metrics::Registry& registry = metrics::Registry::Default();
   metrics::RegisterBuildInfo(registry, "processor");
   ProcessorMetrics metrics(registry);
-  Processor processor(options, *channel, &metrics);
+  tracing::SpanExportMetrics span_metrics(tracer->get(), &registry);
+  Processor processor(options, *channel, &metrics, tracer->get());
   StatusServer status_server(&registry, [&processor] { return processor.Ready(); });
   if (!options.metrics_address.empty()) {
     if (absl::Status status = status_server.Start(options.metrics_address); !status.ok()) return ConfigError(status);
@@ -50,6 +56,8 @@ int main(int argc, char** argv) {
   const absl::Status result = processor.Run();
   ShutdownSignal::Get().Trigger();  // releases the stopper after --once
   stopper.join();
+  // Run() has ended every span it started. An export failure is logged by the exporter and counted.
+  (void)(*tracer)->Shutdown(absl::Seconds(2));
   status_server.Stop();
   if (absl::IsAborted(result)) {
     LOG_WARNING("Some files were not committed; they stay in the inbox") << Kv("error", result.message());

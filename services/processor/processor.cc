@@ -101,9 +101,12 @@ class Processor::CountingSink : public BatchSink {
   std::string file_id_;
 };
 
-Processor::Processor(ProcessorOptions options, std::shared_ptr<grpc::Channel> channel, ProcessorMetrics* metrics)
+Processor::Processor(ProcessorOptions options, std::shared_ptr<grpc::Channel> channel, ProcessorMetrics* metrics,
+                     const tracing::Tracer* tracer)
     : options_(std::move(options)),
       metrics_(metrics),
+      own_tracer_(tracer == nullptr ? std::make_unique<tracing::Tracer>(tracing::TracerOptions(), nullptr) : nullptr),
+      tracer_(tracer == nullptr ? own_tracer_.get() : tracer),
       source_(DirectorySourceOptions{options_.input_dir, options_.rescan_interval, options_.watch}, metrics),
       lifecycle_(FileLifecycleOptions{options_.input_dir, options_.archive_dir, options_.quarantine_dir,
                                       options_.delete_after_commit},
@@ -159,6 +162,11 @@ absl::Status Processor::Run() {
         << Kv("unacked", stats.in_flight);
   }
   absl::MutexLock lock(&mu_);
+  // Files still in flight stay in the inbox: their attempts end here, before the tracer flushes.
+  for (auto& [file_id, file] : in_flight_) {
+    if (!file.abandoned) file.span.SetStatus(absl::CancelledError("stopped before the file was committed"));
+    file.span.End();
+  }
   LOG_INFO("Processor stopped") << Kv("batches_sent", stats.batches_sent) << Kv("batches_acked", stats.batches_acked)
                                 << Kv("batches_resent", stats.batches_resent)
                                 << Kv("stream_failures", stats.stream_failures);
@@ -226,7 +234,12 @@ void Processor::RetryLater(const std::string& name, absl::Duration delay) {
   pending_[name].not_before = absl::Now() + delay;
 }
 
-void Processor::Refused(const std::string& name, int attempts, int64_t drop_time_us, const absl::Status& why) {
+void Processor::Refused(const std::string& name, int attempts, int64_t drop_time_us, const absl::Status& why,
+                        tracing::Span* span) {
+  if (span != nullptr) {
+    span->SetStatus(why);
+    span->End();
+  }
   if (metrics_ != nullptr) metrics_->files_failed.Increment();
   absl::MutexLock lock(&mu_);
   if (options_.once && attempts >= options_.once_max_attempts) {
@@ -246,7 +259,21 @@ void Processor::Refused(const std::string& name, int attempts, int64_t drop_time
   file.picked_up = true;
 }
 
+tracing::Span Processor::StartFileSpan(const FileFacts& facts, absl::Time picked_up) const {
+  tracing::StartSpanOptions start;
+  start.start_time = picked_up;
+  tracing::Span span = tracer_->StartSpan("file.process", tracing::SpanKind::kConsumer, facts.parent_trace, start);
+  span.SetAttribute("file.name", facts.name);
+  span.SetAttribute("file.id", facts.file_id);
+  span.SetAttribute("file.size_bytes", facts.size_bytes);
+  span.SetAttribute("file.has_manifest", facts.has_manifest);
+  if (facts.schema.version > 0) span.SetAttribute("schema_version", absl::StrCat("v", facts.schema.version));
+  span.SetAttribute("rows", facts.rows);
+  return span;
+}
+
 Processor::Step Processor::ProcessFile(const std::string& name) {
+  const absl::Time picked_up = absl::Now();
   PendingFile entry;
   {
     absl::MutexLock lock(&mu_);
@@ -270,11 +297,14 @@ Processor::Step Processor::ProcessFile(const std::string& name) {
     return Step::kRetryLater;
   }
   if (!facts->quarantine_reason.empty()) {
+    tracing::Span span = StartFileSpan(*facts, picked_up);
+    span.SetAttribute("file.quarantine_reason", facts->quarantine_reason);
     absl::StatusOr<std::string> moved = lifecycle_.Quarantine(name, facts->quarantine_reason);
     if (!moved.ok()) {
-      Refused(name, entry.attempts + 1, entry.drop_time_us, moved.status());
+      Refused(name, entry.attempts + 1, entry.drop_time_us, moved.status(), &span);
       return Step::kRetryLater;
     }
+    span.SetStatus(absl::FailedPreconditionError(absl::StrCat("quarantined: ", facts->quarantine_reason)));
     if (metrics_ != nullptr) metrics_->files_quarantined.Increment();
     LOG_WARNING("File quarantined") << Kv("file", name) << Kv("to", *moved) << Kv("reason", facts->quarantine_reason);
     absl::MutexLock lock(&mu_);
@@ -290,11 +320,8 @@ Processor::Step Processor::ProcessFile(const std::string& name) {
     }
   }
 
-  // The file.process span: continues the generator's trace when the manifest carries one.
-  const tracing::TraceContext trace =
-      facts->parent_trace.IsValid()
-          ? tracing::TraceContext(facts->parent_trace.trace_id(), tracing::NewSpanId(), facts->parent_trace.flags())
-          : tracing::TraceContext(tracing::NewTraceId(), tracing::NewSpanId(), tracing::kTraceFlagSampled);
+  // Continues the generator's trace when the manifest carries one.
+  tracing::Span span = StartFileSpan(*facts, picked_up);
   v1::ClaimFileRequest request;
   request.set_file_id(facts->file_id);
   request.set_file_name(name);
@@ -304,30 +331,35 @@ Processor::Step Processor::ProcessFile(const std::string& name) {
   request.set_file_drop_time_us(entry.drop_time_us);
   request.set_schema_version(facts->schema.version);
   request.set_expected_rows(facts->has_manifest ? facts->manifest.rows() : 0);
-  absl::StatusOr<v1::ClaimFileResponse> claim = writer_.ClaimFile(request, trace);
+  absl::StatusOr<v1::ClaimFileResponse> claim = writer_.ClaimFile(request, span.context());
   if (!claim.ok()) {
     if (absl::IsUnavailable(claim.status()) || absl::IsDeadlineExceeded(claim.status())) {
+      span.SetStatus(claim.status());
       if (metrics_ != nullptr) metrics_->claim_retries.Increment();
       LOG_DEBUG("Writer unavailable for ClaimFile") << Kv("file", name) << Kv("error", claim.status().ToString());
       return Step::kWriterUnavailable;
     }
-    Refused(name, entry.attempts + 1, entry.drop_time_us, claim.status());
+    Refused(name, entry.attempts + 1, entry.drop_time_us, claim.status(), &span);
     return Step::kRetryLater;
   }
   claim_backoff_.Reset();
-  return Claimed(*facts, *claim, trace, entry);
+  return Claimed(*facts, *claim, std::move(span), entry);
 }
 
-Processor::Step Processor::Claimed(const FileFacts& facts, const v1::ClaimFileResponse& claim,
-                                   const tracing::TraceContext& trace, const PendingFile& entry) {
+Processor::Step Processor::Claimed(const FileFacts& facts, const v1::ClaimFileResponse& claim, tracing::Span span,
+                                   const PendingFile& entry) {
   const std::string& name = facts.name;
+  if (v1::ClaimFileResponse::Outcome_IsValid(claim.outcome())) {
+    span.SetAttribute("claim.outcome", v1::ClaimFileResponse::Outcome_Name(claim.outcome()));
+  }
   switch (claim.outcome()) {
     case v1::ClaimFileResponse::OUTCOME_ALREADY_COMMITTED: {
       absl::StatusOr<std::string> moved = lifecycle_.Commit(name);
       if (!moved.ok() && !absl::IsNotFound(moved.status())) {
-        Refused(name, entry.attempts + 1, entry.drop_time_us, moved.status());
+        Refused(name, entry.attempts + 1, entry.drop_time_us, moved.status(), &span);
         return Step::kRetryLater;
       }
+      span.SetStatus(absl::OkStatus());
       if (metrics_ != nullptr) metrics_->files_already_committed.Increment();
       LOG_INFO("File already committed") << Kv("file", name) << Kv("file_id", facts.file_id)
                                          << Kv("to", moved.ok() ? *moved : std::string("(gone)"));
@@ -341,6 +373,7 @@ Processor::Step Processor::Claimed(const FileFacts& facts, const v1::ClaimFileRe
       const absl::Duration delay = std::clamp(until_expiry, absl::Milliseconds(100),
                                               std::max(absl::Milliseconds(100), options_.rescan_interval));
       LOG_DEBUG("File held by another processor") << Kv("file", name) << Kv("holder", claim.holder());
+      span.SetAttribute("claim.holder", claim.holder());
       RetryLater(name, delay);
       return Step::kRetryLater;
     }
@@ -348,7 +381,7 @@ Processor::Step Processor::Claimed(const FileFacts& facts, const v1::ClaimFileRe
     case v1::ClaimFileResponse::OUTCOME_RESUME:
       break;
     default:
-      Refused(name, entry.attempts + 1, entry.drop_time_us, absl::InternalError("unknown ClaimFile outcome"));
+      Refused(name, entry.attempts + 1, entry.drop_time_us, absl::InternalError("unknown ClaimFile outcome"), &span);
       return Step::kRetryLater;
   }
   const int64_t resume_after_row =
@@ -356,9 +389,12 @@ Processor::Step Processor::Claimed(const FileFacts& facts, const v1::ClaimFileRe
   if (resume_after_row > facts.rows) {
     Refused(name, entry.attempts + 1, entry.drop_time_us,
             absl::InternalError(absl::StrCat("the writer asked to resume after row ", resume_after_row, " of ",
-                                             facts.rows)));
+                                             facts.rows)),
+            &span);
     return Step::kRetryLater;
   }
+  span.SetAttribute("resume_after_row", resume_after_row);
+  const tracing::TraceContext trace = span.context();
 
   {
     absl::MutexLock lock(&mu_);
@@ -369,8 +405,8 @@ Processor::Step Processor::Claimed(const FileFacts& facts, const v1::ClaimFileRe
     file.drop_time_us = entry.drop_time_us;
     file.resume_after_row = resume_after_row;
     file.started_us = NowMicros();
-    file.trace_id = trace.trace_id().ToHex();
     file.attempts = entry.attempts;
+    file.span = std::move(span);
   }
   writer_.ClearRejection(facts.file_id);
   LOG_DEBUG("File claimed") << Kv("file", name) << Kv("rows", facts.rows) << Kv("resume_after_row", resume_after_row);
@@ -378,22 +414,26 @@ Processor::Step Processor::Claimed(const FileFacts& facts, const v1::ClaimFileRe
   CountingSink sink(this, facts.file_id);
   const FileClaim file_claim{claim.claim_token(), resume_after_row, entry.drop_time_us, trace};
   absl::StatusOr<FileJobResult> result =
-      RunFileJob(facts, file_claim, options_.job, &sink, [this] { return stopping_.load(); }, metrics_);
+      RunFileJob(facts, file_claim, options_.job, tracer_, &sink, [this] { return stopping_.load(); }, metrics_);
   if (result.ok()) return Step::kDone;  // the ack of the last batch finishes it
 
   // Reading stopped before the last batch. The batches already queued still get their acks;
-  // the file is released once they have.
+  // the file is released once they have (and its span ends then).
+  InFlightFile released;
   {
     absl::MutexLock lock(&mu_);
     auto it = in_flight_.find(facts.file_id);
     if (it != in_flight_.end()) {
       it->second.abandoned = true;
+      it->second.span.SetStatus(result.status());
       if (it->second.batches_acked >= it->second.batches_sent) {
+        released = std::move(it->second);
         in_flight_.erase(it);
         in_flight_names_.erase(name);
       }
     }
   }
+  released.span.End();
   // Cancelled: we are stopping. Aborted: the writer refused the file and OnFileRejected has
   // already scheduled its retry.
   if (absl::IsCancelled(result.status()) || absl::IsAborted(result.status())) return Step::kRetryLater;
@@ -423,44 +463,58 @@ void Processor::OnAck(const v1::Batch& batch, const v1::Ack& ack) {
     file.dead_lettered += ack.dead_lettered();
     file.duplicates += ack.duplicates();
     if (batch.last_batch()) {
+      // A committed file keeps its name in in_flight_names_ until it has been archived.
       commit = ack.file_committed();
       release = !commit;
-      finished = file;
-      if (release) {
-        in_flight_.erase(it);
-        in_flight_names_.erase(finished.name);
-      }
+      finished = std::move(file);
+      in_flight_.erase(it);
+      if (release) in_flight_names_.erase(finished.name);
     } else if (file.abandoned && file.batches_acked >= file.batches_sent) {
       in_flight_names_.erase(file.name);
+      finished = std::move(file);  // its span ends below, with the status set when it was abandoned
       in_flight_.erase(it);
     }
   }
-  if (commit) FinishCommitted(batch.file_id(), finished);
-  if (release) {
+  if (commit) {
+    FinishCommitted(std::move(finished));
+  } else if (release) {
     Refused(finished.name, finished.attempts + 1, finished.drop_time_us,
-            absl::InternalError("the ack of the last batch did not say file_committed"));
+            absl::InternalError("the ack of the last batch did not say file_committed"), &finished.span);
   }
+  finished.span.End();
   source_.Wake();
 }
 
-void Processor::FinishCommitted(const std::string& file_id, const InFlightFile& file) {
+void Processor::FinishCommitted(InFlightFile file) {
   absl::StatusOr<std::string> moved = lifecycle_.Commit(file.name);
   {
     absl::MutexLock lock(&mu_);
-    in_flight_.erase(file_id);
     in_flight_names_.erase(file.name);
     if (moved.ok() || absl::IsNotFound(moved.status())) Done(file.name, /*ok=*/true);
   }
+  const RowCounts& c = file.counts;
+  tracing::Span& span = file.span;
+  span.SetAttribute("events", c.events);
+  span.SetAttribute("dead_letters", c.dead_letters);
+  span.SetAttribute("duplicates", c.duplicates);
+  span.SetAttribute("late", c.late);
+  span.SetAttribute("batches", file.batches_acked);
+  span.SetAttribute("rows.inserted", file.inserted);
+  span.SetAttribute("rows.updated", file.updated);
+  span.SetAttribute("rows.unchanged", file.unchanged);
+  const std::string trace_id = span.context().trace_id().ToHex();
   if (!moved.ok() && !absl::IsNotFound(moved.status())) {
     // Committed but still in the inbox: the next claim finds it committed and moves it again.
-    Refused(file.name, file.attempts + 1, file.drop_time_us, moved.status());
+    Refused(file.name, file.attempts + 1, file.drop_time_us, moved.status(), &span);
+  } else {
+    span.SetStatus(absl::OkStatus());
+    span.End();
   }
   const int64_t now_us = NowMicros();
   if (metrics_ != nullptr) {
     metrics_->files_committed.Increment();
     metrics_->file_commit_latency_seconds.Observe(std::max<double>(0, (now_us - file.drop_time_us) / 1e6));
   }
-  const RowCounts& c = file.counts;
   LOG_INFO("File committed") << Kv("file", file.name) << Kv("rows", c.rows) << Kv("events", c.events)
                              << Kv("dead_letters", c.dead_letters) << Kv("duplicates", c.duplicates)
                              << Kv("late", c.late) << Kv("inserted", file.inserted) << Kv("updated", file.updated)
@@ -468,7 +522,7 @@ void Processor::FinishCommitted(const std::string& file_id, const InFlightFile& 
                              << Kv("resumed_after_row", file.resume_after_row) << Kv("reasons", c.ReasonSummary())
                              << Kv("read_to_commit_ms", (now_us - file.started_us) / 1000)
                              << Kv("drop_to_commit_ms", (now_us - file.drop_time_us) / 1000)
-                             << Kv("trace_id", file.trace_id)
+                             << Kv("trace_id", trace_id)
                              << Kv("to", moved.ok() ? *moved : std::string("(not moved)"));
 }
 
@@ -478,11 +532,11 @@ void Processor::OnFileRejected(const std::string& file_id, const absl::Status& s
     absl::MutexLock lock(&mu_);
     auto it = in_flight_.find(file_id);
     if (it == in_flight_.end()) return;
-    file = it->second;
+    file = std::move(it->second);
     in_flight_.erase(it);
     in_flight_names_.erase(file.name);
   }
-  Refused(file.name, file.attempts + 1, file.drop_time_us, status);
+  Refused(file.name, file.attempts + 1, file.drop_time_us, status, &file.span);
   source_.Wake();
 }
 

@@ -8,6 +8,15 @@
 // read. A file leaves the inbox only after the ack of its last batch says file_committed (or
 // ClaimFile says it already was), or to quarantine. Nothing else moves or deletes it.
 //
+// Tracing (DESIGN.md, "Tracing"): each attempt at a file is a `file.process` span (CONSUMER), a
+// child of the manifest's traceparent (a new trace without one), from the moment Run() picks the
+// file up (before its inspection) until its last batch's ack has been handled and the file
+// archived. It ends with an error status when the file is quarantined, refused, rejected or
+// abandoned, and carries file.name, file.id, file.size_bytes, schema_version, rows and, when
+// committed, events, dead_letters, duplicates and batches. Its context goes to ClaimFile's
+// metadata; each batch's `batch.send` span (CLIENT) is its child (see batcher.h). A file that
+// vanished or could not be read at all gets no span.
+//
 // Threads: Run() on one thread; Stop() and Ready() from any thread; acks arrive on the writer
 // client's thread.
 #ifndef ECOMSTREAM_SERVICES_PROCESSOR_PROCESSOR_H_
@@ -28,6 +37,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/tracer.h"
 #include "services/processor/directory_source.h"
 #include "services/processor/file_inspector.h"
 #include "services/processor/file_job.h"
@@ -64,8 +74,11 @@ struct ProcessorOptions {
 
 class Processor : public AckHandler {
  public:
-  // `metrics` must outlive the processor.
-  Processor(ProcessorOptions options, std::shared_ptr<grpc::Channel> channel, ProcessorMetrics* metrics);
+  // `metrics` must outlive the processor, and so must `tracer`, which gets the file.process and
+  // batch.send spans; null means an enabled tracer that exports nothing (traceparents still
+  // propagate).
+  Processor(ProcessorOptions options, std::shared_ptr<grpc::Channel> channel, ProcessorMetrics* metrics,
+            const tracing::Tracer* tracer = nullptr);
   ~Processor() override;
   Processor(const Processor&) = delete;
   Processor& operator=(const Processor&) = delete;
@@ -98,13 +111,13 @@ class Processor : public AckHandler {
     int64_t drop_time_us = 0;
     int64_t resume_after_row = 0;
     int64_t started_us = 0;
-    std::string trace_id;
     int attempts = 0;
     RowCounts counts;  // rows of the acknowledged batches
     int64_t batches_sent = 0;
     int64_t batches_acked = 0;
     int64_t inserted = 0, updated = 0, unchanged = 0, dead_lettered = 0, duplicates = 0;
-    bool abandoned = false;  // reading stopped before the last batch
+    bool abandoned = false;  // reading stopped before the last batch (span has the status)
+    tracing::Span span;      // file.process; ends when the entry is released or committed
   };
   enum class Step { kDone, kRetryLater, kWriterUnavailable };
   class CountingSink;
@@ -112,11 +125,16 @@ class Processor : public AckHandler {
   void Merge(const std::vector<DiscoveredFile>& files);
   void ProcessDueFiles();
   Step ProcessFile(const std::string& name);
-  Step Claimed(const FileFacts& facts, const v1::ClaimFileResponse& claim, const tracing::TraceContext& trace,
+  Step Claimed(const FileFacts& facts, const v1::ClaimFileResponse& claim, tracing::Span span,
                const PendingFile& entry);
-  void FinishCommitted(const std::string& file_id, const InFlightFile& file);
+  // The file.process span of an attempt that began at `picked_up`.
+  tracing::Span StartFileSpan(const FileFacts& facts, absl::Time picked_up) const;
+  // `file` has left in_flight_ (its name is still in in_flight_names_).
+  void FinishCommitted(InFlightFile file);
   // Puts `name` back in the queue after a refusal; with once, gives up after once_max_attempts.
-  void Refused(const std::string& name, int attempts, int64_t drop_time_us, const absl::Status& why);
+  // Ends `span` (may be null) with `why`.
+  void Refused(const std::string& name, int attempts, int64_t drop_time_us, const absl::Status& why,
+               tracing::Span* span = nullptr);
   void RetryLater(const std::string& name, absl::Duration delay);
   void Done(const std::string& name, bool ok) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool OnceFinished() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -124,6 +142,8 @@ class Processor : public AckHandler {
 
   const ProcessorOptions options_;
   ProcessorMetrics* const metrics_;
+  std::unique_ptr<tracing::Tracer> own_tracer_;  // when the constructor got none
+  const tracing::Tracer* const tracer_;          // outlives the spans in in_flight_ and writer_
   DirectorySource source_;
   FileLifecycle lifecycle_;
   WriterClient writer_;

@@ -143,9 +143,15 @@ absl::Status WriterClient::Send(std::unique_ptr<OwnedBatch> batch) {
     return stopping_ || intake_stopped_ || static_cast<int>(window_.size()) < options_.max_in_flight;
   };
   while (!has_room()) changed_.Wait(&mu_);
-  if (stopping_ || intake_stopped_) return absl::CancelledError("the writer client is stopping");
-  if (rejected_files_.contains(batch->batch().file_id())) {
-    return absl::AbortedError(absl::StrCat("the writer rejected file ", batch->batch().file_id()));
+  absl::Status refused;
+  if (stopping_ || intake_stopped_) {
+    refused = absl::CancelledError("the writer client is stopping");
+  } else if (rejected_files_.contains(batch->batch().file_id())) {
+    refused = absl::AbortedError(absl::StrCat("the writer rejected file ", batch->batch().file_id()));
+  }
+  if (!refused.ok()) {
+    batch->span.SetStatus(refused);  // it ends with the batch
+    return refused;
   }
   if (metrics_ != nullptr) metrics_->writer_client.received.Increment();
   window_.push_back(Pending{std::shared_ptr<OwnedBatch>(std::move(batch))});
@@ -186,6 +192,18 @@ void WriterClient::Stop() {
   if (thread_.joinable()) thread_.join();
   watching_ = false;
   if (watcher_.joinable()) watcher_.join();
+  // The unacknowledged batches are dropped now, so their batch.send spans end before the
+  // tracer is flushed.
+  std::deque<Pending> dropped;
+  {
+    absl::MutexLock lock(&mu_);
+    dropped.swap(window_);
+    UpdateWindowMetrics();
+    changed_.SignalAll();
+  }
+  for (Pending& p : dropped) {
+    p.batch->span.SetStatus(absl::CancelledError("unacknowledged when the writer client stopped"));
+  }
 }
 
 WriterClient::Stats WriterClient::stats() const {
@@ -235,6 +253,9 @@ WriterClient::StreamEnd WriterClient::RunStream() {
     stream_acks_ = 0;
     for (Pending& p : window_) p.written = false;  // a new stream has seen nothing
     ++stats_.streams_opened;
+    // The stream outlives any one batch: its metadata carries the batch.send context of the
+    // batch that opened it. The writer follows each Batch's own traceparent.
+    if (!window_.empty()) tracing::InjectTraceparent(window_.front().batch->span.context(), &context);
   }
   std::unique_ptr<grpc::ClientReaderWriter<v1::Batch, v1::Ack>> stream = stub_->Write(&context);
   std::thread reader([this, &stream] {
@@ -354,6 +375,14 @@ void WriterClient::HandleAck(const v1::Ack& ack) {
     metrics_->batch_ack_latency_seconds.Observe(static_cast<double>(MonotonicMicros() - written_at_us) / 1e6);
     metrics_->CountAck(ack);
   }
+  // batch.send ends with its ack, before the handler may end the file's span.
+  tracing::Span& span = batch->span;
+  span.SetAttribute("rows.inserted", ack.inserted());
+  span.SetAttribute("rows.updated", ack.updated());
+  span.SetAttribute("rows.unchanged", ack.unchanged());
+  span.SetAttribute("rows.dead_lettered", ack.dead_lettered());
+  span.SetAttribute("batch.already_committed", ack.already_committed());
+  span.End();
   handler_->OnAck(b, ack);
   absl::MutexLock lock(&mu_);
   --acks_in_handler_;
@@ -376,7 +405,11 @@ void WriterClient::HandleStreamEnd(const StreamEnd& end) {
                                absl::StrCat("the writer refused a batch: ", end.status.error_message()));
       const size_t before = window_.size();
       window_.erase(std::remove_if(window_.begin(), window_.end(),
-                                   [&](const Pending& p) { return p.batch->batch().file_id() == rejected_file; }),
+                                   [&](const Pending& p) {
+                                     if (p.batch->batch().file_id() != rejected_file) return false;
+                                     p.batch->span.SetStatus(rejection);  // ends as it leaves
+                                     return true;
+                                   }),
                     window_.end());
       stats_.batches_rejected += static_cast<int64_t>(before - window_.size());
       if (metrics_ != nullptr) metrics_->writer_client.dropped.Increment(static_cast<double>(before - window_.size()));

@@ -14,6 +14,12 @@
 // (INVALID_ARGUMENT, FAILED_PRECONDITION, RESOURCE_EXHAUSTED, ...) is blamed on the oldest
 // unacknowledged batch: that file's batches leave the window and OnFileRejected tells why.
 //
+// Tracing: each batch's batch.send span (OwnedBatch::span) ends when its ack arrives, before
+// OnAck; with an error status when the batch is refused by Send, rejected by the writer, or
+// dropped unacknowledged by Stop. ClaimFile's metadata carries the file's traceparent; a Write
+// stream's metadata carries the traceparent of the batch that opened it (the writer follows each
+// Batch's own traceparent field, the stream being shared by many batches and files).
+//
 // Threads: Send, ClaimFile, WaitForAcks, StopIntake, Stop and the accessors are thread-safe.
 // One internal thread runs the stream (plus a reader thread per stream); AckHandler callbacks
 // run on the reader thread, never under the client's lock, and must not block for long.
@@ -107,7 +113,8 @@ class WriterClient {
   // Refuses further batches (Send returns kCancelled); the window still drains, then the stream
   // is closed cleanly.
   void StopIntake();
-  // Cancels the stream and joins the threads; unacknowledged batches are dropped.
+  // Cancels the stream and joins the threads; unacknowledged batches are dropped (their spans
+  // end with kCancelled).
   void Stop();
 
   // The writer answers: the channel is connected and the breaker not open.
