@@ -2,6 +2,7 @@
 // writer is the in-process fake (a real gRPC server on 127.0.0.1).
 #include <signal.h>
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,7 @@
 #include "services/processor/testing/fake_writer.h"
 #include "services/processor/testing/test_files.h"
 #include "tests/e2e/e2e_util.h"
+#include "tests/otel/test_collector.h"
 #include "tests/pg_fixture.h"
 
 namespace ecomstream::processor {
@@ -70,6 +72,35 @@ TEST_F(ProcessorBinaryTest, ABadSettingExitsTwoWithOneClearLine) {
   EXPECT_EQ(Run(Args({"--batch_bytes=100000000"})), 2);
   EXPECT_THAT(LogLines(), ElementsAre("ecomstream-processor: --batch_bytes must be in 65536..3145728 (gRPC refuses "
                                       "messages over 4 MiB)"));
+}
+
+TEST_F(ProcessorBinaryTest, ABadOtelSettingExitsTwoWithOneClearLine) {
+  absl::StatusOr<std::unique_ptr<Process>> process =
+      Process::Start(Args({"--once"}), log_, {"OTEL_SDK_DISABLED=false", "OTEL_TRACES_SAMPLER=sometimes"});
+  ASSERT_TRUE(process.ok());
+  EXPECT_EQ(*(*process)->Wait(kWait), 2);
+  EXPECT_THAT(LogLines(), ElementsAre(HasSubstr("OTEL_TRACES_SAMPLER")));
+}
+
+// The schedule delay is longer than the test, so the spans can only have arrived through the
+// flush at exit.
+TEST_F(ProcessorBinaryTest, ExportsFileProcessAndBatchSendSpansAndFlushesThemBeforeExiting) {
+  auto collector = ecomstream::testing::TestCollector::Start();
+  ASSERT_TRUE(collector.ok()) << collector.status();
+  DropFile(inbox_, "events-1.csv", V3File(1, 15));
+  absl::StatusOr<std::unique_ptr<Process>> process =
+      Process::Start(Args({"--once", "--batch_rows=10"}), log_,
+                     {"OTEL_SDK_DISABLED=false", "OTEL_EXPORTER_OTLP_ENDPOINT=" + (*collector)->endpoint(),
+                      "OTEL_BSP_SCHEDULE_DELAY=600000", "OTEL_SERVICE_NAME=", "OTEL_TRACES_SAMPLER="});
+  ASSERT_TRUE(process.ok());
+  ASSERT_EQ(*(*process)->Wait(kWait), 0) << (*process)->LogTail();
+  EXPECT_EQ((*collector)->span_count(), 3u) << "exported before the process exited";
+  std::multiset<std::string> names;
+  for (const ecomstream::testing::CollectedSpan& span : (*collector)->Spans()) {
+    names.insert(span.span.name());
+    EXPECT_EQ(span.ResourceAttribute("service.name"), "ecomstream-processor");
+  }
+  EXPECT_EQ(names, (std::multiset<std::string>{"batch.send", "batch.send", "file.process"}));
 }
 
 TEST_F(ProcessorBinaryTest, EnvironmentVariablesSetFlags) {

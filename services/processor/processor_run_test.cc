@@ -1,8 +1,14 @@
 // The whole processor on temporary directories against the in-process fake writer (real gRPC on
-// 127.0.0.1): discovery, claims, batching, backpressure, archive only after the ack, quarantine.
+// 127.0.0.1): discovery, claims, batching, backpressure, archive only after the ack, quarantine,
+// and the file.process / batch.send spans as a test collector receives them.
 #include <atomic>
+#include <map>
 #include <memory>
+#include <set>
+#include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -15,10 +21,12 @@
 #include "services/processor/testing/fake_writer.h"
 #include "services/processor/testing/test_files.h"
 #include "tests/e2e/e2e_util.h"
+#include "tests/otel/test_collector.h"
 
 namespace ecomstream::processor {
 namespace {
 
+using ::ecomstream::testing::CollectedSpan;
 using ::ecomstream::testing::ListFiles;
 using ::ecomstream::testing::ReadFileToString;
 using ::ecomstream::testing::TempDir;
@@ -33,6 +41,22 @@ using testing::V3File;
 
 constexpr absl::Duration kWait = absl::Seconds(20);
 constexpr absl::Duration kPoll = absl::Milliseconds(2);
+
+using OtlpSpan = opentelemetry::proto::trace::v1::Span;
+using OtlpStatus = opentelemetry::proto::trace::v1::Status;
+
+// The span's context as a sampled traceparent (what the processor propagates).
+std::string Traceparent(const CollectedSpan& span) {
+  return absl::StrCat("00-", span.trace_id_hex(), "-", span.span_id_hex(), "-01");
+}
+int64_t IntAttribute(const CollectedSpan& span, absl::string_view key) {
+  auto value = span.Attribute(key);
+  return value.has_value() && value->has_int_value() ? value->int_value() : -1;
+}
+std::string StringAttribute(const CollectedSpan& span, absl::string_view key) {
+  auto value = span.Attribute(key);
+  return value.has_value() ? value->string_value() : "(absent)";
+}
 
 class ProcessorRunTest : public ::testing::Test {
  protected:
@@ -56,7 +80,7 @@ class ProcessorRunTest : public ::testing::Test {
 
   Processor& Make() {
     EXPECT_TRUE(options_.Validate().ok()) << options_.Validate();
-    processor_ = std::make_unique<Processor>(options_, fake_.NewChannel(), &metrics_);
+    processor_ = std::make_unique<Processor>(options_, fake_.NewChannel(), &metrics_, tracer_.get());
     return *processor_;
   }
   // Runs the processor on a thread until StopBackground().
@@ -74,6 +98,25 @@ class ProcessorRunTest : public ::testing::Test {
     options_.once = true;
     return Make().Run();
   }
+  // The processor made next exports its spans to a test collector.
+  void TraceToCollector() {
+    absl::StatusOr<std::unique_ptr<::ecomstream::testing::TestCollector>> collector =
+        ::ecomstream::testing::TestCollector::Start();
+    ASSERT_TRUE(collector.ok()) << collector.status();
+    collector_ = std::move(*collector);
+    absl::StatusOr<std::unique_ptr<tracing::Tracer>> tracer = collector_->NewTracer("ecomstream-processor");
+    ASSERT_TRUE(tracer.ok()) << tracer.status();
+    tracer_ = std::move(*tracer);
+  }
+  // Every span named `name` the collector received, after flushing the tracer.
+  std::vector<CollectedSpan> Exported(absl::string_view name) {
+    EXPECT_TRUE(tracer_->ForceFlush(absl::Seconds(10)).ok());
+    std::vector<CollectedSpan> spans;
+    for (CollectedSpan& span : collector_->Spans()) {
+      if (span.span.name() == name) spans.push_back(std::move(span));
+    }
+    return spans;
+  }
   std::vector<std::pair<int64_t, int64_t>> ReceivedRanges(const std::string& name) {
     std::vector<std::pair<int64_t, int64_t>> ranges;
     for (const FakeWriter::Received& r : fake_.received()) {
@@ -90,6 +133,8 @@ class ProcessorRunTest : public ::testing::Test {
   metrics::Registry registry_;
   ProcessorMetrics metrics_{registry_};
   ProcessorOptions options_;
+  std::unique_ptr<::ecomstream::testing::TestCollector> collector_;  // with TraceToCollector
+  std::unique_ptr<tracing::Tracer> tracer_;                         // null: the processor's own
   std::unique_ptr<Processor> processor_;
   std::thread thread_;
   absl::Status result_;
@@ -385,6 +430,161 @@ TEST(ProcessorOptionsTest, ValidateNamesTheFirstBadFlag) {
   deleting.archive_dir = "";
   deleting.delete_after_commit = true;
   EXPECT_TRUE(deleting.Validate().ok());
+}
+
+// --- Tracing ---
+
+// One trace per file: file.process continues the manifest's trace (a new root without a
+// manifest) and each batch is one batch.send span under it, whose context the batch carries.
+TEST_F(ProcessorRunTest, EachFileIsOneFileProcessSpanWithOneBatchSendChildPerBatch) {
+  TraceToCollector();
+  const std::string manifest_tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  // Rows 1..23, row 24 repeats row 3, row 25 is a dead letter: batches 1-10, 11-20, 21-25.
+  const std::string a = V3File(1, 23) + testing::V3Row(3) + "garbage\n";
+  DropFile(inbox_, "a.csv.manifest.json", ManifestJson("a.csv", a, 25, NowMicros(), manifest_tp));
+  DropFile(inbox_, "a.csv", a);
+  const std::string b = V3File(101, 112);  // no manifest: batches 1-10, 11-12
+  DropFile(inbox_, "b.csv", b);
+  ASSERT_TRUE(RunOnce().ok());
+
+  const std::vector<CollectedSpan> files = Exported("file.process");
+  const std::vector<CollectedSpan> batches = Exported("batch.send");
+  ASSERT_EQ(files.size(), 2u);
+  ASSERT_EQ(batches.size(), 5u);
+  ASSERT_EQ(collector_->Spans().size(), 7u);  // nothing else
+  const CollectedSpan& file_a = StringAttribute(files[0], "file.name") == "a.csv" ? files[0] : files[1];
+  const CollectedSpan& file_b = StringAttribute(files[0], "file.name") == "a.csv" ? files[1] : files[0];
+
+  EXPECT_EQ(file_a.trace_id_hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
+  EXPECT_EQ(file_a.parent_span_id_hex(), "00f067aa0ba902b7");
+  EXPECT_EQ(file_a.span.kind(), OtlpSpan::SPAN_KIND_CONSUMER);
+  EXPECT_EQ(file_a.span.status().code(), OtlpStatus::STATUS_CODE_OK);
+  EXPECT_EQ(file_a.ResourceAttribute("service.name"), "ecomstream-processor");
+  EXPECT_EQ(StringAttribute(file_a, "file.id"), "sha256:" + Sha256Hex(a));
+  EXPECT_EQ(StringAttribute(file_a, "schema_version"), "v3");
+  EXPECT_EQ(IntAttribute(file_a, "rows"), 25);
+  EXPECT_EQ(IntAttribute(file_a, "events"), 23);
+  EXPECT_EQ(IntAttribute(file_a, "dead_letters"), 1);
+  EXPECT_EQ(IntAttribute(file_a, "duplicates"), 1);
+  EXPECT_EQ(IntAttribute(file_a, "batches"), 3);
+  // No manifest: the root of a new trace.
+  EXPECT_EQ(file_b.parent_span_id_hex(), "");
+  EXPECT_NE(file_b.trace_id_hex(), file_a.trace_id_hex());
+  EXPECT_EQ(file_b.span.kind(), OtlpSpan::SPAN_KIND_CONSUMER);
+  EXPECT_EQ(file_b.span.status().code(), OtlpStatus::STATUS_CODE_OK);
+  EXPECT_EQ(IntAttribute(file_b, "rows"), 12);
+  // ClaimFile carried each file.process context, in claim order (a, then b).
+  EXPECT_THAT(fake_.claim_traceparents(), ElementsAre(Traceparent(file_a), Traceparent(file_b)));
+
+  std::map<std::string, std::vector<std::pair<int64_t, int64_t>>> ranges_by_file;
+  std::map<std::string, const CollectedSpan*> batch_by_traceparent;
+  for (const CollectedSpan& batch : batches) {
+    const CollectedSpan& file = StringAttribute(batch, "file.name") == "a.csv" ? file_a : file_b;
+    EXPECT_EQ(batch.trace_id_hex(), file.trace_id_hex());
+    EXPECT_EQ(batch.parent_span_id_hex(), file.span_id_hex());
+    EXPECT_EQ(batch.span.kind(), OtlpSpan::SPAN_KIND_CLIENT);
+    EXPECT_EQ(batch.span.status().code(), OtlpStatus::STATUS_CODE_UNSET);
+    EXPECT_EQ(StringAttribute(batch, "file.id"), StringAttribute(file, "file.id"));
+    // Inside its file's span: sent after the file was picked up, acked before it was archived.
+    EXPECT_GE(batch.span.start_time_unix_nano(), file.span.start_time_unix_nano());
+    EXPECT_LE(batch.span.end_time_unix_nano(), file.span.end_time_unix_nano());
+    ranges_by_file[StringAttribute(batch, "file.name")].emplace_back(IntAttribute(batch, "batch.first_row"),
+                                                                     IntAttribute(batch, "batch.last_row"));
+    batch_by_traceparent[Traceparent(batch)] = &batch;
+  }
+  using Range = std::pair<int64_t, int64_t>;
+  EXPECT_THAT(ranges_by_file["a.csv"], ::testing::UnorderedElementsAre(Range{1, 10}, Range{11, 20}, Range{21, 25}));
+  EXPECT_THAT(ranges_by_file["b.csv"], ::testing::UnorderedElementsAre(Range{1, 10}, Range{11, 12}));
+
+  // Each batch on the wire carries its own batch.send context (what the writer's batch.write
+  // continues), and the counts of its rows.
+  const std::vector<FakeWriter::Received> received = fake_.received();
+  ASSERT_EQ(received.size(), 5u);
+  for (const FakeWriter::Received& r : received) {
+    auto it = batch_by_traceparent.find(r.batch.traceparent());
+    ASSERT_NE(it, batch_by_traceparent.end()) << r.batch.traceparent();
+    const CollectedSpan& span = *it->second;
+    EXPECT_EQ(IntAttribute(span, "batch.first_row"), r.batch.first_row());
+    EXPECT_EQ(IntAttribute(span, "rows"), r.batch.last_row() - r.batch.first_row() + 1);
+    EXPECT_EQ(IntAttribute(span, "events"), r.batch.events_size());
+    EXPECT_EQ(IntAttribute(span, "dead_letters"), r.batch.dead_letters_size());
+    EXPECT_EQ(IntAttribute(span, "duplicates"), r.batch.duplicate_rows());
+    EXPECT_EQ(IntAttribute(span, "rows.inserted"), r.batch.events_size());  // from its ack
+  }
+  EXPECT_EQ(IntAttribute(*batch_by_traceparent[received[2].batch.traceparent()], "dead_letters"), 1);
+  // The one Write stream's metadata: the context of the batch that opened it.
+  EXPECT_THAT(fake_.write_traceparents(), ElementsAre(received[0].batch.traceparent()));
+}
+
+TEST_F(ProcessorRunTest, AQuarantinedFileIsOneFileProcessSpanWithAnErrorAndNoBatches) {
+  TraceToCollector();
+  const std::string content = "event_id,colour\n1,red\n";
+  DropFile(inbox_, "odd.csv", content);
+  ASSERT_TRUE(RunOnce().ok());
+  const std::vector<CollectedSpan> files = Exported("file.process");
+  ASSERT_EQ(files.size(), 1u);
+  EXPECT_EQ(Exported("batch.send").size(), 0u);
+  EXPECT_EQ(files[0].parent_span_id_hex(), "");
+  EXPECT_EQ(files[0].span.status().code(), OtlpStatus::STATUS_CODE_ERROR);
+  EXPECT_THAT(files[0].span.status().message(), HasSubstr("quarantined"));
+  EXPECT_EQ(StringAttribute(files[0], "file.name"), "odd.csv");
+  EXPECT_THAT(fake_.claims(), IsEmpty());
+}
+
+// Each attempt at a refused file is its own file.process span in the file's trace, ended with
+// the writer's refusal, as is the batch.send of the refused batch.
+TEST_F(ProcessorRunTest, EveryAttemptAtARefusedFileEndsItsSpansWithTheRefusal) {
+  TraceToCollector();
+  fake_.RejectFile("bad.csv");
+  options_.once_max_attempts = 3;
+  const std::string tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  const std::string content = V3File(1, 3);
+  DropFile(inbox_, "bad.csv.manifest.json", ManifestJson("bad.csv", content, 3, NowMicros(), tp));
+  DropFile(inbox_, "bad.csv", content);
+  EXPECT_TRUE(absl::IsAborted(RunOnce()));
+  const std::vector<CollectedSpan> files = Exported("file.process");
+  const std::vector<CollectedSpan> batches = Exported("batch.send");
+  ASSERT_EQ(files.size(), 3u);
+  ASSERT_EQ(batches.size(), 3u);
+  std::set<std::string> file_span_ids;
+  for (const CollectedSpan& file : files) {
+    EXPECT_EQ(file.trace_id_hex(), "0af7651916cd43dd8448eb211c80319c");
+    EXPECT_EQ(file.parent_span_id_hex(), "b7ad6b7169203331");
+    EXPECT_EQ(file.span.status().code(), OtlpStatus::STATUS_CODE_ERROR);
+    EXPECT_THAT(file.span.status().message(), HasSubstr("INVALID_ARGUMENT"));
+    file_span_ids.insert(file.span_id_hex());
+  }
+  std::set<std::string> batch_parents;
+  for (const CollectedSpan& batch : batches) {
+    EXPECT_EQ(batch.span.status().code(), OtlpStatus::STATUS_CODE_ERROR);
+    batch_parents.insert(batch.parent_span_id_hex());
+  }
+  EXPECT_EQ(file_span_ids.size(), 3u);
+  EXPECT_EQ(batch_parents, file_span_ids);  // one batch per attempt
+}
+
+// Stopped with acks outstanding: the file stays in the inbox and its spans end as cancelled
+// (before Run returns, so the tracer's flush at exit sends them).
+TEST_F(ProcessorRunTest, StopEndsTheSpansOfAFileWhoseAcksDoNotCome) {
+  TraceToCollector();
+  options_.drain_timeout = absl::Milliseconds(50);
+  DropFile(inbox_, "a.csv", V3File(1, 25));
+  fake_.HoldAcks(true);
+  StartBackground();
+  ASSERT_TRUE(fake_.WaitForReceived(3, kWait));
+  EXPECT_TRUE(StopBackground().ok());
+  const std::vector<CollectedSpan> files = Exported("file.process");
+  const std::vector<CollectedSpan> batches = Exported("batch.send");
+  ASSERT_EQ(files.size(), 1u);
+  ASSERT_EQ(batches.size(), 3u);
+  EXPECT_EQ(files[0].span.status().code(), OtlpStatus::STATUS_CODE_ERROR);
+  EXPECT_THAT(files[0].span.status().message(), HasSubstr("CANCELLED"));
+  for (const CollectedSpan& batch : batches) {
+    EXPECT_EQ(batch.parent_span_id_hex(), files[0].span_id_hex());
+    EXPECT_EQ(batch.span.status().code(), OtlpStatus::STATUS_CODE_ERROR);
+    EXPECT_THAT(batch.span.status().message(), HasSubstr("CANCELLED"));
+  }
+  EXPECT_THAT(ListFiles(inbox_), ElementsAre("a.csv"));
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/trace_context.h"
 #include "services/processor/writer_client.h"
 
 namespace ecomstream::processor::testing {
@@ -98,6 +99,11 @@ std::vector<std::string> FakeWriter::claim_traceparents() const {
   return claim_traceparents_;
 }
 
+std::vector<std::string> FakeWriter::write_traceparents() const {
+  absl::MutexLock lock(&mu_);
+  return write_traceparents_;
+}
+
 std::vector<v1::Ack> FakeWriter::acks() const {
   absl::MutexLock lock(&mu_);
   return acks_;
@@ -128,10 +134,7 @@ grpc::Status FakeWriter::ClaimFile(grpc::ServerContext* context, const v1::Claim
                                    v1::ClaimFileResponse* response) {
   absl::MutexLock lock(&mu_);
   claims_.push_back(*request);
-  auto traceparent = context->client_metadata().find("traceparent");
-  claim_traceparents_.push_back(traceparent == context->client_metadata().end()
-                                    ? std::string()
-                                    : std::string(traceparent->second.data(), traceparent->second.size()));
+  claim_traceparents_.push_back(tracing::ExtractTraceparent(*context).ToTraceparent());
   if (!claim_status_.ok()) return claim_status_;
   auto it = claim_responses_.find(request->file_name());
   if (it != claim_responses_.end() && it->second.second != 0) {
@@ -172,6 +175,7 @@ grpc::Status FakeWriter::Write(grpc::ServerContext* context, grpc::ServerReaderW
     absl::MutexLock lock(&mu_);
     if (!write_status_.ok()) return write_status_;
     stream_no = ++streams_;
+    write_traceparents_.push_back(tracing::ExtractTraceparent(*context).ToTraceparent());
     swallow = swallow_streams_ > 0;
     if (swallow) --swallow_streams_;
   }

@@ -66,8 +66,11 @@ class FakeWriter final : public v1::Ingest::Service {
   // --- Observations ---
   std::vector<Received> received() const;
   std::vector<v1::ClaimFileRequest> claims() const;
-  // The `traceparent` metadata of each ClaimFile call ("" when absent).
+  // The `traceparent` metadata of each ClaimFile call ("" when absent or malformed).
   std::vector<std::string> claim_traceparents() const;
+  // The `traceparent` metadata of each Write stream, in the order they opened ("" when absent or
+  // malformed).
+  std::vector<std::string> write_traceparents() const;
   std::vector<v1::Ack> acks() const;
   int streams() const;
   // Batches received on a stream but not yet acked, at most, over the whole run.
@@ -103,6 +106,7 @@ class FakeWriter final : public v1::Ingest::Service {
   std::vector<Received> received_ ABSL_GUARDED_BY(mu_);
   std::vector<v1::ClaimFileRequest> claims_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> claim_traceparents_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> write_traceparents_ ABSL_GUARDED_BY(mu_);
   std::vector<v1::Ack> acks_ ABSL_GUARDED_BY(mu_);
   std::set<std::pair<std::string, int64_t>> committed_batches_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> committed_files_ ABSL_GUARDED_BY(mu_);
