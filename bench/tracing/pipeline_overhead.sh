@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # CPU time per row that tracing and metrics add to the processor and the writer (issue 6).
 #
-# The same generated files are loaded into a fresh database per run, alternating two modes:
-#   on   OTLP export of every span to a local sink (bin/otlp_sink), /metrics served by both
-#        services and scraped every --scrape_interval seconds (Prometheus' default is 15 s; 1 s is
-#        the pessimistic case)
-#   off  OTEL_SDK_DISABLED=true, no --metrics_address, nothing scraped
+# The same generated files are loaded into a fresh database per run, the modes taking turns:
+#   off      OTEL_SDK_DISABLED=true, no --metrics_address, nothing scraped
+#   traces   OTLP export of every span to a local sink (bin/otlp_sink); no /metrics
+#   metrics  OTEL_SDK_DISABLED=true; /metrics served by both services and scraped every
+#            --scrape_interval seconds (Prometheus' default is 15 s; 1 s is the pessimistic case)
+#   on       traces and metrics
 # and each process' CPU time (user + system) is measured over the load: the processor's with
 # /usr/bin/time (it runs --once), the writer's from /proc/PID/stat before and after. The metric
-# updates themselves are compiled in and happen in both modes, so "off" still counts; the
-# difference is tracing (spans, export, the span metrics) plus serving and scraping /metrics.
+# updates themselves are compiled in and happen in every mode, so "off" still counts; the
+# differences are tracing (spans, export, the span metrics) and serving and scraping /metrics.
 #
 #   bench/tracing/pipeline_overhead.sh                          # 500k rows, 3 runs per mode
-#   bench/tracing/pipeline_overhead.sh --rows=200000 --runs=5 --scrape_interval=15
+#   bench/tracing/pipeline_overhead.sh --rows=200000 --runs=5 --scrape_interval=15 --modes=off,on
 #
 # Needs bin/ecomstream-{generator,processor,writer} and bin/otlp_sink in ECOMSTREAM_BUILD_DIR
 # (default <repo>/build): ninja -C build ecomstream-generator ecomstream-processor ecomstream-writer otlp_sink
@@ -26,6 +27,7 @@ runs=3
 events_per_file=50000
 batch_rows=5000
 scrape_interval=1
+modes=off,traces,metrics,on
 for arg in "$@"; do
   case "$arg" in
     --rows=*) rows="${arg#*=}" ;;
@@ -33,6 +35,7 @@ for arg in "$@"; do
     --events_per_file=*) events_per_file="${arg#*=}" ;;
     --batch_rows=*) batch_rows="${arg#*=}" ;;
     --scrape_interval=*) scrape_interval="${arg#*=}" ;;
+    --modes=*) modes="${arg#*=}" ;;
     *) die "unknown argument '$arg' (see the header of $0)" ;;
   esac
 done
@@ -82,7 +85,7 @@ sink_endpoint="$(head -n 1 "$work/sink.out")"
 
 # One load; appends "MODE PROCESSOR_CPU_S WRITER_CPU_S WALL_S" to $results.
 load() {
-  local mode="$1" run="$2" dir db writer_port processor_metrics writer_metrics writer_pid scraper_pid=""
+  local mode="$1" run="$2" dir db writer_port processor_metrics="" writer_metrics="" writer_pid scraper_pid=""
   local -a env_vars processor_flags writer_flags
   dir="$work/$mode-$run"
   db="overhead_${mode}_$run"
@@ -94,14 +97,16 @@ load() {
                    --writer_address="127.0.0.1:$writer_port" --batch_rows="$batch_rows" --once)
   writer_flags=(--listen_address="127.0.0.1:$writer_port" --migrate
                 --pg_dsn="host=127.0.0.1 port=$pg_port user=postgres dbname=$db")
-  if [[ "$mode" == on ]]; then
-    env_vars=(OTEL_SDK_DISABLED=false OTEL_EXPORTER_OTLP_ENDPOINT="$sink_endpoint")
+  case "$mode" in
+    traces | on) env_vars=(OTEL_SDK_DISABLED=false OTEL_EXPORTER_OTLP_ENDPOINT="$sink_endpoint") ;;
+    off | metrics) env_vars=(OTEL_SDK_DISABLED=true) ;;
+    *) die "unknown mode '$mode' (off, traces, metrics, on)" ;;
+  esac
+  if [[ "$mode" == metrics || "$mode" == on ]]; then
     processor_metrics="127.0.0.1:$(free_port)"
     writer_metrics="127.0.0.1:$(free_port)"
     processor_flags+=(--metrics_address="$processor_metrics")
     writer_flags+=(--metrics_address="$writer_metrics")
-  else
-    env_vars=(OTEL_SDK_DISABLED=true)
   fi
 
   env "${env_vars[@]}" "$bin/ecomstream-writer" "${writer_flags[@]}" >"$dir/writer.log" 2>&1 &
@@ -112,7 +117,7 @@ load() {
     kill -0 "$writer_pid" 2>/dev/null || die "writer exited: $(tail -n 5 "$dir/writer.log")"
     sleep 0.1
   done
-  if [[ "$mode" == on ]]; then
+  if [[ -n "$processor_metrics" ]]; then
     ( while true; do
         curl -fsS "http://$processor_metrics/metrics" >/dev/null 2>&1 || true
         curl -fsS "http://$writer_metrics/metrics" >/dev/null 2>&1 || true
@@ -148,8 +153,9 @@ load() {
 
 results="$work/results"
 : >"$results"
+IFS=, read -r -a mode_list <<<"$modes"
 for run in $(seq "$runs"); do
-  for mode in off on; do
+  for mode in "${mode_list[@]}"; do
     load "$mode" "$run"
   done
 done
@@ -157,24 +163,24 @@ kill -TERM "$sink_pid"
 wait "$sink_pid" || true
 spans="$(sed -n 2p "$work/sink.out")"
 
-# Medians per mode, and the difference per row.
+# Medians per mode (column 2 processor, 3 writer, 4 wall), and each mode's difference per row
+# from "off".
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-declare -A m
-for mode in off on; do
-  m[$mode,p]="$(awk -v mode="$mode" '$1 == mode { print $2 }' "$results" | median)"
-  m[$mode,w]="$(awk -v mode="$mode" '$1 == mode { print $3 }' "$results" | median)"
-  m[$mode,t]="$(awk -v mode="$mode" '$1 == mode { print $4 }' "$results" | median)"
-done
+column_median() { awk -v mode="$1" -v c="$2" '$1 == mode { print $c }' "$results" | median; }
 echo
-echo "pipeline_overhead: $rows rows, $runs runs per mode, batches of $batch_rows, /metrics scraped every ${scrape_interval}s when on"
-echo "sink: $spans"
-printf '%-5s %16s %16s %12s\n' mode "processor CPU s" "writer CPU s" "wall s"
-for mode in off on; do
-  printf '%-5s %16s %16s %12s\n' "$mode" "${m[$mode,p]}" "${m[$mode,w]}" "${m[$mode,t]}"
+echo "pipeline_overhead: $rows rows, $runs runs per mode, batches of $batch_rows, /metrics scraped every ${scrape_interval}s when served"
+echo "otlp_sink: $spans"
+printf '%-8s %16s %16s %10s %34s\n' mode "processor CPU s" "writer CPU s" "wall s" "added CPU per row vs off (p + w)"
+for mode in "${mode_list[@]}"; do
+  p="$(column_median "$mode" 2)"
+  w="$(column_median "$mode" 3)"
+  t="$(column_median "$mode" 4)"
+  added="-"
+  if [[ "$mode" != off && " ${mode_list[*]} " == *" off "* ]]; then
+    added="$(awk -v rows="$rows" -v p="$p" -v w="$w" -v p0="$(column_median off 2)" -v w0="$(column_median off 3)" \
+      'BEGIN { printf "%.3f us + %.3f us = %.3f us", (p - p0) * 1e6 / rows, (w - w0) * 1e6 / rows, (p + w - p0 - w0) * 1e6 / rows }')"
+  fi
+  printf '%-8s %16s %16s %10s %34s\n' "$mode" "$p" "$w" "$t" "$added"
 done
-awk -v rows="$rows" -v p0="${m[off,p]}" -v p1="${m[on,p]}" -v w0="${m[off,w]}" -v w1="${m[on,w]}" 'BEGIN {
-  printf "added CPU per row (median on - median off): processor %.3f us, writer %.3f us, both %.3f us\n",
-         (p1 - p0) * 1e6 / rows, (w1 - w0) * 1e6 / rows, (p1 + w1 - p0 - w0) * 1e6 / rows
-}'
 echo "every run (mode, processor CPU s, writer CPU s, wall s):"
 cat "$results"

@@ -96,25 +96,93 @@ v1::FileManifest ReadManifest(const std::string& path) {
   return manifest;
 }
 
+// Runs the pipeline once with every service exporting to `collector`: the generator with
+// `generator_flags` (a live clock: the ledger's drop times, the files' mtimes, share the spans'
+// clock), the writer, `processor --once` in batches of 500 rows, then SIGTERM to the writer (which
+// flushes its spans). Returns the batch ledger by file name.
+std::map<std::string, std::vector<LedgerBatch>> RunPipeline(TracedPipeline& p,
+                                                            const std::vector<std::string>& generator_flags) {
+  absl::Status generated = p.Generate(generator_flags);
+  EXPECT_TRUE(generated.ok()) << generated;
+  absl::Status writer = p.StartWriter();
+  EXPECT_TRUE(writer.ok()) << writer;
+  if (!generated.ok() || !writer.ok()) return {};
+  absl::StatusOr<int> code = p.RunProcessorOnce({"--batch_rows=500"});
+  EXPECT_TRUE(code.ok() && *code == 0) << (code.ok() ? absl::StrCat("exit ", *code) : code.status().ToString());
+  absl::StatusOr<int> writer_exit = p.writer()->Stop();
+  EXPECT_TRUE(writer_exit.ok() && *writer_exit == 0) << "writer exit";
+  return ReadLedger(p.pipeline());
+}
+
+// Below file.process: one batch.send (CLIENT, processor) per ledger batch, one batch.write
+// (SERVER, writer) under each, one db.commit (CLIENT, writer, db.system=postgresql) under each
+// batch.write. Each CLIENT span contains the server work it waits for (batch.send ends at the ack,
+// which the writer sends after COMMIT; batch.write contains its transaction), and each batch's
+// committed_at (clock_timestamp() inside its transaction, in microseconds) lies within its
+// db.commit. Returns the db.commit of the batch the ledger committed last (null on a failure).
+const CollectedSpan* ExpectBatchesUnder(const CollectedSpan& process, const std::vector<CollectedSpan>& spans,
+                                        const std::vector<LedgerBatch>& batches) {
+  std::map<std::string, const CollectedSpan*> sends, batch_writes;  // by span id
+  for (const CollectedSpan* send : Named(spans, "batch.send")) {
+    ExpectSpan(*send, "ecomstream-processor", Span::SPAN_KIND_CLIENT, process.span_id_hex());
+    ExpectWithin(*send, process);
+    sends[send->span_id_hex()] = send;
+  }
+  std::set<std::string> sends_written;
+  std::map<int64_t, const CollectedSpan*> batch_write_by_first_row;
+  for (const CollectedSpan* bw : Named(spans, "batch.write")) {
+    if (sends.count(bw->parent_span_id_hex()) != 1) {
+      ADD_FAILURE() << "batch.write's parent is not a batch.send of this file";
+      return nullptr;
+    }
+    ExpectSpan(*bw, "ecomstream-writer", Span::SPAN_KIND_SERVER, bw->parent_span_id_hex());
+    ExpectWithin(*bw, *sends.at(bw->parent_span_id_hex()));
+    EXPECT_TRUE(sends_written.insert(bw->parent_span_id_hex()).second) << "one batch.write per batch.send";
+    batch_writes[bw->span_id_hex()] = bw;
+    const auto first_row = bw->Attribute("batch.first_row");
+    EXPECT_TRUE(first_row.has_value()) << "batch.write without batch.first_row";
+    if (first_row.has_value()) batch_write_by_first_row[first_row->int_value()] = bw;
+  }
+  std::map<std::string, const CollectedSpan*> commit_of;  // batch.write span id -> its db.commit
+  for (const CollectedSpan* commit : Named(spans, "db.commit")) {
+    if (batch_writes.count(commit->parent_span_id_hex()) != 1) {
+      ADD_FAILURE() << "db.commit's parent is not a batch.write of this file";
+      return nullptr;
+    }
+    ExpectSpan(*commit, "ecomstream-writer", Span::SPAN_KIND_CLIENT, commit->parent_span_id_hex());
+    ExpectWithin(*commit, *batch_writes.at(commit->parent_span_id_hex()));
+    const auto db_system = commit->Attribute("db.system");
+    EXPECT_EQ(db_system.has_value() ? db_system->string_value() : "(none)", "postgresql");
+    EXPECT_TRUE(commit_of.emplace(commit->parent_span_id_hex(), commit).second) << "one db.commit per batch";
+  }
+
+  const CollectedSpan* last_commit = nullptr;
+  int64_t last_committed_us = 0;
+  for (const LedgerBatch& b : batches) {
+    const auto bw = batch_write_by_first_row.find(b.first_row);
+    if (bw == batch_write_by_first_row.end() || commit_of.count(bw->second->span_id_hex()) == 0) {
+      ADD_FAILURE() << "no batch.write with its db.commit for ledger batch " << b.first_row;
+      return nullptr;
+    }
+    const CollectedSpan& commit = *commit_of.at(bw->second->span_id_hex());
+    EXPECT_GE(b.committed_us * 1000, Start(commit) - 1000) << "batch " << b.first_row;
+    EXPECT_LE(b.committed_us * 1000, End(commit)) << "batch " << b.first_row;
+    if (last_commit == nullptr || b.committed_us > last_committed_us) {
+      last_commit = &commit;
+      last_committed_us = b.committed_us;
+    }
+  }
+  return last_commit;
+}
+
 // Three files of 2000 rows in batches of 500: per file file.write -> file.process -> 4 x
 // (batch.send -> batch.write -> db.commit), all under the trace id of the file's manifest.
 TEST(TraceE2eTest, EachFileIsOneTraceFromFileWriteToDbCommitThatAgreesWithTheBatchLedger) {
   absl::StatusOr<std::unique_ptr<TestCollector>> collector = TestCollector::Start();
   ASSERT_TRUE(collector.ok()) << collector.status();
   TracedPipeline p("trace_e2e", TracedPipeline::ExportTo(**collector));
-  // A live clock (no --start_time): the ledger's drop times (file mtimes) and the spans share it.
-  ASSERT_TRUE(p.Generate({"--total_events=6000", "--events_per_file=2000", "--events_per_second=0", "--seed=11",
-                          "--anomaly_rate=0.05"})
-                  .ok())
-      << p.pipeline().Logs();
-  ASSERT_TRUE(p.StartWriter().ok()) << p.pipeline().Logs();
-  absl::StatusOr<int> code = p.RunProcessorOnce({"--batch_rows=500"});
-  ASSERT_TRUE(code.ok() && *code == 0) << (code.ok() ? absl::StrCat("exit ", *code) : code.status().ToString())
-                                       << "\n" << p.pipeline().Logs();
-  absl::StatusOr<int> writer_exit = p.writer()->Stop();  // SIGTERM: the writer flushes its spans
-  ASSERT_TRUE(writer_exit.ok() && *writer_exit == 0) << p.pipeline().Logs();
-
-  const std::map<std::string, std::vector<LedgerBatch>> ledger = ReadLedger(p.pipeline());
+  const std::map<std::string, std::vector<LedgerBatch>> ledger = RunPipeline(
+      p, {"--total_events=6000", "--events_per_file=2000", "--events_per_second=0", "--seed=11", "--anomaly_rate=0.05"});
   const std::vector<std::string> files = ListFiles(p.pipeline().archive(), ".csv");
   ASSERT_EQ(files.size(), 3u) << p.pipeline().Logs();
   size_t expected_spans = 0;
@@ -139,7 +207,6 @@ TEST(TraceE2eTest, EachFileIsOneTraceFromFileWriteToDbCommitThatAgreesWithTheBat
       EXPECT_EQ(b.drop_us, batches[0].drop_us);
     }
 
-    // The shape: names, services, kinds, parents.
     const std::vector<CollectedSpan> spans = (*collector)->SpansForTrace(trace);
     std::map<std::string, size_t> names;
     for (const CollectedSpan& s : spans) ++names[s.span.name()];
@@ -153,69 +220,28 @@ TEST(TraceE2eTest, EachFileIsOneTraceFromFileWriteToDbCommitThatAgreesWithTheBat
     ASSERT_TRUE(write.Attribute("rows").has_value());
     EXPECT_EQ(write.Attribute("rows")->int_value(), manifest.rows());
     ExpectSpan(process, "ecomstream-processor", Span::SPAN_KIND_CONSUMER, write.span_id_hex());
-
-    std::map<std::string, const CollectedSpan*> sends, batch_writes;  // by span id
-    for (const CollectedSpan* send : Named(spans, "batch.send")) {
-      ExpectSpan(*send, "ecomstream-processor", Span::SPAN_KIND_CLIENT, process.span_id_hex());
-      sends[send->span_id_hex()] = send;
-    }
-    std::set<std::string> sends_written, batch_writes_committed;
-    std::map<int64_t, const CollectedSpan*> batch_write_by_first_row;
-    for (const CollectedSpan* bw : Named(spans, "batch.write")) {
-      ASSERT_EQ(sends.count(bw->parent_span_id_hex()), 1u) << "batch.write's parent is not a batch.send of this file";
-      ExpectSpan(*bw, "ecomstream-writer", Span::SPAN_KIND_SERVER, bw->parent_span_id_hex());
-      EXPECT_TRUE(sends_written.insert(bw->parent_span_id_hex()).second) << "one batch.write per batch.send";
-      batch_writes[bw->span_id_hex()] = bw;
-      ASSERT_TRUE(bw->Attribute("batch.first_row").has_value());
-      batch_write_by_first_row[bw->Attribute("batch.first_row")->int_value()] = bw;
-    }
-    std::map<std::string, const CollectedSpan*> commit_of;  // batch.write span id -> its db.commit
-    for (const CollectedSpan* commit : Named(spans, "db.commit")) {
-      ASSERT_EQ(batch_writes.count(commit->parent_span_id_hex()), 1u) << "db.commit's parent is not a batch.write";
-      ExpectSpan(*commit, "ecomstream-writer", Span::SPAN_KIND_CLIENT, commit->parent_span_id_hex());
-      ASSERT_TRUE(commit->Attribute("db.system").has_value());
-      EXPECT_EQ(commit->Attribute("db.system")->string_value(), "postgresql");
-      EXPECT_TRUE(batch_writes_committed.insert(commit->parent_span_id_hex()).second) << "one db.commit per batch";
-      commit_of[commit->parent_span_id_hex()] = commit;
-    }
-
-    // Time. file.write brackets the drop time (the CSV's mtime, set just before its rename) and,
-    // as a PRODUCER, does not contain its consumer: the processor started after the generator
-    // exited. Each CLIENT span contains the server work it waits for: batch.send ends at the ack,
-    // which the writer sends after COMMIT; batch.write contains its transaction.
+    // file.write brackets the drop time (the CSV's mtime, set just before its rename) and, as a
+    // PRODUCER, does not contain its consumer: this processor started after the generator exited.
     EXPECT_LE(Start(write), batches[0].drop_us * 1000);
     EXPECT_GE(End(write), batches[0].drop_us * 1000);
     EXPECT_GE(Start(process), End(write));
-    for (const auto& [id, send] : sends) ExpectWithin(*send, process);
-    for (const auto& [id, bw] : batch_writes) {
-      ExpectWithin(*bw, *sends.at(bw->parent_span_id_hex()));
-      ASSERT_EQ(commit_of.count(id), 1u);
-      ExpectWithin(*commit_of.at(id), *bw);
-    }
+    const CollectedSpan* last_commit = ExpectBatchesUnder(process, spans, batches);
+    ASSERT_NE(last_commit, nullptr);
 
-    // The ledger against the spans: each batch's committed_at (clock_timestamp() inside its
-    // transaction, microseconds) lies within its db.commit span.
-    const LedgerBatch* last = &batches[0];
-    for (const LedgerBatch& b : batches) {
-      ASSERT_EQ(batch_write_by_first_row.count(b.first_row), 1u) << "no batch.write for batch " << b.first_row;
-      const CollectedSpan& commit = *commit_of.at(batch_write_by_first_row.at(b.first_row)->span_id_hex());
-      EXPECT_GE(b.committed_us * 1000, Start(commit) - 1000) << "batch " << b.first_row;
-      EXPECT_LE(b.committed_us * 1000, End(commit)) << "batch " << b.first_row;
-      if (b.committed_us > last->committed_us) last = &b;
-    }
     // Root to commit against the ledger's drop -> commit of the file's last batch. The spans'
     // interval contains the ledger's; the difference is the rows' generation before the drop
     // (inside file.write) plus COMMIT after committed_at (inside db.commit), so it is at most
     // those two spans' durations (plus 2 us of rounding to the ledger's microseconds).
-    const CollectedSpan& last_commit = *commit_of.at(batch_write_by_first_row.at(last->first_row)->span_id_hex());
-    const int64_t root_to_commit_ns = End(last_commit) - Start(write);
-    const int64_t ledger_ns = (last->committed_us - last->drop_us) * 1000;
+    const LedgerBatch& last = *std::max_element(
+        batches.begin(), batches.end(), [](const LedgerBatch& a, const LedgerBatch& b) { return a.committed_us < b.committed_us; });
+    const int64_t root_to_commit_ns = End(*last_commit) - Start(write);
+    const int64_t ledger_ns = (last.committed_us - last.drop_us) * 1000;
     EXPECT_GE(root_to_commit_ns, ledger_ns - 1000);
-    EXPECT_LE(root_to_commit_ns - ledger_ns, Duration(write) + Duration(last_commit) + 2000)
-        << "file.write " << Duration(write) << " ns, db.commit " << Duration(last_commit) << " ns";
+    EXPECT_LE(root_to_commit_ns - ledger_ns, Duration(write) + Duration(*last_commit) + 2000)
+        << "file.write " << Duration(write) << " ns, db.commit " << Duration(*last_commit) << " ns";
     std::printf("%s: root->commit %.3f ms, ledger drop->commit %.3f ms, file.write %.3f ms, last db.commit %.3f ms\n",
                 name.c_str(), root_to_commit_ns / 1e6, ledger_ns / 1e6, Duration(write) / 1e6,
-                Duration(last_commit) / 1e6);
+                Duration(*last_commit) / 1e6);
   }
 
   // One trace per file, and nothing else: no span outside the files' traces.
@@ -223,6 +249,38 @@ TEST(TraceE2eTest, EachFileIsOneTraceFromFileWriteToDbCommitThatAgreesWithTheBat
   for (const CollectedSpan& s : (*collector)->Spans()) traces.insert(s.trace_id_hex());
   EXPECT_EQ(file_traces.size(), 3u);
   EXPECT_EQ(traces, file_traces);
+}
+
+// Without a manifest the processor has no context to continue: file.process starts the file's
+// trace, the batches hang below it as usual, and the ledger leads to that trace. The generator's
+// file.write stays a trace of its own.
+TEST(TraceE2eTest, AFileWithoutAManifestStartsItsTraceAtFileProcessAndTheLedgerLeadsThere) {
+  absl::StatusOr<std::unique_ptr<TestCollector>> collector = TestCollector::Start();
+  ASSERT_TRUE(collector.ok()) << collector.status();
+  TracedPipeline p("trace_e2e_no_manifest", TracedPipeline::ExportTo(**collector));
+  const std::map<std::string, std::vector<LedgerBatch>> ledger =
+      RunPipeline(p, {"--total_events=1000", "--events_per_file=1000", "--manifests=false", "--seed=12"});
+  ASSERT_EQ(ledger.size(), 1u) << p.pipeline().Logs();
+  const auto& [name, batches] = *ledger.begin();
+  ASSERT_EQ(batches.size(), 2u);
+  EXPECT_TRUE((*collector)->WaitForSpans(1 + 1 + 3 * 2, absl::Seconds(5))) << (*collector)->span_count();
+  const std::string trace = batches[0].trace_id;
+  EXPECT_EQ(batches[1].trace_id, trace);
+
+  const std::vector<CollectedSpan> spans = (*collector)->SpansForTrace(trace);
+  std::map<std::string, size_t> names;
+  for (const CollectedSpan& s : spans) ++names[s.span.name()];
+  ASSERT_THAT(names, ElementsAre(Pair("batch.send", 2u), Pair("batch.write", 2u), Pair("db.commit", 2u),
+                                 Pair("file.process", 1u)));
+  const CollectedSpan& process = *Named(spans, "file.process")[0];
+  ExpectSpan(process, "ecomstream-processor", Span::SPAN_KIND_CONSUMER, "");
+  EXPECT_NE(ExpectBatchesUnder(process, spans, batches), nullptr);
+
+  const std::vector<CollectedSpan> all = (*collector)->Spans();
+  const std::vector<const CollectedSpan*> writes = Named(all, "file.write");
+  ASSERT_EQ(writes.size(), 1u);
+  EXPECT_NE(writes[0]->trace_id_hex(), trace);
+  EXPECT_EQ(all.size(), spans.size() + 1) << "nothing but the two traces";
 }
 
 }  // namespace
