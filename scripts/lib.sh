@@ -2,7 +2,7 @@
 # Shared functions for scripts/build, scripts/test and scripts/demo. Source it; do not run it.
 #
 #   install_deps      Debian packages the build, the tests and the demo need (idempotent).
-#   build             configure (Ninja, RelWithDebInfo) into build/ if needed, then ninja.
+#   build TARGET...   configure (Ninja, RelWithDebInfo) into build/ if needed, then build.
 #   start_pg DIR      a private PostgreSQL cluster for DIR on a free port (port in DIR/port).
 #   stop_pg DIR       stops it.
 #
@@ -52,15 +52,17 @@ install_deps() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 }
 
+# build TARGET...: e.g. `build all`, or only the three services.
 build() {
-  local jobs="${ECOMSTREAM_JOBS:-$(nproc)}"
+  local jobs="${ECOMSTREAM_JOBS:-$(nproc)}" targets=()
+  if (( $# > 0 )); then targets=(--target "$@"); fi
   if [[ -f "$ECOMSTREAM_BUILD_DIR/CMakeCache.txt" ]]; then
     # Re-configure (cheap) so new tests/<folder>/ and bench/<folder>/ are picked up.
     cmake -S "$ECOMSTREAM_ROOT" -B "$ECOMSTREAM_BUILD_DIR" >/dev/null
   else
     cmake -S "$ECOMSTREAM_ROOT" -B "$ECOMSTREAM_BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
   fi
-  cmake --build "$ECOMSTREAM_BUILD_DIR" -j "$jobs"
+  cmake --build "$ECOMSTREAM_BUILD_DIR" -j "$jobs" "${targets[@]}"
 }
 
 # A free TCP port on 127.0.0.1 (bound and released).
