@@ -6,6 +6,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/shutdown.h"
+#include "common/span_metrics.h"
 #include "common/tracer.h"
 #include "services/writer/health_probe.h"
 #include "services/writer/migrator.h"
@@ -52,6 +53,7 @@ int main(int argc, char** argv) {
 
   auto tracer = tracing::Tracer::FromEnvironment("ecomstream-writer");
   if (!tracer.ok()) return ConfigError(tracer.status());
+  tracing::SpanExportMetrics span_metrics(tracer->get(), &metrics::Registry::Default());
   metrics::RegisterBuildInfo(metrics::Registry::Default(), "writer");
   WriterServer server(config, &metrics::Registry::Default(), tracer->get());
   if (absl::Status status = server.Start(); !status.ok()) {
