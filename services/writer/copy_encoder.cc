@@ -147,9 +147,11 @@ std::string CopyEncoder::Finish() {
   return std::move(out_);
 }
 
-std::string EncodeEvents(const std::vector<const v1::Event*>& events, const EventMetadata& metadata) {
+EncodedEvents::EncodedEvents(const std::vector<const v1::Event*>& events, const EventMetadata& metadata) {
   CopyEncoder copy;
+  offsets_.reserve(events.size() + 1);
   for (const v1::Event* event : events) {
+    offsets_.push_back(copy.size());
     const v1::Event& e = *event;
     copy.BeginRow(21);
     copy.Uuid(e.event_id());
@@ -195,7 +197,32 @@ std::string EncodeEvents(const std::vector<const v1::Event*>& events, const Even
     copy.Text(metadata.source_file);
     OptionalText(copy, metadata.trace_id);
   }
-  return copy.Finish();
+  offsets_.push_back(copy.size());
+  encoded_ = copy.Finish();
+}
+
+std::string EncodedEvents::Payload(const std::vector<int>& indices) const {
+  constexpr size_t kTrailerSize = 2;
+  if (indices.size() == rows()) {
+    bool all_in_order = true;
+    for (size_t i = 0; i < indices.size() && all_in_order; ++i) all_in_order = indices[i] == static_cast<int>(i);
+    if (all_in_order) return encoded_;
+  }
+  size_t bytes = kHeaderSize + kTrailerSize;
+  for (int i : indices) bytes += offsets_[i + 1] - offsets_[i];
+  std::string payload;
+  payload.reserve(bytes);
+  payload.append(encoded_, 0, kHeaderSize);
+  for (int i : indices) payload.append(encoded_, offsets_[i], offsets_[i + 1] - offsets_[i]);
+  payload.append(encoded_, encoded_.size() - kTrailerSize, kTrailerSize);
+  return payload;
+}
+
+std::string EncodeEvents(const std::vector<const v1::Event*>& events, const EventMetadata& metadata) {
+  const EncodedEvents encoded(events, metadata);
+  std::vector<int> all(events.size());
+  for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int>(i);
+  return encoded.Payload(all);
 }
 
 std::string EncodeDeadLetters(const std::vector<DeadLetterRow>& rows, const DeadLetterMetadata& metadata) {

@@ -61,8 +61,25 @@ struct EventMetadata {
   absl::string_view trace_id;     // 32 hex digits, empty = NULL
 };
 
-// One binary COPY payload of `events` in kEventColumns order. Empty strings, unset optionals and
-// unspecified enums are NULL; money is cents -> numeric(.,2); times are micros -> timestamptz.
+// Event rows in kEventColumns order, encoded once and copied out by subset: pg_sink encodes a
+// batch before its transaction and sends whichever rows turn out new, or stored, inside it.
+// Empty strings, unset optionals and unspecified enums are NULL; money is cents -> numeric(.,2);
+// times are micros -> timestamptz.
+class EncodedEvents {
+ public:
+  EncodedEvents() = default;
+  EncodedEvents(const std::vector<const v1::Event*>& events, const EventMetadata& metadata);
+
+  // A complete binary COPY payload of the rows at `indices` (into the constructor's `events`).
+  std::string Payload(const std::vector<int>& indices) const;
+  size_t rows() const { return offsets_.empty() ? 0 : offsets_.size() - 1; }
+
+ private:
+  std::string encoded_;          // header, every row, trailer
+  std::vector<size_t> offsets_;  // row i is encoded_[offsets_[i], offsets_[i + 1])
+};
+
+// One binary COPY payload of every event.
 std::string EncodeEvents(const std::vector<const v1::Event*>& events, const EventMetadata& metadata);
 
 // The dead_letter_events columns the writer fills, in COPY order.

@@ -81,6 +81,22 @@ TEST(CopyEncoderTest, EncodesAnEventRowWithNullsForUnsetFields) {
   EXPECT_EQ(absl::BytesToHexString(out.substr(out.size() - 2)), "ffff");
 }
 
+TEST(CopyEncoderTest, EncodedEventsCopyOutAnySubsetAsACompletePayload) {
+  std::vector<v1::Event> events(3);
+  std::vector<const v1::Event*> pointers;
+  for (int i = 0; i < 3; ++i) {
+    events[i].set_event_id(std::string(16, static_cast<char>('a' + i)));
+    events[i].set_event_type(v1::EVENT_TYPE_VIEW);
+    pointers.push_back(&events[i]);
+  }
+  const EncodedEvents encoded(pointers, {"f.csv", ""});
+  EXPECT_EQ(encoded.rows(), 3u);
+  EXPECT_EQ(encoded.Payload({0, 1, 2}), EncodeEvents(pointers, {"f.csv", ""}));
+  EXPECT_EQ(encoded.Payload({2}), EncodeEvents({&events[2]}, {"f.csv", ""}));
+  EXPECT_EQ(encoded.Payload({2, 0}), EncodeEvents({&events[2], &events[0]}, {"f.csv", ""}));
+  EXPECT_EQ(encoded.Payload({}), CopyEncoder().Finish());
+}
+
 TEST(CopyEncoderTest, ReplacesNulInDeadLetterDetailButKeepsRawBytes) {
   DeadLetterRow row{3, 4, absl::string_view("a\0b", 3), {"nul_byte"}, std::string("x\0y", 3), ""};
   const std::string out = EncodeDeadLetters({row}, {"sha256:x", "f.csv", 0, 946'684'800'000'000, ""});

@@ -1,5 +1,10 @@
 #include "services/writer/ingest_service.h"
 
+#include <deque>
+#include <memory>
+#include <optional>
+#include <thread>
+
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
@@ -8,12 +13,186 @@
 namespace ecomstream::writer {
 namespace {
 
+// Batches read and prepared ahead of the one committing (the processor's window is larger; gRPC
+// flow control holds the rest).
+constexpr size_t kReadAhead = 2;
+
 grpc::Status Draining() { return grpc::Status(grpc::StatusCode::UNAVAILABLE, "writer is shutting down"); }
+
+// While the database is down every retry fails alike; the pool logs the outage once.
+LogLevel FailureLevel(const absl::Status& status) {
+  return absl::IsUnavailable(status) ? LogLevel::kDebug : LogLevel::kWarning;
+}
 
 }  // namespace
 
+// One Write stream. gRPC reactions (OnReadDone, OnWriteDone, OnCancel, OnDone) never block: they
+// update the state under mu_ and start the next read or write. The commit thread waits for work,
+// commits, queues the ack; after OnDone it unregisters and deletes the stream.
+class IngestService::WriteStream final : public grpc::ServerBidiReactor<v1::Batch, v1::Ack> {
+ public:
+  explicit WriteStream(IngestService* service) : service_(service) {
+    service_->metrics_->StreamOpened();
+    if (!service_->Register(this)) {
+      absl::MutexLock lock(&mu_);
+      end_ = Draining();
+      read_closed_ = true;
+    } else {
+      read_outstanding_ = true;
+      StartRead(&incoming_);
+    }
+    std::thread(&WriteStream::CommitLoop, this).detach();
+    MaybeFinish();
+  }
+
+  void OnReadDone(bool ok) override {
+    std::optional<absl::StatusOr<std::unique_ptr<PreparedBatch>>> prepared;
+    if (ok) prepared = service_->sink_->Prepare(std::move(incoming_));  // CPU only: validate, encode
+    bool read_more = false;
+    {
+      absl::MutexLock lock(&mu_);
+      read_outstanding_ = false;
+      if (!ok) {
+        read_closed_ = true;  // the client closed its side (or the call ended)
+      } else if (!end_.has_value()) {
+        pending_.push_back(*std::move(prepared));
+        read_more = pending_.size() < kReadAhead;
+        read_outstanding_ = read_more;
+      }
+    }
+    if (read_more) StartRead(&incoming_);
+    MaybeFinish();
+  }
+
+  void OnWriteDone(bool ok) override {
+    const v1::Ack* next = nullptr;
+    {
+      absl::MutexLock lock(&mu_);
+      write_outstanding_ = false;
+      acks_.pop_front();
+      if (!ok) {
+        // The client went away after the commit: its replay will be answered from the ledger.
+        if (!end_.has_value()) end_ = grpc::Status(grpc::StatusCode::CANCELLED, "client gone before the ack was sent");
+        acks_.clear();
+        pending_.clear();
+      } else if (!acks_.empty()) {
+        write_outstanding_ = true;
+        next = &acks_.front();
+      }
+    }
+    if (next != nullptr) StartWrite(next);
+    MaybeFinish();
+  }
+
+  void OnCancel() override { End(grpc::Status(grpc::StatusCode::CANCELLED, "stream cancelled")); }
+
+  void OnDone() override {
+    absl::MutexLock lock(&mu_);
+    done_ = true;
+  }
+
+  // Ends the stream once the batch being committed (if any) is acked.
+  void End(grpc::Status status) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (!end_.has_value()) end_ = std::move(status);
+      pending_.clear();
+    }
+    MaybeFinish();
+  }
+
+ private:
+  void CommitLoop() {
+    while (true) {
+      std::optional<absl::StatusOr<std::unique_ptr<PreparedBatch>>> next;
+      bool read_more = false;
+      {
+        absl::MutexLock lock(&mu_);
+        auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+          return end_.has_value() || !pending_.empty() || (read_closed_ && !read_outstanding_);
+        };
+        mu_.Await(absl::Condition(&ready));
+        if (end_.has_value() || pending_.empty()) break;  // ended, or the client is done
+        next = std::move(pending_.front());
+        pending_.pop_front();
+        committing_ = true;
+        if (!read_outstanding_ && !read_closed_ && pending_.size() < kReadAhead) read_outstanding_ = read_more = true;
+      }
+      if (read_more) StartRead(&incoming_);
+      absl::StatusOr<v1::Ack> ack = next->ok() ? service_->sink_->Commit(***next) : next->status();
+      if (!ack.ok()) {
+        const v1::Batch* batch = next->ok() ? (**next)->batch.get() : nullptr;
+        ECOMSTREAM_LOG_(FailureLevel(ack.status()), "Batch failed; ending the stream")
+            << Kv("file", batch != nullptr ? batch->file_name() : "")
+            << Kv("rows", batch != nullptr ? absl::StrCat(batch->first_row(), "-", batch->last_row()) : "")
+            << Kv("error", ack.status().ToString());
+      }
+      const v1::Ack* write = nullptr;
+      {
+        absl::MutexLock lock(&mu_);
+        committing_ = false;
+        if (!ack.ok()) {
+          if (!end_.has_value()) end_ = ToGrpcStatus(ack.status());
+          pending_.clear();
+        } else {
+          acks_.push_back(*std::move(ack));
+          if (!write_outstanding_) {
+            write_outstanding_ = true;
+            write = &acks_.front();
+          }
+        }
+      }
+      if (write != nullptr) StartWrite(write);
+      MaybeFinish();
+    }
+    MaybeFinish();
+    {
+      absl::MutexLock lock(&mu_);
+      auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return done_; };
+      mu_.Await(absl::Condition(&done));
+    }
+    service_->metrics_->StreamClosed();
+    service_->Unregister(this);
+    delete this;
+  }
+
+  // Finishes the RPC once nothing is committing or waiting to be written and the stream has
+  // ended (an error, a drain, a cancel) or the client closed its side and everything is acked.
+  void MaybeFinish() {
+    grpc::Status status;
+    {
+      absl::MutexLock lock(&mu_);
+      if (finish_called_ || committing_ || write_outstanding_ || !acks_.empty()) return;
+      if (!end_.has_value() && !(read_closed_ && !read_outstanding_ && pending_.empty())) return;
+      finish_called_ = true;
+      status = end_.value_or(grpc::Status::OK);
+    }
+    Finish(std::move(status));
+  }
+
+  IngestService* service_;
+  v1::Batch incoming_;  // the outstanding read's target
+
+  absl::Mutex mu_;
+  std::deque<absl::StatusOr<std::unique_ptr<PreparedBatch>>> pending_ ABSL_GUARDED_BY(mu_);
+  std::deque<v1::Ack> acks_ ABSL_GUARDED_BY(mu_);  // front: being written
+  std::optional<grpc::Status> end_ ABSL_GUARDED_BY(mu_);
+  bool read_outstanding_ ABSL_GUARDED_BY(mu_) = false;
+  bool read_closed_ ABSL_GUARDED_BY(mu_) = false;
+  bool write_outstanding_ ABSL_GUARDED_BY(mu_) = false;
+  bool committing_ ABSL_GUARDED_BY(mu_) = false;
+  bool finish_called_ ABSL_GUARDED_BY(mu_) = false;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+};
+
 IngestService::IngestService(PgSink* sink, FileLedger* ledger, WriterMetrics* metrics)
     : sink_(sink), ledger_(ledger), metrics_(metrics) {}
+
+IngestService::~IngestService() {
+  absl::MutexLock lock(&mu_);
+  auto gone = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return streams_.empty(); };
+  mu_.Await(absl::Condition(&gone));
+}
 
 grpc::Status IngestService::ClaimFile(grpc::ServerContext* context, const v1::ClaimFileRequest* request,
                                       v1::ClaimFileResponse* response) {
@@ -23,72 +202,41 @@ grpc::Status IngestService::ClaimFile(grpc::ServerContext* context, const v1::Cl
   }
   auto claimed = ledger_->Claim(*request);
   if (!claimed.ok()) {
-    // While the database is down every retry fails alike; the pool logs the outage once.
-    const LogLevel level = absl::IsUnavailable(claimed.status()) ? LogLevel::kDebug : LogLevel::kWarning;
-    ECOMSTREAM_LOG_(level, "Claim failed") << Kv("file", request->file_name()) << Kv("claimant", request->claimant())
-                                           << Kv("error", claimed.status().ToString());
+    ECOMSTREAM_LOG_(FailureLevel(claimed.status()), "Claim failed")
+        << Kv("file", request->file_name()) << Kv("claimant", request->claimant())
+        << Kv("error", claimed.status().ToString());
     return ToGrpcStatus(claimed.status());
   }
   *response = *std::move(claimed);
   return grpc::Status::OK;
 }
 
-bool IngestService::SetState(grpc::ServerContext* context, StreamState state) {
+grpc::ServerBidiReactor<v1::Batch, v1::Ack>* IngestService::Write(grpc::CallbackServerContext* context) {
+  return new WriteStream(this);
+}
+
+bool IngestService::Register(WriteStream* stream) {
   absl::MutexLock lock(&mu_);
-  streams_[context] = state;
+  streams_.insert(stream);
   return !draining_;
 }
 
-grpc::Status IngestService::Write(grpc::ServerContext* context,
-                                  grpc::ServerReaderWriter<v1::Ack, v1::Batch>* stream) {
-  {
-    absl::MutexLock lock(&mu_);
-    if (draining_) return Draining();
-    streams_[context] = StreamState::kWaiting;
-  }
-  metrics_->StreamOpened();
-  grpc::Status result = grpc::Status::OK;
-  v1::Batch batch;
-  while (true) {
-    if (!SetState(context, StreamState::kWaiting)) {
-      result = Draining();
-      break;
-    }
-    if (!stream->Read(&batch)) break;  // the client closed its side: done
-    SetState(context, StreamState::kWriting);
-    auto ack = sink_->Write(batch);
-    if (!ack.ok()) {
-      const LogLevel level = absl::IsUnavailable(ack.status()) ? LogLevel::kDebug : LogLevel::kWarning;
-      ECOMSTREAM_LOG_(level, "Batch failed; ending the stream")
-          << Kv("file", batch.file_name()) << Kv("rows", absl::StrCat(batch.first_row(), "-", batch.last_row()))
-          << Kv("error", ack.status().ToString());
-      result = ToGrpcStatus(ack.status());
-      break;
-    }
-    if (!stream->Write(*ack)) {
-      // The client went away after the commit: its replay will be answered from the ledger.
-      result = grpc::Status(grpc::StatusCode::CANCELLED, "client gone before the ack was sent");
-      break;
-    }
-  }
-  {
-    absl::MutexLock lock(&mu_);
-    streams_.erase(context);
-  }
-  metrics_->StreamClosed();
-  return result;
+void IngestService::Unregister(WriteStream* stream) {
+  absl::MutexLock lock(&mu_);
+  streams_.erase(stream);
 }
 
 bool IngestService::Drain(absl::Duration timeout) {
-  absl::MutexLock lock(&mu_);
-  draining_ = true;
-  // A stream blocked in Read() has nothing uncommitted: cancelling it loses nothing. A stream
-  // in kWriting finishes its batch and sees draining_ before it reads again.
-  for (const auto& [context, state] : streams_) {
-    if (state == StreamState::kWaiting) context->TryCancel();
+  std::vector<WriteStream*> streams;
+  {
+    absl::MutexLock lock(&mu_);
+    draining_ = true;
+    streams.assign(streams_.begin(), streams_.end());
+    // Ending a stream cannot delete it while we hold mu_: deletion unregisters under mu_.
+    for (WriteStream* stream : streams) stream->End(Draining());
+    auto gone = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return streams_.empty(); };
+    return mu_.AwaitWithTimeout(absl::Condition(&gone), timeout);
   }
-  auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return streams_.empty(); };
-  return mu_.AwaitWithTimeout(absl::Condition(&done), timeout);
 }
 
 }  // namespace ecomstream::writer

@@ -1,20 +1,22 @@
 // ingest_service: the gRPC face of the writer (service ecomstream.v1.Ingest).
 //
-// ClaimFile goes to the file ledger. Write reads batches in order and answers each with its Ack
-// only after pg_sink has committed it, so acks come back in commit order. A failed batch ends
-// the stream with its canonical code (INVALID_ARGUMENT, ABORTED, FAILED_PRECONDITION,
-// UNAVAILABLE...): nothing after it is read, nothing unacked was committed by this stream except
-// possibly that batch, whose replay the ledger answers as already committed.
+// ClaimFile goes to the file ledger. Write is a callback-API stream: it reads ahead (a few batches,
+// validated and encoded as they arrive) while the stream's own thread commits, and writes each Ack
+// only after pg_sink has committed its batch, so acks come back in commit order and the database
+// never waits for the network or for protobuf parsing. A failed
+// batch ends the stream with its canonical code (INVALID_ARGUMENT, ABORTED, FAILED_PRECONDITION,
+// UNAVAILABLE...) after the acks of the batches before it: batches read after it are dropped
+// uncommitted, to be resent.
 //
-// Drain() (SIGTERM): new streams and claims get UNAVAILABLE; a stream waiting for its next batch
-// is cancelled; a stream in the middle of a batch commits it, acks it, and then ends with
-// UNAVAILABLE so the processor moves to another writer.
+// Drain() (SIGTERM): new streams and claims get UNAVAILABLE; every stream commits and acks the
+// batch it is committing, drops what it has read but not started, and ends with UNAVAILABLE so
+// the processor moves to another writer.
 #ifndef ECOMSTREAM_SERVICES_WRITER_INGEST_SERVICE_H_
 #define ECOMSTREAM_SERVICES_WRITER_INGEST_SERVICE_H_
 
 #include <grpcpp/grpcpp.h>
 
-#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "ecomstream/v1/ingest.grpc.pb.h"
@@ -24,22 +26,25 @@
 
 namespace ecomstream::writer {
 
-class IngestService final : public v1::Ingest::Service {
+class IngestService final : public v1::Ingest::WithCallbackMethod_Write<v1::Ingest::Service> {
  public:
   // All must outlive the service.
   IngestService(PgSink* sink, FileLedger* ledger, WriterMetrics* metrics);
+  // Waits until every stream is gone (shut the gRPC server down first).
+  ~IngestService() override;
 
   grpc::Status ClaimFile(grpc::ServerContext* context, const v1::ClaimFileRequest* request,
                          v1::ClaimFileResponse* response) override;
-  grpc::Status Write(grpc::ServerContext* context, grpc::ServerReaderWriter<v1::Ack, v1::Batch>* stream) override;
+  grpc::ServerBidiReactor<v1::Batch, v1::Ack>* Write(grpc::CallbackServerContext* context) override;
 
   // Stops intake (see above). Returns true when every stream has ended within `timeout`.
   bool Drain(absl::Duration timeout);
 
  private:
-  enum class StreamState { kWaiting, kWriting };
-  // False when draining: the stream must end.
-  bool SetState(grpc::ServerContext* context, StreamState state);
+  class WriteStream;
+  // False when draining: the stream is refused.
+  bool Register(WriteStream* stream);
+  void Unregister(WriteStream* stream);
 
   PgSink* sink_;
   FileLedger* ledger_;
@@ -47,7 +52,7 @@ class IngestService final : public v1::Ingest::Service {
 
   absl::Mutex mu_;
   bool draining_ ABSL_GUARDED_BY(mu_) = false;
-  absl::flat_hash_map<grpc::ServerContext*, StreamState> streams_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<WriteStream*> streams_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace ecomstream::writer

@@ -23,7 +23,8 @@
 namespace ecomstream::writer {
 namespace {
 
-// Per session: the staging table for events whose id is already stored.
+// Per session: the staging table for events whose id is already stored (emptied at COMMIT, so
+// the planner always sees its real size).
 constexpr char kCreateStaging[] = R"sql(
 CREATE TEMP TABLE IF NOT EXISTS ecomstream_staging (
   event_id uuid, user_id bigint, session_id uuid, event_type text, product_id bigint, category text,
@@ -44,42 +45,36 @@ SELECT last_row, inserted, updated, unchanged, duplicates, dead_lettered, last_b
 FROM ecomstream.ingest_batches
 WHERE file_id = $1 AND first_row = $2)sql";
 
-// The largest stored id (a backward scan of the primary key).
+// The largest stored id: a backward scan of the primary key. (Qualified: a bare `event_id` in
+// ORDER BY would name the text output column and sort the whole table.)
 constexpr char kLargestEventId[] = R"sql(
-SELECT event_id::text FROM ecomstream.events ORDER BY event_id DESC LIMIT 1)sql";
+SELECT e.event_id::text FROM ecomstream.events e ORDER BY e.event_id DESC LIMIT 1)sql";
 
-// $1: text[] of event ids.
+// $1: text[] of event ids. Locks the stored ones (in id order, so concurrent writers cannot
+// deadlock on them): they stay until COMMIT, so the UPDATE below finds every one.
 constexpr char kProbeEvents[] = R"sql(
-SELECT event_id::text FROM ecomstream.events WHERE event_id = ANY($1::uuid[]))sql";
+SELECT e.event_id::text FROM ecomstream.events e WHERE e.event_id = ANY($1::uuid[])
+ORDER BY e.event_id
+FOR NO KEY UPDATE)sql";
 
-// Moves the staged rows into events; counts the rows it changed.
-constexpr char kMergeStaged[] = R"sql(
-WITH staged AS (DELETE FROM pg_temp.ecomstream_staging RETURNING *)
-INSERT INTO ecomstream.events AS e (
-  event_id, user_id, session_id, event_type, product_id, category, price, quantity, total_amount,
-  event_time, user_segment, device_type, browser, geo_country, geo_city, referrer, campaign_id,
-  schema_version, late_arrival, source_file, trace_id)
-SELECT event_id, user_id, session_id, event_type, product_id, category, price, quantity, total_amount,
-       event_time, user_segment, device_type, browser, geo_country, geo_city, referrer, campaign_id,
-       schema_version, late_arrival, source_file, trace_id
-FROM staged
-ON CONFLICT (event_id) DO UPDATE SET
-  user_id = excluded.user_id, session_id = excluded.session_id, event_type = excluded.event_type,
-  product_id = excluded.product_id, category = excluded.category, price = excluded.price,
-  quantity = excluded.quantity, total_amount = excluded.total_amount, event_time = excluded.event_time,
-  user_segment = excluded.user_segment, device_type = excluded.device_type, browser = excluded.browser,
-  geo_country = excluded.geo_country, geo_city = excluded.geo_city, referrer = excluded.referrer,
-  campaign_id = excluded.campaign_id, schema_version = excluded.schema_version,
-  late_arrival = excluded.late_arrival, source_file = excluded.source_file, trace_id = excluded.trace_id,
-  ingested_at = now()
-WHERE (e.user_id, e.session_id, e.event_type, e.product_id, e.category, e.price, e.quantity, e.total_amount,
+// Applies the staged versions of stored events whose content differs; counts the rows changed.
+constexpr char kUpdateStaged[] = R"sql(
+UPDATE ecomstream.events AS e SET
+  user_id = s.user_id, session_id = s.session_id, event_type = s.event_type, product_id = s.product_id,
+  category = s.category, price = s.price, quantity = s.quantity, total_amount = s.total_amount,
+  event_time = s.event_time, user_segment = s.user_segment, device_type = s.device_type, browser = s.browser,
+  geo_country = s.geo_country, geo_city = s.geo_city, referrer = s.referrer, campaign_id = s.campaign_id,
+  schema_version = s.schema_version, late_arrival = s.late_arrival, source_file = s.source_file,
+  trace_id = s.trace_id, ingested_at = now()
+FROM pg_temp.ecomstream_staging AS s
+WHERE e.event_id = s.event_id
+  AND (e.user_id, e.session_id, e.event_type, e.product_id, e.category, e.price, e.quantity, e.total_amount,
        e.event_time, e.user_segment, e.device_type, e.browser, e.geo_country, e.geo_city, e.referrer,
        e.campaign_id)
-  IS DISTINCT FROM
-      (excluded.user_id, excluded.session_id, excluded.event_type, excluded.product_id, excluded.category,
-       excluded.price, excluded.quantity, excluded.total_amount, excluded.event_time, excluded.user_segment,
-       excluded.device_type, excluded.browser, excluded.geo_country, excluded.geo_city, excluded.referrer,
-       excluded.campaign_id))sql";
+      IS DISTINCT FROM
+      (s.user_id, s.session_id, s.event_type, s.product_id, s.category, s.price, s.quantity, s.total_amount,
+       s.event_time, s.user_segment, s.device_type, s.browser, s.geo_country, s.geo_city, s.referrer,
+       s.campaign_id))sql";
 
 constexpr char kRecordBatch[] = R"sql(
 INSERT INTO ecomstream.ingest_batches (
@@ -147,48 +142,18 @@ void EnsureSession(PgConnection& connection) {
   connection.sink_ready = true;
 }
 
-// What the batch looks like once deduplicated; computed before the transaction.
-struct PreparedBatch {
-  const v1::Batch* batch = nullptr;
-  std::vector<const v1::Event*> events;  // one per event_id, in row order of the kept rows
-  int64_t duplicate_ids = 0;             // rows dropped because a later row has the same id
-  std::string trace_id;
-  int64_t received_us = 0;
-};
-
-PreparedBatch Prepare(const v1::Batch& batch) {
-  PreparedBatch prepared;
-  prepared.batch = &batch;
-  // Tracing is best effort: a malformed traceparent just stores no trace id.
-  const tracing::TraceContext trace = tracing::TraceContext::FromTraceparentOrInvalid(batch.traceparent());
-  if (trace.IsValid()) prepared.trace_id = trace.trace_id().ToHex();
-  prepared.received_us = NowMicros();
-  absl::flat_hash_map<absl::string_view, int> last_row_of;
-  last_row_of.reserve(static_cast<size_t>(batch.events_size()));
-  for (int i = 0; i < batch.events_size(); ++i) last_row_of[batch.events(i).event_id()] = i;
-  prepared.events.reserve(last_row_of.size());
-  for (int i = 0; i < batch.events_size(); ++i) {
-    if (last_row_of[batch.events(i).event_id()] == i) {
-      prepared.events.push_back(&batch.events(i));
-    } else {
-      ++prepared.duplicate_ids;
-    }
-  }
-  return prepared;
-}
-
 struct UpsertOutcome {
   int64_t inserted = 0;
   int64_t updated = 0;
   int64_t unchanged = 0;
-  std::vector<std::pair<const v1::Event*, std::string>> rejected;  // with the server's message
+  std::vector<std::pair<int, std::string>> rejected;  // index into events, with the server's message
 };
 
 // One batch's transaction. Throws libpqxx exceptions; returns the non-database errors.
 class BatchTransaction {
  public:
   BatchTransaction(PgConnection* connection, const PreparedBatch& prepared)
-      : connection_(connection), prepared_(prepared), batch_(*prepared.batch) {}
+      : connection_(connection), prepared_(prepared), batch_(*prepared.batch), events_(prepared.events) {}
 
   absl::StatusOr<v1::Ack> Run(std::map<std::string, int64_t>* reasons) {
     pqxx::work txn(*connection_);
@@ -217,7 +182,11 @@ class BatchTransaction {
     }
 
     UpsertOutcome upsert;
-    if (!prepared_.events.empty()) Upsert(txn, prepared_.events, &upsert);
+    if (!events_.empty()) {
+      std::vector<int> all(events_.size());
+      for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int>(i);
+      Upsert(txn, all, &upsert);
+    }
 
     std::vector<std::string> rejected_raw;
     std::vector<DeadLetterRow> dead_letters = DeadLetters(upsert, &rejected_raw, reasons);
@@ -269,12 +238,12 @@ class BatchTransaction {
     return ack;
   }
 
-  // Upserts `events`, dead-lettering only the rows the database rejects (bisecting).
-  void Upsert(pqxx::work& txn, const std::vector<const v1::Event*>& events, UpsertOutcome* outcome) {
+  // Upserts events_[rows], dead-lettering only the rows the database rejects (bisecting).
+  void Upsert(pqxx::work& txn, const std::vector<int>& rows, UpsertOutcome* outcome) {
     for (int round = 1;; ++round) {
       try {
         pqxx::subtransaction savepoint(txn, "upsert");
-        const UpsertOutcome counts = UpsertOnce(savepoint, events);
+        const UpsertOutcome counts = UpsertOnce(savepoint, rows);
         savepoint.commit();
         outcome->inserted += counts.inserted;
         outcome->updated += counts.updated;
@@ -284,19 +253,19 @@ class BatchTransaction {
         const std::string state = SqlState(e);
         if (state == kUniqueViolation && round < kMaxProbeRounds) continue;  // probe again
         if (!IsDataError(state) || state == kUniqueViolation) throw;
-        if (events.size() == 1) {
-          outcome->rejected.emplace_back(events.front(), DatabaseMessage(e));
+        if (rows.size() == 1) {
+          outcome->rejected.emplace_back(rows.front(), DatabaseMessage(e));
           return;
         }
-        const auto middle = events.begin() + static_cast<std::ptrdiff_t>(events.size() / 2);
-        Upsert(txn, std::vector<const v1::Event*>(events.begin(), middle), outcome);
-        Upsert(txn, std::vector<const v1::Event*>(middle, events.end()), outcome);
+        const auto middle = rows.begin() + static_cast<std::ptrdiff_t>(rows.size() / 2);
+        Upsert(txn, std::vector<int>(rows.begin(), middle), outcome);
+        Upsert(txn, std::vector<int>(middle, rows.end()), outcome);
         return;
       }
     }
   }
 
-  UpsertOutcome UpsertOnce(pqxx::transaction_base& txn, const std::vector<const v1::Event*>& events) {
+  UpsertOutcome UpsertOnce(pqxx::transaction_base& txn, const std::vector<int>& rows) {
     // Event ids are UUIDv7: they grow with time, so most new ids sort above every stored one and
     // cannot be stored. Only ids up to the largest stored id need the probe. (uuid order is byte
     // order. A concurrent insert of a "new" id still trips the unique index: probe again.)
@@ -306,10 +275,11 @@ class BatchTransaction {
       if (ParseUuid(top[0][0].c_str(), &id)) largest = std::string(UuidBytes(id));
     }
     std::string ids = "{";
-    for (const v1::Event* event : events) {
-      if (largest.empty() || event->event_id() > largest) continue;
+    for (int row : rows) {
+      const std::string& event_id = events_[row]->event_id();
+      if (largest.empty() || event_id > largest) continue;
       if (ids.size() > 1) ids.push_back(',');
-      AppendUuid(event->event_id(), &ids);
+      AppendUuid(event_id, &ids);
     }
     ids.push_back('}');
     absl::flat_hash_set<std::string> stored;
@@ -319,20 +289,19 @@ class BatchTransaction {
         if (ParseUuid(row[0].c_str(), &id)) stored.insert(std::string(UuidBytes(id)));
       }
     }
-    std::vector<const v1::Event*> fresh;
-    std::vector<const v1::Event*> known;
-    fresh.reserve(events.size() - stored.size());
-    for (const v1::Event* event : events) (stored.contains(event->event_id()) ? known : fresh).push_back(event);
+    std::vector<int> fresh;
+    std::vector<int> known;
+    fresh.reserve(rows.size() - stored.size());
+    for (int row : rows) (stored.contains(events_[row]->event_id()) ? known : fresh).push_back(row);
 
-    const EventMetadata metadata{batch_.file_name(), prepared_.trace_id};
     UpsertOutcome counts;
     if (!fresh.empty()) {
-      connection_->CopyIn(txn, CopyEventsSql(), EncodeEvents(fresh, metadata));
+      connection_->CopyIn(txn, CopyEventsSql(), prepared_.encoded.Payload(fresh));
       counts.inserted = static_cast<int64_t>(fresh.size());
     }
     if (!known.empty()) {
-      connection_->CopyIn(txn, CopyStagingSql(), EncodeEvents(known, metadata));
-      counts.updated = static_cast<int64_t>(txn.exec(kMergeStaged).affected_rows());
+      connection_->CopyIn(txn, CopyStagingSql(), prepared_.encoded.Payload(known));
+      counts.updated = static_cast<int64_t>(txn.exec(kUpdateStaged).affected_rows());
       counts.unchanged = static_cast<int64_t>(known.size()) - counts.updated;
     }
     return counts;
@@ -354,9 +323,10 @@ class BatchTransaction {
     }
     const std::string rejected_reason = domain::RejectReasonName(v1::REJECT_REASON_DATABASE_REJECTED);
     rejected_raw->reserve(upsert.rejected.size());
-    for (const auto& [event, message] : upsert.rejected) {
-      rejected_raw->push_back(FormatEventCsv(*event));
-      rows.push_back(DeadLetterRow{event->source_row(), 0, rejected_raw->back(), {rejected_reason}, message, ""});
+    for (const auto& [index, message] : upsert.rejected) {
+      const v1::Event& event = *events_[index];
+      rejected_raw->push_back(FormatEventCsv(event));
+      rows.push_back(DeadLetterRow{event.source_row(), 0, rejected_raw->back(), {rejected_reason}, message, ""});
       ++(*reasons)[rejected_reason];
     }
     return rows;
@@ -375,6 +345,7 @@ class BatchTransaction {
   PgConnection* connection_;
   const PreparedBatch& prepared_;
   const v1::Batch& batch_;
+  const std::vector<const v1::Event*>& events_;
 };
 
 }  // namespace
@@ -382,14 +353,47 @@ class BatchTransaction {
 PgSink::PgSink(PgPool* pool, WriterMetrics* metrics, const tracing::Tracer* tracer, PgSinkOptions options)
     : pool_(pool), metrics_(metrics), tracer_(tracer), options_(options) {}
 
+absl::StatusOr<std::unique_ptr<PreparedBatch>> PgSink::Prepare(v1::Batch batch) const {
+  if (absl::Status status = ValidateBatch(batch); !status.ok()) {
+    metrics_->RecordBatchFailure(status.code());
+    return status;
+  }
+  auto prepared = std::make_unique<PreparedBatch>();
+  prepared->batch = std::make_unique<const v1::Batch>(std::move(batch));
+  const v1::Batch& kept = *prepared->batch;
+  // Tracing is best effort: a malformed traceparent just stores no trace id.
+  const tracing::TraceContext trace = tracing::TraceContext::FromTraceparentOrInvalid(kept.traceparent());
+  if (trace.IsValid()) prepared->trace_id = trace.trace_id().ToHex();
+  prepared->received_us = NowMicros();
+  absl::flat_hash_map<absl::string_view, int> last_row_of;
+  last_row_of.reserve(static_cast<size_t>(kept.events_size()));
+  for (int i = 0; i < kept.events_size(); ++i) last_row_of[kept.events(i).event_id()] = i;
+  prepared->events.reserve(last_row_of.size());
+  for (int i = 0; i < kept.events_size(); ++i) {
+    if (last_row_of[kept.events(i).event_id()] == i) {
+      prepared->events.push_back(&kept.events(i));
+    } else {
+      ++prepared->duplicate_ids;
+    }
+  }
+  prepared->encoded = EncodedEvents(prepared->events, EventMetadata{kept.file_name(), prepared->trace_id});
+  return prepared;
+}
+
 absl::StatusOr<v1::Ack> PgSink::Write(const v1::Batch& batch) {
+  ASSIGN_OR_RETURN(std::unique_ptr<PreparedBatch> prepared, Prepare(batch));
+  return Commit(*prepared);
+}
+
+absl::StatusOr<v1::Ack> PgSink::Commit(const PreparedBatch& prepared) {
+  const v1::Batch& batch = *prepared.batch;
   // batch.write continues the processor's batch.send span; db.commit is each transaction.
   tracing::Span span = tracer_->StartSpan("batch.write", tracing::SpanKind::kServer,
                                           tracing::TraceContext::FromTraceparentOrInvalid(batch.traceparent()));
   span.SetAttribute("file.name", batch.file_name());
   span.SetAttribute("batch.first_row", batch.first_row());
   span.SetAttribute("batch.last_row", batch.last_row());
-  absl::StatusOr<v1::Ack> ack = WriteWithRetries(batch, span);
+  absl::StatusOr<v1::Ack> ack = CommitWithRetries(prepared, span);
   span.SetStatus(ack.status());
   if (ack.ok()) {
     span.SetAttribute("rows.inserted", ack->inserted());
@@ -402,9 +406,7 @@ absl::StatusOr<v1::Ack> PgSink::Write(const v1::Batch& batch) {
   return ack;
 }
 
-absl::StatusOr<v1::Ack> PgSink::WriteWithRetries(const v1::Batch& batch, const tracing::Span& parent) {
-  RETURN_IF_ERROR(ValidateBatch(batch));
-  const PreparedBatch prepared = Prepare(batch);
+absl::StatusOr<v1::Ack> PgSink::CommitWithRetries(const PreparedBatch& prepared, const tracing::Span& parent) {
   absl::Status status;
   for (int attempt = 1; attempt <= options_.max_attempts; ++attempt) {
     auto lease = pool_->Acquire();
@@ -424,7 +426,7 @@ absl::StatusOr<v1::Ack> PgSink::WriteWithRetries(const v1::Batch& batch, const t
     commit.SetStatus(ack.status());
     if (ack.ok()) {
       metrics_->RecordBatch(*ack, reasons, static_cast<double>(MonotonicMicros() - started_us) / 1e6,
-                            batch.file_drop_time_us());
+                            prepared.batch->file_drop_time_us());
       return ack;
     }
     status = ack.status();
