@@ -33,6 +33,7 @@ class PgConnection : public pqxx::connection_base {
 
   // Per-session state of the modules using this connection (prepared statements, temp tables).
   bool sink_ready = false;
+  int64_t staged_rows = 0;  // rows COPYed into the sink's staging table since its last TRUNCATE
   bool ledger_ready = false;
 
  private:

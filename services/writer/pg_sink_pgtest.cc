@@ -104,6 +104,27 @@ TEST_F(PgSinkTest, UpdateChangesTheRowAndMovesItsAggregatesBetweenHoursAndCatego
   EXPECT_EQ(StatsDrift(), "");
 }
 
+TEST_F(PgSinkTest, ManyUpdatesThroughOneSessionStayExactAcrossStagingTruncation) {
+  // More stored-event rows than the staging table keeps between truncations (10000).
+  const TestFile file = Claim("many-updates.csv");
+  std::vector<v1::Event> events;
+  for (int i = 0; i < 4000; ++i) events.push_back(MakeEvent(10'000 + i));
+  ASSERT_EQ(WriteOk(MakeBatch(file, 1, events)).inserted(), 4000);
+  int64_t row = 4001;
+  for (int round = 1; round <= 4; ++round) {
+    for (v1::Event& event : events) event.set_quantity(10 + round);
+    for (v1::Event& event : events) event.set_total_amount_cents(event.price_cents() * event.quantity());
+    const v1::Ack ack = WriteOk(MakeBatch(file, row, events));
+    row = ack.last_row() + 1;
+    EXPECT_EQ(ack.updated(), 4000) << "round " << round;
+    EXPECT_EQ(ack.unchanged(), 0) << "round " << round;
+  }
+  const v1::Ack same = WriteOk(MakeBatch(file, row, events));
+  EXPECT_EQ(same.unchanged(), 4000);
+  EXPECT_EQ(Sql("SELECT count(*), min(quantity), max(quantity) FROM ecomstream.events"), "4000|14|14");
+  EXPECT_EQ(StatsDrift(), "");
+}
+
 TEST_F(PgSinkTest, IdenticalEventAgainIsUnchangedAndKeepsItsFirstIngestion) {
   const TestFile first = Claim("first.csv");
   WriteOk(MakeBatch(first, 1, {MakeEvent(1), MakeEvent(2)}));
