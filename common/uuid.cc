@@ -1,5 +1,6 @@
 #include "common/uuid.h"
 
+#include <array>
 #include <chrono>
 #include <random>
 
@@ -8,12 +9,18 @@ namespace {
 
 constexpr char kHex[] = "0123456789abcdef";
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
+// Hex digit values; 0xFF for anything else.
+constexpr std::array<uint8_t, 256> MakeHexTable() {
+  std::array<uint8_t, 256> table{};
+  for (auto& v : table) v = 0xFF;
+  for (int c = 0; c < 10; ++c) table['0' + c] = static_cast<uint8_t>(c);
+  for (int c = 0; c < 6; ++c) {
+    table['a' + c] = static_cast<uint8_t>(10 + c);
+    table['A' + c] = static_cast<uint8_t>(10 + c);
+  }
+  return table;
 }
+constexpr std::array<uint8_t, 256> kHexValue = MakeHexTable();
 
 std::mt19937_64& ThreadRng() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -92,21 +99,19 @@ std::string FormatUuid(const Uuid& uuid) {
 }
 
 bool ParseUuid(absl::string_view text, Uuid* out) {
-  if (text.size() != 36) return false;
-  size_t j = 0;
-  for (size_t i = 0; i < 36;) {
-    if (i == 8 || i == 13 || i == 18 || i == 23) {
-      if (text[i] != '-') return false;
-      ++i;
-      continue;
-    }
-    const int hi = HexValue(text[i]);
-    const int lo = HexValue(text[i + 1]);
-    if (hi < 0 || lo < 0) return false;
-    (*out)[j++] = static_cast<uint8_t>(hi << 4 | lo);
-    i += 2;
+  if (text.size() != 36 || text[8] != '-' || text[13] != '-' || text[18] != '-' || text[23] != '-') return false;
+  // Table-driven and branch-free per digit: the processor parses two UUIDs per row, and a branch
+  // per (randomly ordered) hex digit cost a quarter of its validator's time in mispredictions.
+  static constexpr uint8_t kPairs[16] = {0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34};
+  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+  uint8_t bad = 0;
+  for (int i = 0; i < 16; ++i) {
+    const uint8_t hi = kHexValue[p[kPairs[i]]];
+    const uint8_t lo = kHexValue[p[kPairs[i] + 1]];
+    bad |= static_cast<uint8_t>(hi | lo);  // any 0xFF sets the high bits
+    (*out)[i] = static_cast<uint8_t>(hi << 4 | (lo & 0x0F));
   }
-  return true;
+  return (bad & 0xF0) == 0;
 }
 
 }  // namespace ecomstream

@@ -1,6 +1,8 @@
 #include "common/uuid.h"
 
+#include <cctype>
 #include <set>
+#include <string>
 
 #include "gtest/gtest.h"
 
@@ -46,6 +48,43 @@ TEST(UuidTest, ParseRoundTripsAndRejectsMalformed) {
   EXPECT_FALSE(ParseUuid("0189abcd-0000-7000-8000-00000000000g", &parsed));
   EXPECT_FALSE(ParseUuid("0189abcd-0000-7000-8000_00000000000f", &parsed));
   EXPECT_FALSE(ParseUuid("'; DROP TABLE events; --xxxxxxxxxxxxx", &parsed));
+}
+
+TEST(UuidTest, ParseRejectsWrongLengthsSeparatorsAndNonHexAnywhere) {
+  Uuid parsed;
+  for (const std::string& text : {std::string("018f3a6e-1b2c-7d3e-8f40-123456789ab"),
+                                  std::string("018f3a6e-1b2c-7d3e-8f40-123456789abcd"),
+                                  std::string("018f3a6e1b2c-7d3e-8f40-123456789abc-"),
+                                  std::string("g18f3a6e-1b2c-7d3e-8f40-123456789abc"),
+                                  std::string("018f3a6e-1b2c-7d3e-8f4-0123456789abc"),
+                                  std::string("{18f3a6e-1b2c-7d3e-8f40-123456789abc"),
+                                  std::string("018f3a6e-1b2c-7d3e-8f40-12345678 abc"),
+                                  std::string("018f3a6e-1b2c-7d3e-8f40-12345678\0abc", 36)}) {
+    EXPECT_FALSE(ParseUuid(text, &parsed)) << text;
+  }
+  ASSERT_TRUE(ParseUuid("ffffffff-ffff-ffff-ffff-ffffffffffff", &parsed));
+  Uuid all_ones;
+  all_ones.fill(0xff);
+  EXPECT_EQ(parsed, all_ones);
+}
+
+TEST(UuidTest, ParseAcceptsExactlyTheHexDigitsInEveryDigitPosition) {
+  const std::string base = "018f3a6e-1b2c-7d3e-8f40-123456789abc";
+  for (size_t pos = 0; pos < base.size(); ++pos) {
+    if (base[pos] == '-') continue;
+    for (int c = 0; c < 256; ++c) {
+      std::string text = base;
+      text[pos] = static_cast<char>(c);
+      const bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+      Uuid parsed;
+      ASSERT_EQ(ParseUuid(text, &parsed), hex) << "position " << pos << " byte " << c;
+      if (hex) {
+        std::string lower = text;
+        for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        EXPECT_EQ(FormatUuid(parsed), lower);
+      }
+    }
+  }
 }
 
 }  // namespace

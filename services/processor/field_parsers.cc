@@ -5,19 +5,6 @@
 namespace ecomstream::processor {
 namespace {
 
-// Hex digit values; 0xFF for anything else.
-constexpr std::array<uint8_t, 256> MakeHexTable() {
-  std::array<uint8_t, 256> table{};
-  for (auto& v : table) v = 0xFF;
-  for (int c = 0; c < 10; ++c) table['0' + c] = static_cast<uint8_t>(c);
-  for (int c = 0; c < 6; ++c) {
-    table['a' + c] = static_cast<uint8_t>(10 + c);
-    table['A' + c] = static_cast<uint8_t>(10 + c);
-  }
-  return table;
-}
-constexpr std::array<uint8_t, 256> kHexValue = MakeHexTable();
-
 inline bool IsSpace(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
 inline bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 
@@ -210,21 +197,6 @@ bool IsValidUtf8(absl::string_view text) {
     i += length;
   }
   return true;
-}
-
-bool ParseUuidFast(absl::string_view text, Uuid* out) {
-  if (text.size() != 36 || text[8] != '-' || text[13] != '-' || text[18] != '-' || text[23] != '-') return false;
-  // Offsets of the 16 byte pairs in the 36-character form.
-  static constexpr uint8_t kPairs[16] = {0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34};
-  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
-  uint8_t bad = 0;
-  for (int i = 0; i < 16; ++i) {
-    const uint8_t hi = kHexValue[p[kPairs[i]]];
-    const uint8_t lo = kHexValue[p[kPairs[i] + 1]];
-    bad |= static_cast<uint8_t>(hi | lo);  // any 0xFF sets the high bits
-    (*out)[i] = static_cast<uint8_t>(hi << 4 | (lo & 0x0F));
-  }
-  return (bad & 0xF0) == 0;
 }
 
 bool FoldEnumName(absl::string_view text, char* buffer, size_t capacity, absl::string_view* out) {

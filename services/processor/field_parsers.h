@@ -43,11 +43,6 @@ size_t Utf8SequenceLength(const unsigned char* p, size_t available, bool* incomp
 // True when `text` is well-formed UTF-8.
 bool IsValidUtf8(absl::string_view text);
 
-// The canonical 8-4-4-4-12 UUID form (either case) into 16 bytes; false on anything else. Same
-// contract as common/uuid.h's ParseUuid, table-driven: hex digits come in random order, and a
-// branch per digit cost a quarter of the row validator's time in mispredictions.
-bool ParseUuidFast(absl::string_view text, Uuid* out);
-
 // Case-folds into `buffer` and maps '-' and ' ' to '_' ("Smart-TV" -> "smart_tv"). Returns false
 // (and leaves the output unspecified) when `text` is longer than `capacity`.
 bool FoldEnumName(absl::string_view text, char* buffer, size_t capacity, absl::string_view* out);

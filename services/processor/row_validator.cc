@@ -156,7 +156,7 @@ void RowValidator::CheckFields() {
   event_id_ok_ = false;
   if (!present) {
     AddIssue(v1::REJECT_REASON_MISSING_REQUIRED, Column::kEventId, v, "a value is required");
-  } else if (!ParseUuidFast(v, &p.event_id)) {
+  } else if (!ParseUuid(v, &p.event_id)) {
     AddIssue(v1::REJECT_REASON_BAD_EVENT_ID, Column::kEventId, v, "not a UUID (8-4-4-4-12 hex)");
   } else {
     event_id_ok_ = true;
@@ -196,7 +196,7 @@ void RowValidator::CheckFields() {
 
   v = Field(Column::kSessionId, &present);
   if (present) {
-    if (ParseUuidFast(v, &p.session_id)) {
+    if (ParseUuid(v, &p.session_id)) {
       p.has_session = true;
     } else {
       AddIssue(v1::REJECT_REASON_BAD_SESSION_ID, Column::kSessionId, v, "not a UUID (8-4-4-4-12 hex)");
