@@ -4,6 +4,7 @@
 #include <memory>
 #include <optional>
 #include <thread>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -66,8 +67,10 @@ class IngestService::WriteStream final : public grpc::ServerBidiReactor<v1::Batc
 
   void OnWriteDone(bool ok) override {
     const v1::Ack* next = nullptr;
+    std::vector<std::unique_ptr<PreparedBatch>> spent;
     {
       absl::MutexLock lock(&mu_);
+      spent.swap(spent_);
       write_outstanding_ = false;
       acks_.pop_front();
       if (!ok) {
@@ -136,6 +139,9 @@ class IngestService::WriteStream final : public grpc::ServerBidiReactor<v1::Batc
           pending_.clear();
         } else {
           acks_.push_back(*std::move(ack));
+          // Freeing a batch (thousands of protobuf strings) takes about a millisecond: a gRPC
+          // thread does it (OnWriteDone), not this one, which goes on to the next transaction.
+          if (next->ok()) spent_.push_back(*std::move(*next));
           if (!write_outstanding_) {
             write_outstanding_ = true;
             write = &acks_.front();
@@ -176,6 +182,7 @@ class IngestService::WriteStream final : public grpc::ServerBidiReactor<v1::Batc
   absl::Mutex mu_;
   std::deque<absl::StatusOr<std::unique_ptr<PreparedBatch>>> pending_ ABSL_GUARDED_BY(mu_);
   std::deque<v1::Ack> acks_ ABSL_GUARDED_BY(mu_);  // front: being written
+  std::vector<std::unique_ptr<PreparedBatch>> spent_ ABSL_GUARDED_BY(mu_);  // committed, to free
   std::optional<grpc::Status> end_ ABSL_GUARDED_BY(mu_);
   bool read_outstanding_ ABSL_GUARDED_BY(mu_) = false;
   bool read_closed_ ABSL_GUARDED_BY(mu_) = false;

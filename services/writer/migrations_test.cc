@@ -11,7 +11,7 @@ using ::testing::HasSubstr;
 TEST(MigrationsTest, EmbedsEverySqlFileInVersionOrder) {
   auto migrations = EmbeddedMigrations();
   ASSERT_TRUE(migrations.ok()) << migrations.status();
-  ASSERT_EQ(migrations->size(), 5u);
+  ASSERT_EQ(migrations->size(), 6u);
   for (size_t i = 0; i < migrations->size(); ++i) {
     EXPECT_EQ((*migrations)[i].version, static_cast<int>(i) + 1) << (*migrations)[i].name;
     EXPECT_FALSE((*migrations)[i].sql.empty());

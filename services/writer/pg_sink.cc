@@ -1,6 +1,7 @@
 #include "services/writer/pg_sink.h"
 
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -18,6 +19,7 @@
 #include "common/uuid.h"
 #include "services/writer/batch_validator.h"
 #include "services/writer/copy_encoder.h"
+#include "services/writer/event_stats.h"
 #include "services/writer/pg_connection.h"
 
 namespace ecomstream::writer {
@@ -38,13 +40,19 @@ constexpr int64_t kTruncateStagingRows = 10'000;
 
 // The writer's joins are index lookups of a batch's rows in events, whatever the planner guesses
 // about the staging table's size (it is never analyzed): no hash or merge join scans events.
-constexpr char kSessionSettings[] = "SET enable_hashjoin = off; SET enable_mergejoin = off";
+// The writer adds what its COPYs insert to event_stats_hourly itself (sql/006_writer_event_stats.sql).
+constexpr char kSessionSettings[] =
+    "SET enable_hashjoin = off; SET enable_mergejoin = off; SET ecomstream.writer_event_stats = on";
 
+// Also the largest stored event id (see UpsertOnce), to save a round trip. The row lock may wait
+// for a concurrent transaction; the id is then as of before the wait, which only means that an
+// id stored meanwhile is not probed: its COPY trips the unique index and the probe runs again.
 constexpr char kLockFile[] = R"sql(
-SELECT state, claimant, claim_token::text, committed_through
-FROM ecomstream.ingest_files
-WHERE file_id = $1
-FOR UPDATE)sql";
+SELECT f.state, f.claimant, f.claim_token::text, f.committed_through,
+       (SELECT e.event_id::text FROM ecomstream.events e ORDER BY e.event_id DESC LIMIT 1)
+FROM ecomstream.ingest_files f
+WHERE f.file_id = $1
+FOR UPDATE OF f)sql";
 
 constexpr char kFindBatch[] = R"sql(
 SELECT last_row, inserted, updated, unchanged, duplicates, dead_lettered, last_batch,
@@ -84,33 +92,44 @@ WHERE e.event_id = s.event_id
        s.event_time, s.user_segment, s.device_type, s.browser, s.geo_country, s.geo_city, s.referrer,
        s.campaign_id))sql";
 
-constexpr char kRecordBatch[] = R"sql(
-INSERT INTO ecomstream.ingest_batches (
-  file_id, first_row, last_row, file_name, last_batch, rows, inserted, updated, unchanged, duplicates,
-  dead_lettered, reason_counts, claimant, file_drop_time, read_time, sent_time, received_at, committed_at,
-  trace_id)
-VALUES ($1, $2::bigint, $3::bigint, $4, $5::boolean, $6::bigint, $7::bigint, $8::bigint, $9::bigint,
-        $10::bigint, $11::bigint, $12::jsonb, $13, to_timestamp(nullif($14::bigint, 0) / 1e6),
-        to_timestamp(nullif($15::bigint, 0) / 1e6), to_timestamp(nullif($16::bigint, 0) / 1e6),
-        to_timestamp($17::bigint / 1e6), clock_timestamp(), nullif($18, ''))
-RETURNING (extract(epoch FROM committed_at) * 1000000)::bigint)sql";
-
-constexpr char kAdvanceFile[] = R"sql(
-UPDATE ecomstream.ingest_files SET
-  committed_through = $2::bigint,
-  batches = batches + 1,
-  rows = rows + $3::bigint,
-  inserted = inserted + $4::bigint,
-  updated = updated + $5::bigint,
-  unchanged = unchanged + $6::bigint,
-  duplicates = duplicates + $7::bigint,
-  dead_lettered = dead_lettered + $8::bigint,
-  lease_expires_at = clock_timestamp() + lease_ms * interval '1 millisecond',
-  state = CASE WHEN $9::boolean THEN 'committed' ELSE state END,
-  committed_at = CASE WHEN $9::boolean THEN clock_timestamp() ELSE committed_at END,
-  total_rows = CASE WHEN $9::boolean THEN $2::bigint ELSE total_rows END,
-  updated_at = now()
-WHERE file_id = $1)sql";
+// One statement: record the batch in the ledger, advance the file (committing it with its last
+// batch) and add the inserted events to event_stats_hourly ($19-$24, event_stats.h). Returns the
+// ledger's commit time.
+constexpr char kFinishBatch[] = R"sql(
+WITH batch AS (
+  INSERT INTO ecomstream.ingest_batches (
+    file_id, first_row, last_row, file_name, last_batch, rows, inserted, updated, unchanged, duplicates,
+    dead_lettered, reason_counts, claimant, file_drop_time, read_time, sent_time, received_at, committed_at,
+    trace_id)
+  VALUES ($1, $2::bigint, $3::bigint, $4, $5::boolean, $6::bigint, $7::bigint, $8::bigint, $9::bigint,
+          $10::bigint, $11::bigint, $12::jsonb, $13, to_timestamp(nullif($14::bigint, 0) / 1e6),
+          to_timestamp(nullif($15::bigint, 0) / 1e6), to_timestamp(nullif($16::bigint, 0) / 1e6),
+          to_timestamp($17::bigint / 1e6), clock_timestamp(), nullif($18, ''))
+  RETURNING committed_at
+), file AS (
+  UPDATE ecomstream.ingest_files SET
+    committed_through = $3::bigint,
+    batches = batches + 1,
+    rows = rows + $6::bigint,
+    inserted = inserted + $7::bigint,
+    updated = updated + $8::bigint,
+    unchanged = unchanged + $9::bigint,
+    duplicates = duplicates + $10::bigint,
+    dead_lettered = dead_lettered + $11::bigint,
+    lease_expires_at = clock_timestamp() + lease_ms * interval '1 millisecond',
+    state = CASE WHEN $5::boolean THEN 'committed' ELSE state END,
+    committed_at = CASE WHEN $5::boolean THEN clock_timestamp() ELSE committed_at END,
+    total_rows = CASE WHEN $5::boolean THEN $3::bigint ELSE total_rows END,
+    updated_at = now()
+  WHERE file_id = $1
+  RETURNING file_id
+)
+SELECT (extract(epoch FROM b.committed_at) * 1000000)::bigint,
+       CASE WHEN cardinality($22::bigint[]) > 0
+            THEN ecomstream.add_event_stats($19::timestamptz[], $20::text[], $21::text[], $22::bigint[],
+                                            $23::bigint[], $24::numeric[])
+            ELSE 0 END
+FROM batch b, file f)sql";
 
 const std::string& CopyEventsSql() {
   static const std::string* sql =
@@ -152,6 +171,7 @@ void EnsureSession(PgConnection& connection) {
 }
 
 struct UpsertOutcome {
+  std::vector<int> inserted_rows;  // indices into events, COPYed into events
   int64_t inserted = 0;
   int64_t updated = 0;
   int64_t unchanged = 0;
@@ -171,9 +191,13 @@ class BatchTransaction {
       return absl::FailedPreconditionError(
           absl::StrCat("file ", batch_.file_id(), " (", batch_.file_name(), ") was never claimed: call ClaimFile"));
     }
-    const pqxx::result ledger = txn.exec_params(kFindBatch, batch_.file_id(), batch_.first_row());
     const std::string state = file[0][0].as<std::string>();
-    if (!ledger.empty()) return Replayed(ledger[0], state);
+    const int64_t committed_through = file[0][3].as<int64_t>();
+    // A batch in the ledger lies within the committed rows (batches commit in row order).
+    if (batch_.first_row() <= committed_through) {
+      const pqxx::result ledger = txn.exec_params(kFindBatch, batch_.file_id(), batch_.first_row());
+      if (!ledger.empty()) return Replayed(ledger[0], state);
+    }
     if (state == "committed") {
       return absl::FailedPreconditionError(absl::StrCat("file ", batch_.file_id(), " is already committed; rows ",
                                                         batch_.first_row(), "-", batch_.last_row(),
@@ -183,13 +207,13 @@ class BatchTransaction {
       return absl::AbortedError(absl::StrCat("lease lost: file ", batch_.file_id(), " is now held by claimant '",
                                              file[0][1].as<std::string>(), "'; claim it again"));
     }
-    const int64_t committed_through = file[0][3].as<int64_t>();
     if (batch_.first_row() != committed_through + 1) {
       return absl::FailedPreconditionError(absl::StrCat("batch rows ", batch_.first_row(), "-", batch_.last_row(),
                                                         " of file ", batch_.file_id(), " do not follow its committed rows 1-",
                                                         committed_through, "; batches must come in row order"));
     }
 
+    largest_from_lock_ = file[0][4].is_null() ? "" : file[0][4].as<std::string>();
     UpsertOutcome upsert;
     if (!events_.empty()) {
       std::vector<int> all(events_.size());
@@ -215,13 +239,13 @@ class BatchTransaction {
     ack.set_dead_lettered(static_cast<int64_t>(dead_letters.size()));
     ack.set_duplicates(batch_.duplicate_rows() + prepared_.duplicate_ids);
     const int64_t rows = batch_.last_row() - batch_.first_row() + 1;
-    const pqxx::row recorded = txn.exec_params1(kRecordBatch, batch_.file_id(), batch_.first_row(), batch_.last_row(), batch_.file_name(),
-                      batch_.last_batch(), rows, ack.inserted(), ack.updated(), ack.unchanged(), ack.duplicates(),
-                      ack.dead_lettered(), ReasonsJson(*reasons), file[0][1].as<std::string>(),
-                      batch_.file_drop_time_us(), batch_.read_time_us(), batch_.sent_time_us(), prepared_.received_us,
-                      prepared_.trace_id);
-    txn.exec_params(kAdvanceFile, batch_.file_id(), batch_.last_row(), rows, ack.inserted(), ack.updated(),
-                      ack.unchanged(), ack.duplicates(), ack.dead_lettered(), batch_.last_batch());
+    const EventStatsArrays stats = InsertedEventStats(events_, upsert.inserted_rows);
+    const pqxx::row recorded = txn.exec_params1(
+        kFinishBatch, batch_.file_id(), batch_.first_row(), batch_.last_row(), batch_.file_name(), batch_.last_batch(),
+        rows, ack.inserted(), ack.updated(), ack.unchanged(), ack.duplicates(), ack.dead_lettered(),
+        ReasonsJson(*reasons), file[0][1].as<std::string>(), batch_.file_drop_time_us(), batch_.read_time_us(),
+        batch_.sent_time_us(), prepared_.received_us, prepared_.trace_id, stats.hours, stats.event_types,
+        stats.categories, stats.events, stats.quantities, stats.revenues);
     txn.commit();
     // The ledger's commit time (taken just before COMMIT), so a replay answers with the same.
     ack.set_commit_time_us(recorded[0].as<int64_t>());
@@ -255,6 +279,8 @@ class BatchTransaction {
         const UpsertOutcome counts = UpsertOnce(savepoint, rows);
         savepoint.commit();
         outcome->inserted += counts.inserted;
+        outcome->inserted_rows.insert(outcome->inserted_rows.end(), counts.inserted_rows.begin(),
+                                      counts.inserted_rows.end());
         outcome->updated += counts.updated;
         outcome->unchanged += counts.unchanged;
         return;
@@ -278,11 +304,15 @@ class BatchTransaction {
     // Event ids are UUIDv7: they grow with time, so most new ids sort above every stored one and
     // cannot be stored. Only ids up to the largest stored id need the probe. (uuid order is byte
     // order. A concurrent insert of a "new" id still trips the unique index: probe again.)
-    std::string largest;
-    if (const pqxx::result top = txn.exec(kLargestEventId); !top.empty()) {
-      Uuid id;
-      if (ParseUuid(top[0][0].c_str(), &id)) largest = std::string(UuidBytes(id));
+    std::string largest_text;
+    if (largest_from_lock_.has_value()) {  // the first probe uses kLockFile's (see there)
+      largest_text = *std::move(largest_from_lock_);
+      largest_from_lock_.reset();
+    } else if (const pqxx::result top = txn.exec(kLargestEventId); !top.empty()) {
+      largest_text = top[0][0].as<std::string>();
     }
+    std::string largest;  // 16 bytes, "" when events is empty
+    if (Uuid id; !largest_text.empty() && ParseUuid(largest_text.c_str(), &id)) largest = std::string(UuidBytes(id));
     std::string ids = "{";
     for (int row : rows) {
       const std::string& event_id = events_[row]->event_id();
@@ -307,6 +337,7 @@ class BatchTransaction {
     if (!fresh.empty()) {
       connection_->CopyIn(txn, CopyEventsSql(), prepared_.encoded.Payload(fresh));
       counts.inserted = static_cast<int64_t>(fresh.size());
+      counts.inserted_rows = std::move(fresh);
     }
     if (!known.empty()) {
       if (connection_->staged_rows > kTruncateStagingRows) {
@@ -360,6 +391,7 @@ class BatchTransaction {
   const PreparedBatch& prepared_;
   const v1::Batch& batch_;
   const std::vector<const v1::Event*>& events_;
+  std::optional<std::string> largest_from_lock_;  // the largest stored event id as text, "" = none
 };
 
 }  // namespace

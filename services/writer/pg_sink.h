@@ -13,8 +13,9 @@
 // identical event is "unchanged" and only a different one is "updated". (This is the
 // INSERT ... ON CONFLICT DO UPDATE ... WHERE IS DISTINCT FROM upsert split by the probe: each side
 // takes the cheaper path - COPY's bulk insert, and a plain UPDATE at half the cost of ON
-// CONFLICT's speculative insertion.) Statement triggers on events keep event_stats_hourly exact
-// (sql/002_event_stats.sql). If a concurrent writer inserts one of the new ids first, the unique
+// CONFLICT's speculative insertion.) event_stats_hourly stays exact: the update trigger of
+// sql/002_event_stats.sql applies the UPDATE, and the rows the COPY inserted are summed here
+// (event_stats.h) and added with the ledger row (sql/006_writer_event_stats.sql). If a concurrent writer inserts one of the new ids first, the unique
 // violation rolls back to a savepoint and the probe runs again. If the database rejects a row (a
 // constraint the processor missed, class 22/23), the rows are bisected under savepoints and only
 // the offending ones become dead letters with reason database_rejected and the server's message.

@@ -254,6 +254,9 @@ TEST_F(PgSinkTest, EventStatsEqualAFreshGroupByAfterRandomInsertsUpdatesReplaysA
           if (rng() % 3 == 0) event.clear_quantity();
           event.set_total_amount_cents(event.price_cents() * (event.has_quantity() ? event.quantity() : 1));
         }
+        // Now and then minutes into the hour, or a row only the database rejects (bisected out).
+        if (rng() % 4 == 0) event.set_event_time_us(event.event_time_us() + static_cast<int64_t>(rng() % 3600) * 1'000'000);
+        if (rng() % 15 == 0) event.set_geo_country("zz");
         events.push_back(event);
       }
       std::vector<v1::DeadLetter> dead_letters;
@@ -284,6 +287,28 @@ TEST_F(PgSinkTest, EventStatsEqualAFreshGroupByAfterRandomInsertsUpdatesReplaysA
   EXPECT_EQ(Sql("SELECT sum(dead_lettered) = (SELECT count(*) FROM ecomstream.dead_letter_events) "
                 "FROM ecomstream.ingest_batches"),
             "t");
+}
+
+TEST_F(PgSinkTest, InsertsByAnotherSessionStillGoThroughTheStatsTrigger) {
+  const TestFile file = Claim("mixed.csv");
+  WriteOk(MakeBatch(file, 1, {MakeEvent(1), MakeEvent(2)}));
+  // The owner inserts by hand, without the writer's session setting: the insert trigger counts it.
+  Sql("INSERT INTO ecomstream.events (event_id, user_id, event_type, category, quantity, total_amount, event_time, "
+      "schema_version) VALUES ('019b7000-0000-7000-8000-000000000001', 7, 'purchase', 'books', 3, 12.34, "
+      "'2026-01-01 05:30:00+00', 3)");
+  EXPECT_EQ(Sql("SELECT events, quantity, revenue FROM ecomstream.event_stats_hourly "
+                "WHERE hour = '2026-01-01 05:00:00+00' AND category = 'books'"),
+            "1|3|12.34");
+  WriteOk(MakeBatch(file, 3, {MakeEvent(3)}, {}, 0, true));
+  EXPECT_EQ(StatsDrift(), "");
+}
+
+TEST_F(PgSinkTest, AddEventStatsRefusesCountsThatAreNotPositive) {
+  auto result = testing::SqlAs(
+      writer_dsn_, "SELECT ecomstream.add_event_stats('{2026-01-01 00:00:00+00}', '{view}', '{NULL}', '{0}', '{0}', '{0}')");
+  EXPECT_FALSE(result.ok());
+  EXPECT_THAT(result.status().ToString(), HasSubstr("every count must be positive"));
+  EXPECT_EQ(Sql("SELECT count(*) FROM ecomstream.event_stats_hourly"), "0");
 }
 
 TEST_F(PgSinkTest, LastBatchCommitsTheFile) {
