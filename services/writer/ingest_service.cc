@@ -105,24 +105,75 @@ class IngestService::WriteStream final : public grpc::ServerBidiReactor<v1::Batc
   }
 
  private:
+  // The batch after the one committing, begun on a helper thread (PgSink::Begin: its new events
+  // are inserted while this one locks its file and commits). Commit thread only.
+  struct Ahead {
+    std::unique_ptr<PreparedBatch> batch;
+    PgSink::BegunPtr begun;
+    std::thread thread;  // running Begin
+  };
+
+  // Takes the next batch from pending_ (starting another read if there is room). mu_ held.
+  absl::StatusOr<std::unique_ptr<PreparedBatch>> PopPending(bool* read_more) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    absl::StatusOr<std::unique_ptr<PreparedBatch>> next = std::move(pending_.front());
+    pending_.pop_front();
+    if (!read_outstanding_ && !read_closed_ && pending_.size() < kReadAhead) read_outstanding_ = *read_more = true;
+    return next;
+  }
+
   void CommitLoop() {
+    std::unique_ptr<Ahead> ahead;
     while (true) {
       std::optional<absl::StatusOr<std::unique_ptr<PreparedBatch>>> next;
+      PgSink::BegunPtr begun;
       bool read_more = false;
+      if (ahead != nullptr) {
+        if (ahead->thread.joinable()) ahead->thread.join();  // before_rerun may have joined it
+        next = std::move(ahead->batch);
+        begun = std::move(ahead->begun);
+        ahead.reset();
+      }
       {
         absl::MutexLock lock(&mu_);
-        auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-          return end_.has_value() || !pending_.empty() || (read_closed_ && !read_outstanding_);
-        };
-        mu_.Await(absl::Condition(&ready));
-        if (end_.has_value() || pending_.empty()) break;  // ended, or the client is done
-        next = std::move(pending_.front());
-        pending_.pop_front();
+        ahead_ = false;
+        if (!next.has_value()) {
+          auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+            return end_.has_value() || !pending_.empty() || (read_closed_ && !read_outstanding_);
+          };
+          mu_.Await(absl::Condition(&ready));
+          if (end_.has_value() || pending_.empty()) break;  // ended, or the client is done
+          next = PopPending(&read_more);
+        } else if (end_.has_value()) {
+          break;  // rolls back `begun`
+        }
         committing_ = true;
-        if (!read_outstanding_ && !read_closed_ && pending_.size() < kReadAhead) read_outstanding_ = read_more = true;
       }
       if (read_more) StartRead(&incoming_);
-      absl::StatusOr<v1::Ack> ack = next->ok() ? service_->sink_->Commit(***next) : next->status();
+      read_more = false;
+      absl::StatusOr<v1::Ack> ack = absl::InternalError("not committed");
+      if (!next->ok()) {
+        ack = next->status();
+      } else {
+        const PreparedBatch& batch = ***next;
+        if (begun == nullptr) begun = service_->sink_->Begin(batch);
+        if (begun != nullptr) {  // this batch's new events are in: the next one may begin
+          absl::MutexLock lock(&mu_);
+          if (!end_.has_value() && !pending_.empty() && pending_.front().ok()) {
+            ahead = std::make_unique<Ahead>();
+            ahead->batch = *PopPending(&read_more);
+            ahead_ = true;
+          }
+        }
+        if (read_more) StartRead(&incoming_);
+        if (ahead != nullptr) {
+          ahead->thread = std::thread([sink = service_->sink_, a = ahead.get()] { a->begun = sink->Begin(*a->batch); });
+        }
+        ack = service_->sink_->Commit(batch, std::move(begun), [&ahead] {
+          // This batch runs again, and could wait for the new rows of the one begun after it.
+          if (ahead != nullptr && ahead->thread.joinable()) ahead->thread.join();
+          if (ahead != nullptr) ahead->begun.reset();
+        });
+      }
       if (!ack.ok()) {
         const v1::Batch* batch = next->ok() ? (**next)->batch.get() : nullptr;
         ECOMSTREAM_LOG_(FailureLevel(ack.status()), "Batch failed; ending the stream")
@@ -151,7 +202,7 @@ class IngestService::WriteStream final : public grpc::ServerBidiReactor<v1::Batc
       if (write != nullptr) StartWrite(write);
       MaybeFinish();
     }
-    MaybeFinish();
+    MaybeFinish();  // (each iteration takes `ahead` first, so there is none left here)
     {
       absl::MutexLock lock(&mu_);
       auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return done_; };
@@ -168,7 +219,7 @@ class IngestService::WriteStream final : public grpc::ServerBidiReactor<v1::Batc
     grpc::Status status;
     {
       absl::MutexLock lock(&mu_);
-      if (finish_called_ || committing_ || write_outstanding_ || !acks_.empty()) return;
+      if (finish_called_ || committing_ || ahead_ || write_outstanding_ || !acks_.empty()) return;
       if (!end_.has_value() && !(read_closed_ && !read_outstanding_ && pending_.empty())) return;
       finish_called_ = true;
       status = end_.value_or(grpc::Status::OK);
@@ -188,6 +239,7 @@ class IngestService::WriteStream final : public grpc::ServerBidiReactor<v1::Batc
   bool read_closed_ ABSL_GUARDED_BY(mu_) = false;
   bool write_outstanding_ ABSL_GUARDED_BY(mu_) = false;
   bool committing_ ABSL_GUARDED_BY(mu_) = false;
+  bool ahead_ ABSL_GUARDED_BY(mu_) = false;  // the commit thread holds a batch begun ahead
   bool finish_called_ ABSL_GUARDED_BY(mu_) = false;
   bool done_ ABSL_GUARDED_BY(mu_) = false;
 };

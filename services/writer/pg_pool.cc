@@ -106,6 +106,10 @@ absl::StatusOr<PgPool::Lease> PgPool::Acquire() {
     }
     ++open_;
   }
+  return OpenSession(generation);
+}
+
+absl::StatusOr<PgPool::Lease> PgPool::OpenSession(uint64_t generation) {
   auto connection = Connect();
   if (!connection.ok()) {
     {
@@ -116,6 +120,24 @@ absl::StatusOr<PgPool::Lease> PgPool::Acquire() {
     return absl::UnavailableError(absl::StrCat("database unavailable: ", connection.status().message()));
   }
   return Lease(this, std::move(connection).value(), generation);
+}
+
+std::optional<PgPool::Lease> PgPool::TryAcquire() {
+  uint64_t generation = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!healthy_ || (idle_.empty() && open_ >= options_.max_connections)) return std::nullopt;
+    generation = generation_;
+    if (!idle_.empty()) {
+      std::unique_ptr<PgConnection> connection = std::move(idle_.back());
+      idle_.pop_back();
+      return Lease(this, std::move(connection), generation);
+    }
+    ++open_;
+  }
+  absl::StatusOr<Lease> lease = OpenSession(generation);
+  if (!lease.ok()) return std::nullopt;
+  return *std::move(lease);
 }
 
 void PgPool::Return(std::unique_ptr<PgConnection> connection, uint64_t generation, bool broken) {

@@ -12,6 +12,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -73,6 +74,10 @@ class PgPool {
   // kUnavailable while the database is unhealthy (the message says why), or when every session
   // stayed busy for `acquire_timeout`.
   absl::StatusOr<Lease> Acquire();
+  // An idle session, or a new one if the pool is below max_connections; never waits for a busy
+  // session to come back. nullopt when none is to be had or the database is unhealthy. For
+  // work that may be skipped (pg_sink's Begin), so that it can never starve Acquire.
+  std::optional<Lease> TryAcquire();
 
   bool healthy() const;
   // Why the database is unhealthy (OK while healthy).
@@ -81,6 +86,8 @@ class PgPool {
  private:
   // Opens a session and checks the schema version.
   absl::StatusOr<std::unique_ptr<PgConnection>> Connect() const;
+  // Connect() for a slot already counted in open_ (given back if it fails).
+  absl::StatusOr<Lease> OpenSession(uint64_t generation);
   void Return(std::unique_ptr<PgConnection> connection, uint64_t generation, bool broken);
   void SetHealth(bool healthy, const absl::Status& why);
   // Drops every idle session (a newer generation starts) and wakes the monitor.

@@ -184,8 +184,20 @@ class BatchTransaction {
   BatchTransaction(PgConnection* connection, const PreparedBatch& prepared)
       : connection_(connection), prepared_(prepared), batch_(*prepared.batch), events_(prepared.events) {}
 
-  absl::StatusOr<v1::Ack> Run(std::map<std::string, int64_t>* reasons) {
-    pqxx::work txn(*connection_);
+  // The first part of the fast path (PgSink::Begin): probes every event id and COPYs the new
+  // events, without the file lock and without a savepoint (any failure aborts the transaction,
+  // and the batch runs again the careful way).
+  void InsertNew(pqxx::work& txn) {
+    Split split = Probe(txn, AllRows());
+    Insert(txn, std::move(split.fresh), &ahead_);
+    known_ = std::move(split.known);
+    inserted_ahead_ = true;
+  }
+
+  // The transaction, after InsertNew or from the start; commits it unless it returns an error
+  // or a replay. After InsertNew only the stored ids are left, updated without a savepoint;
+  // otherwise the events are upserted under savepoints, bisecting rows the database rejects.
+  absl::StatusOr<v1::Ack> Run(pqxx::work& txn, std::map<std::string, int64_t>* reasons) {
     const pqxx::result file = txn.exec_params(kLockFile, batch_.file_id());
     if (file.empty()) {
       return absl::FailedPreconditionError(
@@ -215,10 +227,11 @@ class BatchTransaction {
 
     largest_from_lock_ = file[0][4].is_null() ? "" : file[0][4].as<std::string>();
     UpsertOutcome upsert;
-    if (!events_.empty()) {
-      std::vector<int> all(events_.size());
-      for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int>(i);
-      Upsert(txn, all, &upsert);
+    if (inserted_ahead_) {
+      upsert = std::move(ahead_);
+      Update(txn, known_, &upsert);
+    } else if (!events_.empty()) {
+      Upsert(txn, AllRows(), &upsert);
     }
 
     std::vector<std::string> rejected_raw;
@@ -300,7 +313,26 @@ class BatchTransaction {
     }
   }
 
+  std::vector<int> AllRows() const {
+    std::vector<int> all(events_.size());
+    for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int>(i);
+    return all;
+  }
+
   UpsertOutcome UpsertOnce(pqxx::transaction_base& txn, const std::vector<int>& rows) {
+    Split split = Probe(txn, rows);
+    UpsertOutcome counts;
+    Insert(txn, std::move(split.fresh), &counts);
+    Update(txn, split.known, &counts);
+    return counts;
+  }
+
+  struct Split {
+    std::vector<int> fresh;  // ids not stored
+    std::vector<int> known;  // stored ids, now row-locked
+  };
+
+  Split Probe(pqxx::transaction_base& txn, const std::vector<int>& rows) {
     // Event ids are UUIDv7: they grow with time, so most new ids sort above every stored one and
     // cannot be stored. Only ids up to the largest stored id need the probe. (uuid order is byte
     // order. A concurrent insert of a "new" id still trips the unique index: probe again.)
@@ -328,28 +360,32 @@ class BatchTransaction {
         if (ParseUuid(row[0].c_str(), &id)) stored.insert(std::string(UuidBytes(id)));
       }
     }
-    std::vector<int> fresh;
-    std::vector<int> known;
-    fresh.reserve(rows.size() - stored.size());
-    for (int row : rows) (stored.contains(events_[row]->event_id()) ? known : fresh).push_back(row);
+    Split split;
+    split.fresh.reserve(rows.size() - stored.size());
+    for (int row : rows) (stored.contains(events_[row]->event_id()) ? split.known : split.fresh).push_back(row);
+    return split;
+  }
 
-    UpsertOutcome counts;
-    if (!fresh.empty()) {
-      connection_->CopyIn(txn, CopyEventsSql(), prepared_.encoded.Payload(fresh));
-      counts.inserted = static_cast<int64_t>(fresh.size());
-      counts.inserted_rows = std::move(fresh);
+  // COPYs the new events straight into events.
+  void Insert(pqxx::transaction_base& txn, std::vector<int> fresh, UpsertOutcome* counts) {
+    if (fresh.empty()) return;
+    connection_->CopyIn(txn, CopyEventsSql(), prepared_.encoded.Payload(fresh));
+    counts->inserted += static_cast<int64_t>(fresh.size());
+    counts->inserted_rows.insert(counts->inserted_rows.end(), fresh.begin(), fresh.end());
+  }
+
+  // Applies the stored events whose content differs, through the staging table.
+  void Update(pqxx::transaction_base& txn, const std::vector<int>& known, UpsertOutcome* counts) {
+    if (known.empty()) return;
+    if (connection_->staged_rows > kTruncateStagingRows) {
+      txn.exec(kTruncateStaging);
+      connection_->staged_rows = 0;
     }
-    if (!known.empty()) {
-      if (connection_->staged_rows > kTruncateStagingRows) {
-        txn.exec(kTruncateStaging);
-        connection_->staged_rows = 0;
-      }
-      connection_->CopyIn(txn, CopyStagingSql(), prepared_.encoded.Payload(known));
-      connection_->staged_rows += static_cast<int64_t>(known.size());
-      counts.updated = static_cast<int64_t>(txn.exec(kUpdateStaged).affected_rows());
-      counts.unchanged = static_cast<int64_t>(known.size()) - counts.updated;
-    }
-    return counts;
+    connection_->CopyIn(txn, CopyStagingSql(), prepared_.encoded.Payload(known));
+    connection_->staged_rows += static_cast<int64_t>(known.size());
+    const auto updated = static_cast<int64_t>(txn.exec(kUpdateStaged).affected_rows());
+    counts->updated += updated;
+    counts->unchanged += static_cast<int64_t>(known.size()) - updated;
   }
 
   // The processor's dead letters plus the rows the database rejected, and their reason counts.
@@ -392,6 +428,9 @@ class BatchTransaction {
   const v1::Batch& batch_;
   const std::vector<const v1::Event*>& events_;
   std::optional<std::string> largest_from_lock_;  // the largest stored event id as text, "" = none
+  bool inserted_ahead_ = false;                   // InsertNew ran: ahead_ and known_ are set
+  UpsertOutcome ahead_;
+  std::vector<int> known_;
 };
 
 }  // namespace
@@ -428,18 +467,86 @@ absl::StatusOr<std::unique_ptr<PreparedBatch>> PgSink::Prepare(v1::Batch batch) 
 
 absl::StatusOr<v1::Ack> PgSink::Write(const v1::Batch& batch) {
   ASSIGN_OR_RETURN(std::unique_ptr<PreparedBatch> prepared, Prepare(batch));
-  return Commit(*prepared);
+  return Commit(*prepared, Begin(*prepared), [] {});
 }
 
-absl::StatusOr<v1::Ack> PgSink::Commit(const PreparedBatch& prepared) {
-  const v1::Batch& batch = *prepared.batch;
-  // batch.write continues the processor's batch.send span; db.commit is each transaction.
-  tracing::Span span = tracer_->StartSpan("batch.write", tracing::SpanKind::kServer,
-                                          tracing::TraceContext::FromTraceparentOrInvalid(batch.traceparent()));
+// The spans of one Commit: batch.write continues the processor's batch.send span.
+tracing::Span StartBatchWriteSpan(const tracing::Tracer& tracer, const v1::Batch& batch) {
+  tracing::Span span = tracer.StartSpan("batch.write", tracing::SpanKind::kServer,
+                                        tracing::TraceContext::FromTraceparentOrInvalid(batch.traceparent()));
   span.SetAttribute("file.name", batch.file_name());
   span.SetAttribute("batch.first_row", batch.first_row());
   span.SetAttribute("batch.last_row", batch.last_row());
-  absl::StatusOr<v1::Ack> ack = CommitWithRetries(prepared, span);
+  return span;
+}
+
+// db.commit: one per transaction.
+tracing::Span StartDbCommitSpan(const tracing::Tracer& tracer, const tracing::Span& parent, int attempt) {
+  tracing::Span span = tracer.StartSpan("db.commit", tracing::SpanKind::kClient, parent.context());
+  span.SetAttribute("db.system", "postgresql");
+  span.SetAttribute("attempt", attempt);
+  return span;
+}
+
+class PgSink::Begun {
+ public:
+  Begun(PgPool::Lease lease, const PreparedBatch& prepared, const tracing::Tracer& tracer)
+      : lease(std::move(lease)),
+        started_us(MonotonicMicros()),
+        write_span(StartBatchWriteSpan(tracer, *prepared.batch)),
+        commit_span(StartDbCommitSpan(tracer, write_span, 1)),
+        transaction(&*this->lease, prepared) {}
+  ~Begun() {
+    txn.reset();  // rolls back unless committed
+    if (!lease->is_open()) lease.MarkBroken();
+  }
+
+  PgPool::Lease lease;
+  const int64_t started_us;
+  tracing::Span write_span;
+  tracing::Span commit_span;
+  BatchTransaction transaction;
+  std::unique_ptr<pqxx::work> txn;
+};
+
+void PgSink::BegunDeleter::operator()(Begun* begun) const { delete begun; }
+
+PgSink::BegunPtr PgSink::Begin(const PreparedBatch& prepared) {
+  std::optional<PgPool::Lease> lease = pool_->TryAcquire();
+  if (!lease.has_value()) return nullptr;
+  BegunPtr begun(new Begun(*std::move(lease), prepared, *tracer_));
+  try {
+    EnsureSession(*begun->lease);
+    begun->txn = std::make_unique<pqxx::work>(*begun->lease);
+    begun->transaction.InsertNew(*begun->txn);
+  } catch (const std::exception& e) {
+    return nullptr;  // rolled back; whatever it was, Commit's whole transaction will tell
+  }
+  return begun;
+}
+
+absl::StatusOr<v1::Ack> PgSink::Commit(const PreparedBatch& prepared, BegunPtr begun,
+                                       absl::FunctionRef<void()> before_rerun) {
+  const v1::Batch& batch = *prepared.batch;
+  tracing::Span span;
+  std::optional<absl::StatusOr<v1::Ack>> finished;
+  int next_attempt = 1;
+  if (begun != nullptr) {
+    std::map<std::string, int64_t> reasons;
+    finished = Finish(*begun, &reasons);
+    begun->commit_span.SetStatus(finished.has_value() ? finished->status() : absl::AbortedError("run again"));
+    if (finished.has_value() && finished->ok()) RecordCommitted(prepared, **finished, reasons, begun->started_us);
+    span = std::move(begun->write_span);
+    begun.reset();
+    next_attempt = 2;
+  } else {
+    span = StartBatchWriteSpan(*tracer_, batch);
+  }
+  if (!finished.has_value()) {
+    before_rerun();
+    finished = CommitWithRetries(prepared, span, next_attempt);
+  }
+  absl::StatusOr<v1::Ack>& ack = *finished;
   span.SetStatus(ack.status());
   if (ack.ok()) {
     span.SetAttribute("rows.inserted", ack->inserted());
@@ -449,30 +556,47 @@ absl::StatusOr<v1::Ack> PgSink::Commit(const PreparedBatch& prepared) {
   } else {
     metrics_->RecordBatchFailure(ack.status().code());
   }
-  return ack;
+  return std::move(ack);
 }
 
-absl::StatusOr<v1::Ack> PgSink::CommitWithRetries(const PreparedBatch& prepared, const tracing::Span& parent) {
+std::optional<absl::StatusOr<v1::Ack>> PgSink::Finish(Begun& begun, std::map<std::string, int64_t>* reasons) {
+  try {
+    return begun.transaction.Run(*begun.txn, reasons);
+  } catch (const std::exception& e) {
+    const absl::Status status = StatusFromPgException(e);
+    // A row the database rejects or a concurrent insert (bisected or probed again under
+    // savepoints), a deadlock or a lost session: the careful transaction sorts it out.
+    if (IsDataError(SqlState(e)) || absl::IsUnavailable(status)) return std::nullopt;
+    return status;
+  }
+}
+
+void PgSink::RecordCommitted(const PreparedBatch& prepared, const v1::Ack& ack,
+                             const std::map<std::string, int64_t>& reasons, int64_t started_us) {
+  metrics_->RecordBatch(ack, reasons, static_cast<double>(MonotonicMicros() - started_us) / 1e6,
+                        prepared.batch->file_drop_time_us());
+}
+
+absl::StatusOr<v1::Ack> PgSink::CommitWithRetries(const PreparedBatch& prepared, const tracing::Span& parent,
+                                                  int first_attempt) {
   absl::Status status;
-  for (int attempt = 1; attempt <= options_.max_attempts; ++attempt) {
+  for (int attempt = first_attempt; attempt <= options_.max_attempts; ++attempt) {
     auto lease = pool_->Acquire();
     if (!lease.ok()) return lease.status();
-    tracing::Span commit = tracer_->StartSpan("db.commit", tracing::SpanKind::kClient, parent.context());
-    commit.SetAttribute("db.system", "postgresql");
-    commit.SetAttribute("attempt", attempt);
+    tracing::Span commit = StartDbCommitSpan(*tracer_, parent, attempt);
     std::map<std::string, int64_t> reasons;
     const int64_t started_us = MonotonicMicros();
     absl::StatusOr<v1::Ack> ack;
     try {
       EnsureSession(**lease);
-      ack = BatchTransaction(&**lease, prepared).Run(&reasons);
+      pqxx::work txn(**lease);
+      ack = BatchTransaction(&**lease, prepared).Run(txn, &reasons);
     } catch (const std::exception& e) {
       ack = StatusFromPgException(e);
     }
     commit.SetStatus(ack.status());
     if (ack.ok()) {
-      metrics_->RecordBatch(*ack, reasons, static_cast<double>(MonotonicMicros() - started_us) / 1e6,
-                            prepared.batch->file_drop_time_us());
+      RecordCommitted(prepared, *ack, reasons, started_us);
       return ack;
     }
     status = ack.status();

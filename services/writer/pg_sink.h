@@ -21,14 +21,28 @@
 // the offending ones become dead letters with reason database_rejected and the server's message.
 // (One transaction per batch: sharing one among consecutive batches was measured slower.)
 //
+// A stream overlaps consecutive batches (Begin): while batch N locks its file and commits on one
+// session, batch N+1's transaction probes and COPYs its new events on another, without the file
+// lock; it then waits for the lock as any transaction would, and checks order, claim and ledger
+// under it. That part runs without savepoints; if it fails (a row the database rejects, a
+// concurrent insert of a new id, a lost session) the transaction is rolled back and run again
+// the careful way. Why this cannot deadlock: a batch is begun only once the previous batch's
+// new events are in, and a begun batch holds no lock the previous one's commit needs (it locks
+// stored ids the previous batch also locks only after that one commits, and it inserts only ids
+// stored nowhere); the one exception, the previous batch running again, rolls back the begun
+// batch first (Commit's before_rerun).
+//
 // Thread-safe: each Write borrows its own session from the pool.
 #ifndef ECOMSTREAM_SERVICES_WRITER_PG_SINK_H_
 #define ECOMSTREAM_SERVICES_WRITER_PG_SINK_H_
 
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "common/tracer.h"
 #include "ecomstream/v1/ingest.pb.h"
@@ -71,14 +85,34 @@ class PgSink {
   //   kPermissionDenied    the login lacks a grant (see sql/004_roles.sql)
   absl::StatusOr<v1::Ack> Write(const v1::Batch& batch);
 
-  // Write in two steps, so a stream can prepare its next batch while this one commits.
+  // Write in steps, so a stream can prepare its next batch, and begin it, while one commits:
+  // Write(batch) is Commit(*prepared, Begin(*prepared), [] {}) with prepared = Prepare(batch).
   // Prepare: kInvalidArgument for a malformed batch; no database access. Thread-safe.
   absl::StatusOr<std::unique_ptr<PreparedBatch>> Prepare(v1::Batch batch) const;
-  // Commit: the other codes of Write.
-  absl::StatusOr<v1::Ack> Commit(const PreparedBatch& prepared);
+
+  // A batch's transaction begun ahead of its Commit: its new events are inserted, its file is
+  // not locked yet. Destroying it rolls the transaction back.
+  class Begun;
+  struct BegunDeleter {
+    void operator()(Begun* begun) const;
+  };
+  using BegunPtr = std::unique_ptr<Begun, BegunDeleter>;
+  // Begins `prepared`'s transaction on an idle session; nullptr if none is idle or the insert
+  // failed (Commit then runs the whole transaction). Never waits for a session. `prepared` must
+  // outlive the result.
+  BegunPtr Begin(const PreparedBatch& prepared);
+  // Commits `prepared` (the other codes of Write), finishing `begun` (from Begin(prepared)) if
+  // given. If the begun transaction cannot be finished it is rolled back, `before_rerun` is
+  // called, and the whole transaction runs again.
+  absl::StatusOr<v1::Ack> Commit(const PreparedBatch& prepared, BegunPtr begun, absl::FunctionRef<void()> before_rerun);
 
  private:
-  absl::StatusOr<v1::Ack> CommitWithRetries(const PreparedBatch& prepared, const tracing::Span& parent);
+  // Finishes `begun`; nullopt if it must run again.
+  std::optional<absl::StatusOr<v1::Ack>> Finish(Begun& begun, std::map<std::string, int64_t>* reasons);
+  absl::StatusOr<v1::Ack> CommitWithRetries(const PreparedBatch& prepared, const tracing::Span& parent,
+                                            int first_attempt);
+  void RecordCommitted(const PreparedBatch& prepared, const v1::Ack& ack, const std::map<std::string, int64_t>& reasons,
+                       int64_t started_us);
 
   PgPool* pool_;
   WriterMetrics* metrics_;

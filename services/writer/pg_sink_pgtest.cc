@@ -6,11 +6,13 @@
 
 #include <limits>
 #include <random>
+#include <thread>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "common/time_util.h"
 #include "common/uuid.h"
 #include "services/writer/testing/writer_testing.h"
@@ -309,6 +311,104 @@ TEST_F(PgSinkTest, AddEventStatsRefusesCountsThatAreNotPositive) {
   EXPECT_FALSE(result.ok());
   EXPECT_THAT(result.status().ToString(), HasSubstr("every count must be positive"));
   EXPECT_EQ(Sql("SELECT count(*) FROM ecomstream.event_stats_hourly"), "0");
+}
+
+// The next batch of a stream begins (inserts its new events) while this one is not committed.
+// A new id in both waits for this one's commit, then trips the unique index: Begin gives up and
+// the batch commits the careful way, its later row of the id winning.
+TEST_F(PgSinkTest, BatchBegunAheadWaitsForTheOneBeforeAndItsLaterRowOfASharedIdWins) {
+  const TestFile file = Claim("ahead.csv");
+  v1::Event shared = MakeEvent(1);
+  auto first = sink_->Prepare(MakeBatch(file, 1, {shared, MakeEvent(2)}));
+  shared.set_quantity(9);
+  shared.set_total_amount_cents(shared.price_cents() * 9);
+  auto second = sink_->Prepare(MakeBatch(file, 3, {shared, MakeEvent(3)}, {}, 0, true));
+  ASSERT_TRUE(first.ok() && second.ok());
+  PgSink::BegunPtr first_begun = sink_->Begin(**first);
+  ASSERT_NE(first_begun, nullptr);
+  absl::Notification second_begun_done;
+  PgSink::BegunPtr second_begun;
+  std::thread ahead([&] {
+    second_begun = sink_->Begin(**second);
+    second_begun_done.Notify();
+  });
+  EXPECT_FALSE(second_begun_done.WaitForNotificationWithTimeout(absl::Milliseconds(300)))
+      << "the second batch's insert of the shared id must wait for the first batch";
+  int reruns = 0;
+  auto first_ack = sink_->Commit(**first, std::move(first_begun), [&] { ++reruns; });
+  ahead.join();
+  ASSERT_TRUE(first_ack.ok()) << first_ack.status();
+  EXPECT_EQ(first_ack->inserted(), 2);
+  EXPECT_EQ(second_begun, nullptr) << "the shared id is stored now: Begin gave up";
+  auto second_ack = sink_->Commit(**second, std::move(second_begun), [&] { ++reruns; });
+  ASSERT_TRUE(second_ack.ok()) << second_ack.status();
+  EXPECT_EQ(second_ack->inserted(), 1);
+  EXPECT_EQ(second_ack->updated(), 1);
+  EXPECT_EQ(reruns, 1) << "without a begun transaction Commit runs the whole one";
+  EXPECT_EQ(Sql("SELECT string_agg(user_id || ':' || quantity, ',' ORDER BY user_id) FROM ecomstream.events"),
+            absl::StrCat(MakeEvent(1).user_id(), ":9,", MakeEvent(2).user_id(), ":", MakeEvent(2).quantity(), ",",
+                         MakeEvent(3).user_id(), ":", MakeEvent(3).quantity()));
+  EXPECT_EQ(Sql("SELECT state, committed_through FROM ecomstream.ingest_files"), "committed|4");
+  EXPECT_EQ(StatsDrift(), "");
+}
+
+TEST_F(PgSinkTest, BegunBatchWhoseLeaseIsLostCommitsNothing) {
+  TestFile file = Claim("begun-stolen.csv", "processor-a", /*lease_ms=*/1);
+  WriteOk(MakeBatch(file, 1, {MakeEvent(1)}));
+  auto prepared = sink_->Prepare(MakeBatch(file, 2, {MakeEvent(2), MakeEvent(3)}));
+  ASSERT_TRUE(prepared.ok());
+  PgSink::BegunPtr begun = sink_->Begin(**prepared);
+  ASSERT_NE(begun, nullptr);
+  absl::SleepFor(absl::Milliseconds(20));
+  // The claim goes through while the begun batch is open: it holds no lock on the file's row.
+  auto taken = ledger_->Claim(testing::MakeClaimRequest(file.name, "processor-b"));
+  ASSERT_TRUE(taken.ok()) << taken.status();
+  EXPECT_EQ(taken->outcome(), v1::ClaimFileResponse::OUTCOME_RESUME);
+  auto ack = sink_->Commit(**prepared, std::move(begun), [] {});
+  EXPECT_EQ(ack.status().code(), absl::StatusCode::kAborted) << ack.status();
+  EXPECT_EQ(EventCount(), "1") << "the begun inserts were rolled back";
+  EXPECT_EQ(StatsDrift(), "");
+}
+
+TEST_F(PgSinkTest, BegunBatchUpdatingAStoredEventToARejectedValueRunsAgainOnceAndDeadLettersOnlyIt) {
+  const TestFile file = Claim("begun-rejected.csv");
+  WriteOk(MakeBatch(file, 1, {MakeEvent(1)}));
+  v1::Event bad = MakeEvent(1);
+  bad.set_geo_country("zz");  // only the UPDATE of the stored row meets the CHECK
+  auto prepared = sink_->Prepare(MakeBatch(file, 2, {bad, MakeEvent(2)}, {}, 0, true));
+  ASSERT_TRUE(prepared.ok());
+  PgSink::BegunPtr begun = sink_->Begin(**prepared);
+  ASSERT_NE(begun, nullptr) << "the new event inserts fine; the stored one waits for the update";
+  int reruns = 0;
+  auto ack = sink_->Commit(**prepared, std::move(begun), [&] { ++reruns; });
+  ASSERT_TRUE(ack.ok()) << ack.status();
+  EXPECT_EQ(reruns, 1);
+  EXPECT_EQ(ack->inserted(), 1);
+  EXPECT_EQ(ack->updated(), 0);
+  EXPECT_EQ(ack->dead_lettered(), 1);
+  EXPECT_EQ(EventCount(), "2");
+  EXPECT_EQ(Sql("SELECT string_agg(geo_country, ',') FROM ecomstream.events"), "DE,DE");
+  EXPECT_EQ(Sql("SELECT row_number, reasons FROM ecomstream.dead_letter_events"), "2|{database_rejected}");
+  EXPECT_EQ(StatsDrift(), "");
+}
+
+TEST_F(PgSinkTest, BeginGivesUpWithoutAnIdleSessionAndCommitStillWrites) {
+  const TestFile file = Claim("busy.csv");
+  std::vector<PgPool::Lease> held;
+  for (int i = 0; i < 8; ++i) {  // the fixture's max_connections
+    auto lease = pool_->Acquire();
+    ASSERT_TRUE(lease.ok()) << lease.status();
+    held.push_back(*std::move(lease));
+  }
+  auto prepared = sink_->Prepare(MakeBatch(file, 1, {MakeEvent(1)}));
+  ASSERT_TRUE(prepared.ok());
+  EXPECT_EQ(sink_->Begin(**prepared), nullptr);
+  held.clear();
+  int reruns = 0;
+  auto ack = sink_->Commit(**prepared, nullptr, [&] { ++reruns; });
+  ASSERT_TRUE(ack.ok()) << ack.status();
+  EXPECT_EQ(ack->inserted(), 1);
+  EXPECT_EQ(reruns, 1);
 }
 
 TEST_F(PgSinkTest, LastBatchCommitsTheFile) {
