@@ -85,8 +85,9 @@ absl::StatusOr<std::unique_ptr<PgConnection>> PgPool::Connect() const {
   return connection;
 }
 
-absl::StatusOr<PgPool::Lease> PgPool::Acquire() {
-  const absl::Time deadline = absl::Now() + options_.acquire_timeout;
+absl::StatusOr<PgPool::Lease> PgPool::Acquire() { return AcquireBy(absl::Now() + options_.acquire_timeout); }
+
+absl::StatusOr<PgPool::Lease> PgPool::AcquireBy(absl::Time deadline) {
   uint64_t generation = 0;
   {
     absl::MutexLock lock(&mu_);
@@ -106,10 +107,6 @@ absl::StatusOr<PgPool::Lease> PgPool::Acquire() {
     }
     ++open_;
   }
-  return OpenSession(generation);
-}
-
-absl::StatusOr<PgPool::Lease> PgPool::OpenSession(uint64_t generation) {
   auto connection = Connect();
   if (!connection.ok()) {
     {
@@ -123,19 +120,7 @@ absl::StatusOr<PgPool::Lease> PgPool::OpenSession(uint64_t generation) {
 }
 
 std::optional<PgPool::Lease> PgPool::TryAcquire() {
-  uint64_t generation = 0;
-  {
-    absl::MutexLock lock(&mu_);
-    if (!healthy_ || (idle_.empty() && open_ >= options_.max_connections)) return std::nullopt;
-    generation = generation_;
-    if (!idle_.empty()) {
-      std::unique_ptr<PgConnection> connection = std::move(idle_.back());
-      idle_.pop_back();
-      return Lease(this, std::move(connection), generation);
-    }
-    ++open_;
-  }
-  absl::StatusOr<Lease> lease = OpenSession(generation);
+  absl::StatusOr<Lease> lease = AcquireBy(absl::InfinitePast());  // the condition is checked once
   if (!lease.ok()) return std::nullopt;
   return *std::move(lease);
 }

@@ -86,8 +86,8 @@ class PgPool {
  private:
   // Opens a session and checks the schema version.
   absl::StatusOr<std::unique_ptr<PgConnection>> Connect() const;
-  // Connect() for a slot already counted in open_ (given back if it fails).
-  absl::StatusOr<Lease> OpenSession(uint64_t generation);
+  // Acquire, waiting for a session until `deadline`.
+  absl::StatusOr<Lease> AcquireBy(absl::Time deadline);
   void Return(std::unique_ptr<PgConnection> connection, uint64_t generation, bool broken);
   void SetHealth(bool healthy, const absl::Status& why);
   // Drops every idle session (a newer generation starts) and wakes the monitor.
