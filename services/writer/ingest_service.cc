@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
 #include "common/log.h"
+#include "common/trace_context.h"
 
 namespace ecomstream::writer {
 namespace {
@@ -244,8 +245,8 @@ class IngestService::WriteStream final : public grpc::ServerBidiReactor<v1::Batc
   bool done_ ABSL_GUARDED_BY(mu_) = false;
 };
 
-IngestService::IngestService(PgSink* sink, FileLedger* ledger, WriterMetrics* metrics)
-    : sink_(sink), ledger_(ledger), metrics_(metrics) {}
+IngestService::IngestService(PgSink* sink, FileLedger* ledger, WriterMetrics* metrics, const tracing::Tracer* tracer)
+    : sink_(sink), ledger_(ledger), metrics_(metrics), tracer_(tracer) {}
 
 IngestService::~IngestService() {
   absl::MutexLock lock(&mu_);
@@ -255,11 +256,22 @@ IngestService::~IngestService() {
 
 grpc::Status IngestService::ClaimFile(grpc::ServerContext* context, const v1::ClaimFileRequest* request,
                                       v1::ClaimFileResponse* response) {
+  tracing::Span span = tracer_->StartSpan("file.claim", tracing::SpanKind::kServer, tracing::ExtractTraceparent(*context));
+  span.SetAttribute("file.name", request->file_name());
+  span.SetAttribute("claimant", request->claimant());
   {
     absl::MutexLock lock(&mu_);
-    if (draining_) return Draining();
+    if (draining_) {
+      span.SetStatus(absl::UnavailableError("draining"));
+      return Draining();
+    }
   }
   auto claimed = ledger_->Claim(*request);
+  span.SetStatus(claimed.status());
+  if (claimed.ok()) {
+    span.SetAttribute("claim.outcome", v1::ClaimFileResponse::Outcome_Name(claimed->outcome()));
+    span.SetAttribute("claim.resume_after_row", claimed->resume_after_row());
+  }
   if (!claimed.ok()) {
     ECOMSTREAM_LOG_(FailureLevel(claimed.status()), "Claim failed")
         << Kv("file", request->file_name()) << Kv("claimant", request->claimant())

@@ -19,6 +19,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/tracer.h"
 #include "ecomstream/v1/ingest.grpc.pb.h"
 #include "services/writer/file_ledger.h"
 #include "services/writer/pg_sink.h"
@@ -28,8 +29,9 @@ namespace ecomstream::writer {
 
 class IngestService final : public v1::Ingest::WithCallbackMethod_Write<v1::Ingest::Service> {
  public:
-  // All must outlive the service.
-  IngestService(PgSink* sink, FileLedger* ledger, WriterMetrics* metrics);
+  // All must outlive the service. Each ClaimFile is a span file.claim (SERVER), a child of the
+  // call's `traceparent` metadata (the processor's file.process).
+  IngestService(PgSink* sink, FileLedger* ledger, WriterMetrics* metrics, const tracing::Tracer* tracer);
   // Waits until every stream is gone (shut the gRPC server down first).
   ~IngestService() override;
 
@@ -49,6 +51,7 @@ class IngestService final : public v1::Ingest::WithCallbackMethod_Write<v1::Inge
   PgSink* sink_;
   FileLedger* ledger_;
   WriterMetrics* metrics_;
+  const tracing::Tracer* tracer_;
 
   absl::Mutex mu_;
   bool draining_ ABSL_GUARDED_BY(mu_) = false;

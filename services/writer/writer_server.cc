@@ -50,7 +50,7 @@ WriterServer::WriterServer(WriterConfig config, metrics::Registry* registry, con
       pool_(WithConfig(std::move(pool_options), config_)),
       sink_(&pool_, &metrics_, tracer),
       ledger_(&pool_, &metrics_, LedgerOptions(config_)),
-      service_(&sink_, &ledger_, &metrics_) {
+      service_(&sink_, &ledger_, &metrics_, tracer) {
   pool_.SetHealthListener([this](bool healthy) {
     database_up_ = healthy;
     metrics_.SetDatabaseUp(healthy);

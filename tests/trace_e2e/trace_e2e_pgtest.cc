@@ -186,8 +186,8 @@ TEST(TraceE2eTest, EachFileIsOneTraceFromFileWriteToDbCommitThatAgreesWithTheBat
   const std::vector<std::string> files = ListFiles(p.pipeline().archive(), ".csv");
   ASSERT_EQ(files.size(), 3u) << p.pipeline().Logs();
   size_t expected_spans = 0;
-  for (const auto& [name, batches] : ledger) expected_spans += 2 + 3 * batches.size();
-  ASSERT_EQ(expected_spans, 3u * (2 + 3 * 4)) << "2000 rows in batches of 500";
+  for (const auto& [name, batches] : ledger) expected_spans += 3 + 3 * batches.size();
+  ASSERT_EQ(expected_spans, 3u * (3 + 3 * 4)) << "2000 rows in batches of 500";
   // Every service has exited (or flushed at SIGTERM), so everything should be there already.
   EXPECT_TRUE((*collector)->WaitForSpans(expected_spans, absl::Seconds(5)))
       << (*collector)->span_count() << " of " << expected_spans << " spans";
@@ -212,7 +212,7 @@ TEST(TraceE2eTest, EachFileIsOneTraceFromFileWriteToDbCommitThatAgreesWithTheBat
     for (const CollectedSpan& s : spans) ++names[s.span.name()];
     const size_t n = batches.size();
     ASSERT_THAT(names, ElementsAre(Pair("batch.send", n), Pair("batch.write", n), Pair("db.commit", n),
-                                   Pair("file.process", 1u), Pair("file.write", 1u)));
+                                   Pair("file.claim", 1u), Pair("file.process", 1u), Pair("file.write", 1u)));
     const CollectedSpan& write = *Named(spans, "file.write")[0];
     const CollectedSpan& process = *Named(spans, "file.process")[0];
     ExpectSpan(write, "ecomstream-generator", Span::SPAN_KIND_PRODUCER, "");
@@ -220,6 +220,13 @@ TEST(TraceE2eTest, EachFileIsOneTraceFromFileWriteToDbCommitThatAgreesWithTheBat
     ASSERT_TRUE(write.Attribute("rows").has_value());
     EXPECT_EQ(write.Attribute("rows")->int_value(), manifest.rows());
     ExpectSpan(process, "ecomstream-processor", Span::SPAN_KIND_CONSUMER, write.span_id_hex());
+    // The claim, answered by the writer under file.process (from the call's traceparent metadata).
+    const CollectedSpan& claim = *Named(spans, "file.claim")[0];
+    ExpectSpan(claim, "ecomstream-writer", Span::SPAN_KIND_SERVER, process.span_id_hex());
+    ASSERT_TRUE(claim.Attribute("claim.outcome").has_value());
+    EXPECT_EQ(claim.Attribute("claim.outcome")->string_value(), "OUTCOME_CLAIMED");
+    EXPECT_GE(Start(claim), Start(process));
+    EXPECT_LE(End(claim), Start(*Named(spans, "batch.send")[0]));
     // file.write brackets the drop time (the CSV's mtime, set just before its rename) and, as a
     // PRODUCER, does not contain its consumer: this processor started after the generator exited.
     EXPECT_LE(Start(write), batches[0].drop_us * 1000);
@@ -263,7 +270,7 @@ TEST(TraceE2eTest, AFileWithoutAManifestStartsItsTraceAtFileProcessAndTheLedgerL
   ASSERT_EQ(ledger.size(), 1u) << p.pipeline().Logs();
   const auto& [name, batches] = *ledger.begin();
   ASSERT_EQ(batches.size(), 2u);
-  EXPECT_TRUE((*collector)->WaitForSpans(1 + 1 + 3 * 2, absl::Seconds(5))) << (*collector)->span_count();
+  EXPECT_TRUE((*collector)->WaitForSpans(1 + 1 + 1 + 3 * 2, absl::Seconds(5))) << (*collector)->span_count();
   const std::string trace = batches[0].trace_id;
   EXPECT_EQ(batches[1].trace_id, trace);
 
@@ -271,9 +278,10 @@ TEST(TraceE2eTest, AFileWithoutAManifestStartsItsTraceAtFileProcessAndTheLedgerL
   std::map<std::string, size_t> names;
   for (const CollectedSpan& s : spans) ++names[s.span.name()];
   ASSERT_THAT(names, ElementsAre(Pair("batch.send", 2u), Pair("batch.write", 2u), Pair("db.commit", 2u),
-                                 Pair("file.process", 1u)));
+                                 Pair("file.claim", 1u), Pair("file.process", 1u)));
   const CollectedSpan& process = *Named(spans, "file.process")[0];
   ExpectSpan(process, "ecomstream-processor", Span::SPAN_KIND_CONSUMER, "");
+  ExpectSpan(*Named(spans, "file.claim")[0], "ecomstream-writer", Span::SPAN_KIND_SERVER, process.span_id_hex());
   EXPECT_NE(ExpectBatchesUnder(process, spans, batches), nullptr);
 
   const std::vector<CollectedSpan> all = (*collector)->Spans();
