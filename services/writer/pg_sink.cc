@@ -470,10 +470,14 @@ absl::StatusOr<v1::Ack> PgSink::Write(const v1::Batch& batch) {
   return Commit(*prepared, Begin(*prepared), [] {});
 }
 
-// The spans of one Commit: batch.write continues the processor's batch.send span.
-tracing::Span StartBatchWriteSpan(const tracing::Tracer& tracer, const v1::Batch& batch) {
+// The spans of one Commit (from `start`, when its transaction was begun earlier): batch.write
+// continues the processor's batch.send span.
+tracing::Span StartBatchWriteSpan(const tracing::Tracer& tracer, const v1::Batch& batch,
+                                  std::optional<absl::Time> start = std::nullopt) {
+  tracing::StartSpanOptions options;
+  options.start_time = start;
   tracing::Span span = tracer.StartSpan("batch.write", tracing::SpanKind::kServer,
-                                        tracing::TraceContext::FromTraceparentOrInvalid(batch.traceparent()));
+                                        tracing::TraceContext::FromTraceparentOrInvalid(batch.traceparent()), options);
   span.SetAttribute("file.name", batch.file_name());
   span.SetAttribute("batch.first_row", batch.first_row());
   span.SetAttribute("batch.last_row", batch.last_row());
@@ -481,30 +485,29 @@ tracing::Span StartBatchWriteSpan(const tracing::Tracer& tracer, const v1::Batch
 }
 
 // db.commit: one per transaction.
-tracing::Span StartDbCommitSpan(const tracing::Tracer& tracer, const tracing::Span& parent, int attempt) {
-  tracing::Span span = tracer.StartSpan("db.commit", tracing::SpanKind::kClient, parent.context());
+tracing::Span StartDbCommitSpan(const tracing::Tracer& tracer, const tracing::Span& parent, int attempt,
+                                std::optional<absl::Time> start = std::nullopt) {
+  tracing::StartSpanOptions options;
+  options.start_time = start;
+  tracing::Span span = tracer.StartSpan("db.commit", tracing::SpanKind::kClient, parent.context(), options);
   span.SetAttribute("db.system", "postgresql");
   span.SetAttribute("attempt", attempt);
   return span;
 }
 
+// (Its spans start in Commit, dated back to `started_at`: a Begin that fails leaves no trace.)
 class PgSink::Begun {
  public:
-  Begun(PgPool::Lease lease, const PreparedBatch& prepared, const tracing::Tracer& tracer)
-      : lease(std::move(lease)),
-        started_us(MonotonicMicros()),
-        write_span(StartBatchWriteSpan(tracer, *prepared.batch)),
-        commit_span(StartDbCommitSpan(tracer, write_span, 1)),
-        transaction(&*this->lease, prepared) {}
+  Begun(PgPool::Lease lease, const PreparedBatch& prepared)
+      : lease(std::move(lease)), transaction(&*this->lease, prepared) {}
   ~Begun() {
     txn.reset();  // rolls back unless committed
     if (!lease->is_open()) lease.MarkBroken();
   }
 
   PgPool::Lease lease;
-  const int64_t started_us;
-  tracing::Span write_span;
-  tracing::Span commit_span;
+  const int64_t started_us = MonotonicMicros();
+  const absl::Time started_at = absl::Now();
   BatchTransaction transaction;
   std::unique_ptr<pqxx::work> txn;
 };
@@ -514,7 +517,7 @@ void PgSink::BegunDeleter::operator()(Begun* begun) const { delete begun; }
 PgSink::BegunPtr PgSink::Begin(const PreparedBatch& prepared) {
   std::optional<PgPool::Lease> lease = pool_->TryAcquire();
   if (!lease.has_value()) return nullptr;
-  BegunPtr begun(new Begun(*std::move(lease), prepared, *tracer_));
+  BegunPtr begun(new Begun(*std::move(lease), prepared));
   try {
     EnsureSession(*begun->lease);
     begun->txn = std::make_unique<pqxx::work>(*begun->lease);
@@ -532,12 +535,14 @@ absl::StatusOr<v1::Ack> PgSink::Commit(const PreparedBatch& prepared, BegunPtr b
   std::optional<absl::StatusOr<v1::Ack>> finished;
   int next_attempt = 1;
   if (begun != nullptr) {
+    span = StartBatchWriteSpan(*tracer_, batch, begun->started_at);
+    tracing::Span commit = StartDbCommitSpan(*tracer_, span, 1, begun->started_at);
     std::map<std::string, int64_t> reasons;
     finished = Finish(*begun, &reasons);
-    begun->commit_span.SetStatus(finished.has_value() ? finished->status() : absl::AbortedError("run again"));
+    commit.SetStatus(finished.has_value() ? finished->status() : absl::AbortedError("runs again"));
     if (finished.has_value() && finished->ok()) RecordCommitted(prepared, **finished, reasons, begun->started_us);
-    span = std::move(begun->write_span);
-    begun.reset();
+    begun.reset();  // rolls back unless committed
+    commit.End();
     next_attempt = 2;
   } else {
     span = StartBatchWriteSpan(*tracer_, batch);

@@ -532,6 +532,64 @@ TEST_F(PgSinkTest, BatchWriteAndDbCommitSpansContinueTheBatchTrace) {
   EXPECT_EQ(write.status_code, tracing::SpanStatusCode::kOk);
 }
 
+// A begun batch that runs again is still one batch.write, dated from its Begin, with a db.commit
+// per transaction (attempt 1, failed; attempt 2, committed). A batch whose Begin failed (a new
+// event the CHECK rejects) leaves no span of its own before Commit's.
+TEST_F(PgSinkTest, ABatchThatRunsAgainIsOneBatchWriteWithADbCommitPerTransaction) {
+  auto processor = std::make_unique<RecordingProcessor>();
+  RecordingProcessor* recorded = processor.get();
+  tracing::Tracer tracer(tracing::TracerOptions(), std::move(processor));
+  PgSink sink(pool_.get(), metrics_.get(), &tracer);
+  const TestFile file = Claim("rerun-spans.csv");
+  ASSERT_TRUE(sink.Write(MakeBatch(file, 1, {MakeEvent(1)})).ok());
+  v1::Event bad_update = MakeEvent(1);
+  bad_update.set_geo_country("zz");
+  auto prepared = sink.Prepare(MakeBatch(file, 2, {bad_update, MakeEvent(2)}));
+  ASSERT_TRUE(prepared.ok());
+  const int64_t before_begin_ns = absl::ToUnixNanos(absl::Now());
+  PgSink::BegunPtr begun = sink.Begin(**prepared);
+  ASSERT_NE(begun, nullptr);
+  ASSERT_TRUE(sink.Commit(**prepared, std::move(begun), [] {}).ok());
+  v1::Event bad_insert = MakeEvent(3);
+  bad_insert.set_geo_country("zz");
+  auto rejected = sink.Prepare(MakeBatch(file, 4, {bad_insert}));
+  ASSERT_TRUE(rejected.ok());
+  EXPECT_EQ(sink.Begin(**rejected), nullptr);
+  EXPECT_EQ(recorded->spans().size(), 5u) << "batch 1: 2 spans, batch 2: 3, the failed Begin: none";
+  ASSERT_TRUE(sink.Commit(**rejected, nullptr, [] {}).ok());
+
+  const std::vector<tracing::SpanData> spans = recorded->spans();
+  ASSERT_EQ(spans.size(), 7u);
+  const auto attempt = [](const tracing::SpanData& span) {
+    for (const tracing::Attribute& a : span.attributes) {
+      if (a.key == "attempt") return std::get<int64_t>(a.value);
+    }
+    return int64_t{0};
+  };
+  // Batch 2: db.commit attempt 1 (error), db.commit attempt 2 (ok), then its batch.write.
+  const tracing::SpanData& first_try = spans[2];
+  const tracing::SpanData& second_try = spans[3];
+  const tracing::SpanData& write = spans[4];
+  EXPECT_EQ(first_try.name, "db.commit");
+  EXPECT_EQ(attempt(first_try), 1);
+  EXPECT_EQ(first_try.status_code, tracing::SpanStatusCode::kError);
+  EXPECT_EQ(second_try.name, "db.commit");
+  EXPECT_EQ(attempt(second_try), 2);
+  EXPECT_EQ(second_try.status_code, tracing::SpanStatusCode::kOk);
+  EXPECT_EQ(write.name, "batch.write");
+  EXPECT_EQ(write.status_code, tracing::SpanStatusCode::kOk);
+  EXPECT_EQ(first_try.parent_span_id, write.span_id);
+  EXPECT_EQ(second_try.parent_span_id, write.span_id);
+  EXPECT_GE(write.start_unix_nanos, before_begin_ns);
+  EXPECT_EQ(first_try.start_unix_nanos, write.start_unix_nanos) << "both dated back to the Begin";
+  EXPECT_GE(second_try.start_unix_nanos, first_try.end_unix_nanos);
+  EXPECT_GE(write.end_unix_nanos, second_try.end_unix_nanos);
+  // Batch 3, committed without a begun transaction: one batch.write, one db.commit.
+  EXPECT_EQ(spans[5].name, "db.commit");
+  EXPECT_EQ(attempt(spans[5]), 1);
+  EXPECT_EQ(spans[6].name, "batch.write");
+}
+
 TEST_F(PgSinkTest, ViewsAnswerForTheAnalyticsRole) {
   const TestFile file = Claim("views.csv");
   v1::Event view = MakeEvent(2);
