@@ -540,6 +540,7 @@ absl::StatusOr<v1::Ack> PgSink::Commit(const PreparedBatch& prepared, BegunPtr b
     std::map<std::string, int64_t> reasons;
     finished = Finish(*begun, &reasons);
     commit.SetStatus(finished.has_value() ? finished->status() : absl::AbortedError("runs again"));
+    metrics_->RecordFastPath(finished.has_value());
     if (finished.has_value() && finished->ok()) RecordCommitted(prepared, **finished, reasons, begun->started_us);
     begun.reset();  // rolls back unless committed
     commit.End();

@@ -15,22 +15,27 @@
 // takes the cheaper path - COPY's bulk insert, and a plain UPDATE at half the cost of ON
 // CONFLICT's speculative insertion.) event_stats_hourly stays exact: the update trigger of
 // sql/002_event_stats.sql applies the UPDATE, and the rows the COPY inserted are summed here
-// (event_stats.h) and added with the ledger row (sql/006_writer_event_stats.sql). If a concurrent writer inserts one of the new ids first, the unique
-// violation rolls back to a savepoint and the probe runs again. If the database rejects a row (a
-// constraint the processor missed, class 22/23), the rows are bisected under savepoints and only
-// the offending ones become dead letters with reason database_rejected and the server's message.
-// (One transaction per batch: sharing one among consecutive batches was measured slower.)
+// (event_stats.h) and added with the ledger row (sql/006_writer_event_stats.sql).
 //
-// A stream overlaps consecutive batches (Begin): while batch N locks its file and commits on one
-// session, batch N+1's transaction probes and COPYs its new events on another, without the file
-// lock; it then waits for the lock as any transaction would, and checks order, claim and ledger
-// under it. That part runs without savepoints; if it fails (a row the database rejects, a
-// concurrent insert of a new id, a lost session) the transaction is rolled back and run again
-// the careful way. Why this cannot deadlock: a batch is begun only once the previous batch's
-// new events are in, and a begun batch holds no lock the previous one's commit needs (it locks
-// stored ids the previous batch also locks only after that one commits, and it inserts only ids
-// stored nowhere); the one exception, the previous batch running again, rolls back the begun
-// batch first (Commit's before_rerun).
+// The careful way (Commit without a begun transaction): the upsert runs under a savepoint. If a
+// concurrent writer inserts one of the new ids first, the unique violation rolls back to the
+// savepoint and the probe runs again. If the database rejects a row (a constraint the processor
+// missed, class 22/23), the rows are bisected under savepoints and only the offending ones become
+// dead letters with reason database_rejected and the server's message. (One transaction per
+// batch: sharing one among consecutive batches was measured slower.)
+//
+// The fast way, which Write and a stream take (Begin, then Commit): the probe and the COPY of
+// the new events run first, without the file lock and without savepoints; then the file is
+// locked and order, claim and ledger are checked as above, and the stored ids are updated. If any
+// of it fails (a row the database rejects, a concurrent insert of a new id, a lost session), the
+// transaction is rolled back and the batch runs again the careful way. A stream overlaps
+// consecutive batches this way: while batch N locks its file and commits on one session, batch
+// N+1 probes and COPYs on another. Why this cannot deadlock: a batch is begun only once the
+// previous batch's new events are in, and a begun batch holds no lock the previous one's commit
+// needs (it locks stored ids the previous batch also locks only after that one commits, inserts
+// only ids stored nowhere, and touches no aggregate row before its own commit); the one
+// exception, the previous batch running again, rolls back the begun batch first (Commit's
+// before_rerun).
 //
 // Thread-safe: each Write borrows its own session from the pool.
 #ifndef ECOMSTREAM_SERVICES_WRITER_PG_SINK_H_

@@ -588,6 +588,10 @@ TEST_F(PgSinkTest, ABatchThatRunsAgainIsOneBatchWriteWithADbCommitPerTransaction
   EXPECT_EQ(spans[5].name, "db.commit");
   EXPECT_EQ(attempt(spans[5]), 1);
   EXPECT_EQ(spans[6].name, "batch.write");
+  // Batch 1 finished the fast way, batch 2 ran again, batch 3 was never begun.
+  const std::string text = registry_.ExportText();
+  EXPECT_THAT(text, HasSubstr("ecomstream_writer_fast_path_total{result=\"finished\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("ecomstream_writer_fast_path_total{result=\"ran_again\"} 1\n"));
 }
 
 TEST_F(PgSinkTest, ViewsAnswerForTheAnalyticsRole) {

@@ -10,6 +10,8 @@ constexpr char kRows[] = "ecomstream_writer_rows_total";
 constexpr char kRowsHelp[] = "Rows received, by where they ended.";
 constexpr char kBatches[] = "ecomstream_writer_batches_total";
 constexpr char kBatchesHelp[] = "Batches, by result.";
+constexpr char kFastPath[] = "ecomstream_writer_fast_path_total";
+constexpr char kFastPathHelp[] = "Batches begun ahead of their commit: finished that way, or run again.";
 
 }  // namespace
 
@@ -23,6 +25,8 @@ WriterMetrics::WriterMetrics(metrics::Registry* registry)
       committed_(registry->GetCounter(kBatches, kBatchesHelp, {{"result", "committed"}})),
       already_committed_(registry->GetCounter(kBatches, kBatchesHelp, {{"result", "already_committed"}})),
       failed_(registry->GetCounter(kBatches, kBatchesHelp, {{"result", "failed"}})),
+      fast_finished_(registry->GetCounter(kFastPath, kFastPathHelp, {{"result", "finished"}})),
+      fast_ran_again_(registry->GetCounter(kFastPath, kFastPathHelp, {{"result", "ran_again"}})),
       commit_latency_(registry->GetHistogram("ecomstream_writer_commit_latency_seconds",
                                              "Time from BEGIN to COMMIT of a batch's transaction.",
                                              metrics::LatencyBuckets())),

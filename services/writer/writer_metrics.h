@@ -2,6 +2,8 @@
 //   ecomstream_writer_rows_total{outcome}            inserted|updated|unchanged|duplicate|dead_lettered
 //   ecomstream_writer_dead_letters_total{reason}      per reject reason (database_rejected included)
 //   ecomstream_writer_batches_total{result}          committed|already_committed|failed
+//   ecomstream_writer_fast_path_total{result}        batches begun ahead (pg_sink.h, the fast way):
+//                                                    finished|ran_again (rolled back, run the careful way)
 //   ecomstream_writer_batch_errors_total{code}        failed batches by gRPC code name
 //   ecomstream_writer_commit_latency_seconds          BEGIN .. COMMIT of a batch
 //   ecomstream_end_to_end_latency_seconds            file drop (generator) .. COMMIT
@@ -31,6 +33,8 @@ class WriterMetrics {
   void RecordBatch(const v1::Ack& ack, const std::map<std::string, int64_t>& reasons, double commit_seconds,
                    int64_t file_drop_time_us);
   void RecordBatchFailure(absl::StatusCode code);
+  // A begun batch was finished (`finished`) or rolled back to run again the careful way.
+  void RecordFastPath(bool finished) { (finished ? fast_finished_ : fast_ran_again_).Increment(); }
   void RecordClaim(v1::ClaimFileResponse::Outcome outcome);
   void SetDatabaseUp(bool up) { database_up_.Set(up ? 1 : 0); }
   void StreamOpened() { active_streams_.Add(1); }
@@ -46,6 +50,8 @@ class WriterMetrics {
   metrics::Counter& committed_;
   metrics::Counter& already_committed_;
   metrics::Counter& failed_;
+  metrics::Counter& fast_finished_;
+  metrics::Counter& fast_ran_again_;
   metrics::Histogram& commit_latency_;
   metrics::Histogram& end_to_end_latency_;
   metrics::Histogram& batch_rows_;
