@@ -4,7 +4,7 @@
 -- again: about 10% of the cost of the writer's COPY. The writer has the rows in hand, so it sends
 -- the per-(hour, event type, category) sums of what its COPY inserted to add_event_stats, in
 -- the statement that records the batch (services/writer/pg_sink.cc, event_stats.cc). Its
--- sessions set ecomstream.writer_event_stats = 'on', which skips the insert trigger for them;
+-- transactions set ecomstream.writer_event_stats = 'on' (locally), which skips the insert trigger;
 -- every other insert, and every update and delete (the writer's included), still goes through
 -- the triggers of 002, so the table stays equal to a fresh GROUP BY over events. Idempotent.
 

@@ -40,16 +40,20 @@ constexpr int64_t kTruncateStagingRows = 10'000;
 
 // The writer's joins are index lookups of a batch's rows in events, whatever the planner guesses
 // about the staging table's size (it is never analyzed): no hash or merge join scans events.
-// The writer adds what its COPYs insert to event_stats_hourly itself (sql/006_writer_event_stats.sql).
-constexpr char kSessionSettings[] =
-    "SET enable_hashjoin = off; SET enable_mergejoin = off; SET ecomstream.writer_event_stats = on";
+constexpr char kSessionSettings[] = "SET enable_hashjoin = off; SET enable_mergejoin = off";
+
+// The writer adds what its COPYs insert to event_stats_hourly itself, so its transactions skip
+// the insert trigger (sql/006_writer_event_stats.sql). Set per transaction, by the first statement
+// of each (kLockFile, or kLargestEventId on the fast way): a session-level SET could be lost
+// behind a transaction pooler, and the rows counted twice.
 
 // Also the largest stored event id (see UpsertOnce), to save a round trip. The row lock may wait
 // for a concurrent transaction; the id is then as of before the wait, which only means that an
 // id stored meanwhile is not probed: its COPY trips the unique index and the probe runs again.
 constexpr char kLockFile[] = R"sql(
 SELECT f.state, f.claimant, f.claim_token::text, f.committed_through,
-       (SELECT e.event_id::text FROM ecomstream.events e ORDER BY e.event_id DESC LIMIT 1)
+       (SELECT e.event_id::text FROM ecomstream.events e ORDER BY e.event_id DESC LIMIT 1),
+       set_config('ecomstream.writer_event_stats', 'on', true)
 FROM ecomstream.ingest_files f
 WHERE f.file_id = $1
 FOR UPDATE OF f)sql";
@@ -63,7 +67,8 @@ WHERE file_id = $1 AND first_row = $2)sql";
 // The largest stored id: a backward scan of the primary key. (Qualified: a bare `event_id` in
 // ORDER BY would name the text output column and sort the whole table.)
 constexpr char kLargestEventId[] = R"sql(
-SELECT e.event_id::text FROM ecomstream.events e ORDER BY e.event_id DESC LIMIT 1)sql";
+SELECT (SELECT e.event_id::text FROM ecomstream.events e ORDER BY e.event_id DESC LIMIT 1),
+       set_config('ecomstream.writer_event_stats', 'on', true))sql";
 
 // $1: text[] of event ids. Locks the stored ones (in id order, so concurrent writers cannot
 // deadlock on them): they stay until COMMIT, so the UPDATE below finds every one.
@@ -340,8 +345,8 @@ class BatchTransaction {
     if (largest_from_lock_.has_value()) {  // the first probe uses kLockFile's (see there)
       largest_text = *std::move(largest_from_lock_);
       largest_from_lock_.reset();
-    } else if (const pqxx::result top = txn.exec(kLargestEventId); !top.empty()) {
-      largest_text = top[0][0].as<std::string>();
+    } else if (const pqxx::row top = txn.exec1(kLargestEventId); !top[0].is_null()) {
+      largest_text = top[0].as<std::string>();
     }
     std::string largest;  // 16 bytes, "" when events is empty
     if (Uuid id; !largest_text.empty() && ParseUuid(largest_text.c_str(), &id)) largest = std::string(UuidBytes(id));

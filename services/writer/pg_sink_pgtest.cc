@@ -15,6 +15,7 @@
 #include "absl/synchronization/notification.h"
 #include "common/time_util.h"
 #include "common/uuid.h"
+#include "services/writer/pg_connection.h"
 #include "services/writer/testing/writer_testing.h"
 
 namespace ecomstream::writer {
@@ -302,6 +303,27 @@ TEST_F(PgSinkTest, InsertsByAnotherSessionStillGoThroughTheStatsTrigger) {
                 "WHERE hour = '2026-01-01 05:00:00+00' AND category = 'books'"),
             "1|3|12.34");
   WriteOk(MakeBatch(file, 3, {MakeEvent(3)}, {}, 0, true));
+  EXPECT_EQ(StatsDrift(), "");
+}
+
+// The writer's transactions skip the insert trigger by a setting of their own, not of the
+// session: behind a transaction pooler the next transaction may run on a session where it is
+// off, and the inserted rows must still be counted once, on the fast and on the careful way.
+TEST_F(PgSinkTest, InsertsCountOnceWhateverTheSessionSaysAboutTheSetting) {
+  const TestFile file = Claim("pooled.csv");
+  const auto turn_off_on_the_idle_session = [&] {
+    auto lease = pool_->Acquire();  // the most recently returned session, which Begin takes next
+    ASSERT_TRUE(lease.ok()) << lease.status();
+    pqxx::nontransaction(**lease).exec("SET ecomstream.writer_event_stats = off");
+  };
+  turn_off_on_the_idle_session();
+  WriteOk(MakeBatch(file, 1, {MakeEvent(1), MakeEvent(2)}));  // Begin + Commit
+  EXPECT_EQ(StatsDrift(), "");
+  turn_off_on_the_idle_session();
+  auto prepared = sink_->Prepare(MakeBatch(file, 3, {MakeEvent(3)}, {}, 0, true));
+  ASSERT_TRUE(prepared.ok());
+  ASSERT_TRUE(sink_->Commit(**prepared, nullptr, [] {}).ok());  // the careful way
+  EXPECT_EQ(Sql("SELECT sum(events) FROM ecomstream.event_stats_hourly"), "3");
   EXPECT_EQ(StatsDrift(), "");
 }
 
