@@ -59,7 +59,6 @@ EventStatsArrays InsertedEventStats(const std::vector<const v1::Event*>& events,
     }
   }
   EventStatsArrays arrays;
-  arrays.groups = static_cast<int>(groups.size());
   std::string* const all[] = {&arrays.hours,  &arrays.event_types, &arrays.categories,
                               &arrays.events, &arrays.quantities,  &arrays.revenues};
   for (std::string* array : all) array->push_back('{');

@@ -28,7 +28,6 @@ struct EventStatsArrays {
   std::string events;
   std::string quantities;
   std::string revenues;
-  int groups = 0;
 };
 
 // The sums over `events[i]` for each i in `inserted`.

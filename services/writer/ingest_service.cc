@@ -122,6 +122,31 @@ class IngestService::WriteStream final : public grpc::ServerBidiReactor<v1::Batc
     return next;
   }
 
+  // Commits `batch` (finishing `begun`, or beginning it here), and once its new events are in,
+  // begins the next pending batch in `ahead` on a helper thread.
+  absl::StatusOr<v1::Ack> CommitBatch(const PreparedBatch& batch, PgSink::BegunPtr begun, std::unique_ptr<Ahead>* ahead) {
+    if (begun == nullptr) begun = service_->sink_->Begin(batch);
+    bool read_more = false;
+    if (begun != nullptr) {
+      absl::MutexLock lock(&mu_);
+      if (!end_.has_value() && !pending_.empty() && pending_.front().ok()) {
+        *ahead = std::make_unique<Ahead>();
+        (*ahead)->batch = *PopPending(&read_more);
+        ahead_ = true;
+      }
+    }
+    if (read_more) StartRead(&incoming_);
+    if (*ahead != nullptr) {
+      (*ahead)->thread = std::thread([sink = service_->sink_, a = ahead->get()] { a->begun = sink->Begin(*a->batch); });
+    }
+    return service_->sink_->Commit(batch, std::move(begun), [ahead] {
+      // This batch runs again, and could wait for the new rows of the one begun after it.
+      if (*ahead == nullptr) return;
+      if ((*ahead)->thread.joinable()) (*ahead)->thread.join();
+      (*ahead)->begun.reset();
+    });
+  }
+
   void CommitLoop() {
     std::unique_ptr<Ahead> ahead;
     while (true) {
@@ -150,31 +175,7 @@ class IngestService::WriteStream final : public grpc::ServerBidiReactor<v1::Batc
         committing_ = true;
       }
       if (read_more) StartRead(&incoming_);
-      read_more = false;
-      absl::StatusOr<v1::Ack> ack = absl::InternalError("not committed");
-      if (!next->ok()) {
-        ack = next->status();
-      } else {
-        const PreparedBatch& batch = ***next;
-        if (begun == nullptr) begun = service_->sink_->Begin(batch);
-        if (begun != nullptr) {  // this batch's new events are in: the next one may begin
-          absl::MutexLock lock(&mu_);
-          if (!end_.has_value() && !pending_.empty() && pending_.front().ok()) {
-            ahead = std::make_unique<Ahead>();
-            ahead->batch = *PopPending(&read_more);
-            ahead_ = true;
-          }
-        }
-        if (read_more) StartRead(&incoming_);
-        if (ahead != nullptr) {
-          ahead->thread = std::thread([sink = service_->sink_, a = ahead.get()] { a->begun = sink->Begin(*a->batch); });
-        }
-        ack = service_->sink_->Commit(batch, std::move(begun), [&ahead] {
-          // This batch runs again, and could wait for the new rows of the one begun after it.
-          if (ahead != nullptr && ahead->thread.joinable()) ahead->thread.join();
-          if (ahead != nullptr) ahead->begun.reset();
-        });
-      }
+      absl::StatusOr<v1::Ack> ack = next->ok() ? CommitBatch(***next, std::move(begun), &ahead) : next->status();
       if (!ack.ok()) {
         const v1::Batch* batch = next->ok() ? (**next)->batch.get() : nullptr;
         ECOMSTREAM_LOG_(FailureLevel(ack.status()), "Batch failed; ending the stream")
@@ -268,16 +269,14 @@ grpc::Status IngestService::ClaimFile(grpc::ServerContext* context, const v1::Cl
   }
   auto claimed = ledger_->Claim(*request);
   span.SetStatus(claimed.status());
-  if (claimed.ok()) {
-    span.SetAttribute("claim.outcome", v1::ClaimFileResponse::Outcome_Name(claimed->outcome()));
-    span.SetAttribute("claim.resume_after_row", claimed->resume_after_row());
-  }
   if (!claimed.ok()) {
     ECOMSTREAM_LOG_(FailureLevel(claimed.status()), "Claim failed")
         << Kv("file", request->file_name()) << Kv("claimant", request->claimant())
         << Kv("error", claimed.status().ToString());
     return ToGrpcStatus(claimed.status());
   }
+  span.SetAttribute("claim.outcome", v1::ClaimFileResponse::Outcome_Name(claimed->outcome()));
+  span.SetAttribute("claim.resume_after_row", claimed->resume_after_row());
   *response = *std::move(claimed);
   return grpc::Status::OK;
 }

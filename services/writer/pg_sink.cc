@@ -177,7 +177,6 @@ void EnsureSession(PgConnection& connection) {
 
 struct UpsertOutcome {
   std::vector<int> inserted_rows;  // indices into events, COPYed into events
-  int64_t inserted = 0;
   int64_t updated = 0;
   int64_t unchanged = 0;
   std::vector<std::pair<int, std::string>> rejected;  // index into events, with the server's message
@@ -251,7 +250,7 @@ class BatchTransaction {
     ack.set_file_id(batch_.file_id());
     ack.set_first_row(batch_.first_row());
     ack.set_last_row(batch_.last_row());
-    ack.set_inserted(upsert.inserted);
+    ack.set_inserted(static_cast<int64_t>(upsert.inserted_rows.size()));
     ack.set_updated(upsert.updated);
     ack.set_unchanged(upsert.unchanged);
     ack.set_dead_lettered(static_cast<int64_t>(dead_letters.size()));
@@ -296,7 +295,6 @@ class BatchTransaction {
         pqxx::subtransaction savepoint(txn, "upsert");
         const UpsertOutcome counts = UpsertOnce(savepoint, rows);
         savepoint.commit();
-        outcome->inserted += counts.inserted;
         outcome->inserted_rows.insert(outcome->inserted_rows.end(), counts.inserted_rows.begin(),
                                       counts.inserted_rows.end());
         outcome->updated += counts.updated;
@@ -375,7 +373,6 @@ class BatchTransaction {
   void Insert(pqxx::transaction_base& txn, std::vector<int> fresh, UpsertOutcome* counts) {
     if (fresh.empty()) return;
     connection_->CopyIn(txn, CopyEventsSql(), prepared_.encoded.Payload(fresh));
-    counts->inserted += static_cast<int64_t>(fresh.size());
     counts->inserted_rows.insert(counts->inserted_rows.end(), fresh.begin(), fresh.end());
   }
 
