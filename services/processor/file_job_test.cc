@@ -18,12 +18,14 @@ using ::testing::ElementsAre;
 class CapturingSink : public BatchSink {
  public:
   absl::Status Send(std::unique_ptr<OwnedBatch> batch) override {
+    ++sends;
     if (!fail_with.ok()) return fail_with;
     batches.push_back(std::move(batch));
     return absl::OkStatus();
   }
   std::vector<std::unique_ptr<OwnedBatch>> batches;
   absl::Status fail_with;
+  int sends = 0;
 };
 
 class FileJobTest : public ::testing::Test {
@@ -139,8 +141,11 @@ TEST_F(FileJobTest, AFileChangedAfterInspectionIsDataLossAndItsLastBatchIsNotSen
 
 TEST_F(FileJobTest, TheSinksErrorStopsTheJob) {
   const FileFacts facts = Inspect(testing::V3File(1, 30));
-  sink_.fail_with = absl::CancelledError("stopping");
-  EXPECT_EQ(Run(facts).status().code(), absl::StatusCode::kCancelled);
+  // Not kCancelled: that is what a cancelled job returns, so it could not tell the two apart.
+  sink_.fail_with = absl::UnavailableError("writer down");
+  EXPECT_EQ(Run(facts).status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(sink_.sends, 1);  // the first failed Send ends the job
+  EXPECT_TRUE(sink_.batches.empty());
 }
 
 }  // namespace

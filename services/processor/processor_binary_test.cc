@@ -138,12 +138,22 @@ TEST_F(ProcessorBinaryTest, ServesReadinessAndDrainsOnSigterm) {
   const std::vector<std::string> probe = {BinPath("ecomstream-processor"), "--health_check=" + metrics_address};
   ASSERT_TRUE(WaitUntil([&] { return *RunToExit(probe, probe_log, kWait) == 0; }, kWait, absl::Milliseconds(20)))
       << (*process)->LogTail();
+  // SIGTERM arrives while the file's only (last) batch is sent but not yet acknowledged.
+  fake_.HoldAcks(true);
   DropFile(inbox_, "live.csv", V3File(1, 3));
-  ASSERT_TRUE(WaitUntil([&] { return ListFiles(inbox_).empty(); }, kWait, absl::Milliseconds(5)));
-  EXPECT_EQ(fake_.committed_files(), std::set<std::string>{"live.csv"});
-  EXPECT_FALSE(WaitUntil([&] { return !ListFiles(dir_.path() + "/archive").empty(); }, absl::Milliseconds(50)));
+  ASSERT_TRUE(fake_.WaitForReceived(1, kWait)) << (*process)->LogTail();
+  ASSERT_TRUE(fake_.received().back().batch.last_batch());
+  EXPECT_THAT(ListFiles(inbox_), ElementsAre("live.csv"));
   (*process)->Signal(SIGTERM);
+  // Draining: the processor waits for the held ack instead of exiting.
+  EXPECT_EQ((*process)->Wait(absl::Milliseconds(300)).status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_THAT(ListFiles(inbox_), ElementsAre("live.csv"));
+  fake_.HoldAcks(false);
   EXPECT_EQ(*(*process)->Wait(kWait), 0);
+  EXPECT_EQ(fake_.committed_files(), std::set<std::string>{"live.csv"});
+  EXPECT_THAT(ListFiles(inbox_), IsEmpty());  // committed during the drain, then deleted
+  EXPECT_THAT(ListFiles(dir_.path() + "/archive"), IsEmpty());
+  EXPECT_THAT(Log(), HasSubstr("File committed file=live.csv"));
   EXPECT_THAT((*process)->LogTail(), HasSubstr("Processor stopped"));
 }
 

@@ -203,8 +203,10 @@ TEST(RowValidatorTest, NullSpellingsMakeOptionalColumnsNull) {
   EXPECT_EQ(r.event.session_id(), "");
   EXPECT_EQ(r.event.user_segment(), v1::USER_SEGMENT_UNSPECIFIED);
   EXPECT_EQ(r.event.device_type(), "");
+  EXPECT_EQ(r.event.browser(), "");
   EXPECT_EQ(r.event.geo_country(), "");
   EXPECT_EQ(r.event.geo_city(), "");
+  EXPECT_EQ(r.event.referrer(), "");
   EXPECT_EQ(r.event.category(), "");
   EXPECT_EQ(r.event.campaign_id(), "");
 }
@@ -364,6 +366,7 @@ TEST(RowValidatorTest, LateEventsAreKeptAndFlagged) {
   ASSERT_EQ(late.outcome, RowOutcome::kEvent);
   EXPECT_TRUE(late.event.late_arrival());
   Result on_time = One(With(Column::kEventTime, "2024-01-01T00:00:00Z"));  // exactly reference - 1h
+  ASSERT_EQ(on_time.outcome, RowOutcome::kEvent) << on_time.dead_letter.detail();
   EXPECT_FALSE(on_time.event.late_arrival());
 }
 
