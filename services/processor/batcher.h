@@ -80,8 +80,6 @@ class Batcher {
   // True when the open batch has reached max_rows or max_bytes (so a batch exceeds max_bytes by
   // at most its last row), or has held a row for `linger`.
   bool Full() const;
-  // Rows in the open batch.
-  int64_t pending_rows() const { return next_row_ - first_row_; }
 
   // Closes the open batch (possibly empty: rows [first_row, first_row - 1]), starts its
   // batch.send span and opens the next. `last` marks the file's final batch and sets

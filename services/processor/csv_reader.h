@@ -96,8 +96,6 @@ class CsvReader {
   // source's error.
   absl::StatusOr<bool> Next(CsvRecord* record);
 
-  // Physical lines consumed so far (a final line without terminator counts).
-  int64_t lines() const { return line_; }
   // Bytes consumed from the source so far.
   uint64_t bytes_read() const { return bytes_read_; }
   // Every byte read from the source is also passed to `observer`, in order (used to hash a file

@@ -58,8 +58,7 @@ absl::StatusOr<std::vector<DiscoveredFile>> DirectorySource::Scan() {
   std::vector<DiscoveredFile> files;
   while (struct dirent* entry = ::readdir(dir)) {
     const absl::string_view name = entry->d_name;
-    if (name == "." || name == "..") continue;
-    if (!IsCandidateName(name)) continue;
+    if (!IsCandidateName(name)) continue;  // also skips "." and ".."
     struct stat st;
     const std::string path = absl::StrCat(options_.dir, "/", name);
     if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;

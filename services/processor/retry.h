@@ -26,7 +26,6 @@ class Backoff {
   Backoff(BackoffOptions options, uint64_t seed);
   absl::Duration Next();
   void Reset() { attempt_ = 0; }
-  int attempt() const { return attempt_; }
 
  private:
   BackoffOptions options_;

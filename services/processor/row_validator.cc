@@ -152,8 +152,7 @@ void RowValidator::CheckFields() {
   p = Parsed();
   bool present;
 
-  absl::string_view v = Field(Column::kEventId, &present);
-  event_id_ok_ = false;
+  absl::string_view v = Field(Column::kEventId, &present);  // event_id_ok_ is false (Validate)
   if (!present) {
     AddIssue(v1::REJECT_REASON_MISSING_REQUIRED, Column::kEventId, v, "a value is required");
   } else if (!ParseUuid(v, &p.event_id)) {

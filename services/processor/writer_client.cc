@@ -252,7 +252,6 @@ WriterClient::StreamEnd WriterClient::RunStream() {
     stream_done_ = false;
     stream_acks_ = 0;
     for (Pending& p : window_) p.written = false;  // a new stream has seen nothing
-    ++stats_.streams_opened;
     // The stream outlives any one batch: its metadata carries the batch.send context of the
     // batch that opened it. The writer follows each Batch's own traceparent.
     if (!window_.empty()) tracing::InjectTraceparent(window_.front().batch->span.context(), &context);

@@ -126,7 +126,6 @@ class WriterClient {
     int64_t batches_resent = 0;   // repeats after a reconnect
     int64_t batches_acked = 0;
     int64_t batches_rejected = 0;
-    int64_t streams_opened = 0;
     int64_t stream_failures = 0;
     int64_t unexpected_acks = 0;
     int in_flight = 0;
