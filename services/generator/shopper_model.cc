@@ -4,6 +4,8 @@
 #include <string>
 #include <utility>
 
+#include "common/csv.h"
+
 namespace ecomstream::generator {
 namespace {
 
@@ -55,17 +57,6 @@ std::string Latin1(absl::string_view utf8) {
     }
   }
   return non_ascii ? out : std::string();
-}
-
-std::string CsvQuotedIfNeeded(absl::string_view text) {
-  if (text.find_first_of(",\"") == absl::string_view::npos) return std::string(text);
-  std::string out = "\"";
-  for (char c : text) {
-    if (c == '"') out.push_back('"');
-    out.push_back(c);
-  }
-  out.push_back('"');
-  return out;
 }
 
 std::vector<double> WeightsFor(const std::vector<absl::string_view>& names,
@@ -149,7 +140,8 @@ const std::vector<Place>& ShopperModel::Places() {
     auto* places = new std::vector<Place>();
     for (const CountryCities& c : CountryTable()) {
       for (absl::string_view city : c.cities) {
-        storage->push_back(CsvQuotedIfNeeded(city));
+        storage->emplace_back();
+        AppendCsvField(city, &storage->back());
         absl::string_view csv = storage->back();
         storage->push_back(Latin1(city));
         absl::string_view latin1 = storage->back();
