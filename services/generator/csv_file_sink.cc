@@ -66,14 +66,12 @@ absl::Status CsvFileSink::Open(const std::string& name) {
   name_ = name;
   writer_ = std::make_unique<AtomicFileWriter>(options_.output_dir, name_, temp_dir_);
   sha_ = std::make_unique<Sha256>();
-  size_ = 0;
   return Fail(writer_->Open());
 }
 
 absl::Status CsvFileSink::Append(absl::string_view data) {
   if (writer_ == nullptr) return absl::FailedPreconditionError("append without an open file");
   sha_->Update(data);
-  size_ += static_cast<int64_t>(data.size());
   return Fail(writer_->Append(data));
 }
 
@@ -81,7 +79,8 @@ absl::Status CsvFileSink::Commit(v1::FileManifest* manifest, int64_t created_tim
   if (writer_ == nullptr) return absl::FailedPreconditionError("commit without an open file");
   manifest->set_file_name(name_);
   manifest->set_sha256(sha_->HexDigest());
-  manifest->set_size_bytes(size_);
+  const auto size_bytes = static_cast<int64_t>(writer_->bytes_written());
+  manifest->set_size_bytes(size_bytes);
   manifest->set_created_time_us(created_time_us);
   writer_->set_modification_time_us(created_time_us);
   std::string manifest_path;
@@ -99,7 +98,7 @@ absl::Status CsvFileSink::Commit(v1::FileManifest* manifest, int64_t created_tim
     return Fail(status);
   }
   ++stats_.files;
-  stats_.bytes += size_;
+  stats_.bytes += size_bytes;
   writer_.reset();
   sha_.reset();
   return absl::OkStatus();

@@ -70,7 +70,6 @@ class CsvFileSink {
   std::string name_;
   std::unique_ptr<AtomicFileWriter> writer_;
   std::unique_ptr<Sha256> sha_;
-  int64_t size_ = 0;
   Stats stats_;
 };
 
