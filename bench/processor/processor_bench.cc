@@ -13,7 +13,9 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "benchmark/benchmark.h"
+#include "common/csv_schema.h"
 #include "common/time_util.h"
 #include "common/tracer.h"
 #include "common/uuid.h"
@@ -46,9 +48,7 @@ const char* const kReferrers[] = {"direct", "google", "facebook", "email", "inst
 // A v3 file: header plus kRows rows, 2% of them anomalies, some others with cleanable noise.
 std::string MakeFile() {
   std::mt19937_64 rng(7);
-  std::string file =
-      "event_id,user_id,event_type,product_id,price,event_time,session_id,category,quantity,user_segment,"
-      "device_type,browser,geo_country,geo_city,referrer,campaign_id\n";
+  std::string file = absl::StrCat(absl::StrJoin(csv_schema::kColumnNames, ","), "\n");  // the v3 header
   std::string previous;
   for (int i = 0; i < kRows; ++i) {
     const int kind = static_cast<int>(rng() % 1000);  // < 20: an anomaly

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/atomic_file.h"
+#include "common/status.h"
 #include "common/time_util.h"
 
 namespace ecomstream::processor {
@@ -108,9 +109,8 @@ absl::StatusOr<std::vector<DiscoveredFile>> DirectorySource::Poll(absl::Duration
     const absl::Time now = absl::Now();
     if (now >= next_scan_) {
       next_scan_ = now + options_.rescan_interval;
-      absl::StatusOr<std::vector<DiscoveredFile>> scanned = Scan();
-      if (!scanned.ok()) return scanned.status();
-      out.insert(out.end(), scanned->begin(), scanned->end());
+      ASSIGN_OR_RETURN(std::vector<DiscoveredFile> scanned, Scan());
+      out.insert(out.end(), scanned.begin(), scanned.end());
     }
     if (!out.empty()) break;
     const absl::Time wake_at = std::min(deadline, next_scan_);
@@ -125,7 +125,7 @@ absl::StatusOr<std::vector<DiscoveredFile>> DirectorySource::Poll(absl::Duration
       break;
     }
     if (ready > 0 && inotify_fd_ >= 0 && (fds[1].revents & POLLIN)) {
-      if (absl::Status status = ReadEvents(&out); !status.ok()) return status;
+      RETURN_IF_ERROR(ReadEvents(&out));
     }
   }
   if (metrics_ != nullptr) metrics_->directory_source.sent.Increment(static_cast<double>(out.size()));

@@ -36,9 +36,8 @@ absl::StatusOr<FileJobResult> RunFileJob(const FileFacts& facts, const FileClaim
   ASSIGN_OR_RETURN(std::unique_ptr<FileByteSource> source, FileByteSource::Open(facts.path));
   CsvReader reader(source.get(), options.csv);
   CsvRecord record;
-  absl::StatusOr<bool> more = reader.Next(&record);
-  if (!more.ok()) return more.status();
-  if (!*more || record.flags != 0) return absl::DataLossError(absl::StrCat(facts.path, " lost its header"));
+  ASSIGN_OR_RETURN(bool more, reader.Next(&record));
+  if (!more || record.flags != 0) return absl::DataLossError(absl::StrCat(facts.path, " lost its header"));
   absl::StatusOr<Schema> schema = SchemaRegistry::Detect(record.fields);
   if (!schema.ok() || schema->index != facts.schema.index) {
     return absl::DataLossError(absl::StrCat(facts.path, " has another header than when it was inspected"));
@@ -57,9 +56,8 @@ absl::StatusOr<FileJobResult> RunFileJob(const FileFacts& facts, const FileClaim
 
   int64_t row = 0;
   for (;;) {
-    more = reader.Next(&record);
-    if (!more.ok()) return more.status();
-    if (!*more) break;
+    ASSIGN_OR_RETURN(more, reader.Next(&record));
+    if (!more) break;
     ++row;
     const RowOutcome outcome = validator.Validate(record, row);
     if (row <= claim.resume_after_row) continue;  // already committed by an earlier claimant

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/time_util.h"
 #include "common/trace_context.h"
 #include "services/processor/writer_client.h"
 
@@ -164,7 +165,7 @@ v1::Ack FakeWriter::MakeAck(const v1::Batch& batch) {
     ack.set_file_committed(true);
     committed_files_.insert(batch.file_name());
   }
-  ack.set_commit_time_us(absl::ToUnixMicros(absl::Now()));
+  ack.set_commit_time_us(NowMicros());
   return ack;
 }
 
