@@ -234,8 +234,9 @@ void Processor::RetryLater(const std::string& name, absl::Duration delay) {
   pending_[name].not_before = absl::Now() + delay;
 }
 
-void Processor::Refused(const std::string& name, int attempts, int64_t drop_time_us, const absl::Status& why,
-                        tracing::Span* span) {
+void Processor::Refused(const std::string& name, int previous_attempts, int64_t drop_time_us,
+                        const absl::Status& why, tracing::Span* span) {
+  const int attempts = previous_attempts + 1;  // this refused attempt included
   if (span != nullptr) {
     span->SetStatus(why);
     span->End();
@@ -293,7 +294,7 @@ Processor::Step Processor::ProcessFile(const std::string& name) {
     return Step::kDone;
   }
   if (!facts.ok()) {
-    Refused(name, entry.attempts + 1, entry.drop_time_us, facts.status());
+    Refused(name, entry.attempts, entry.drop_time_us, facts.status());
     return Step::kRetryLater;
   }
   if (!facts->quarantine_reason.empty()) {
@@ -301,7 +302,7 @@ Processor::Step Processor::ProcessFile(const std::string& name) {
     span.SetAttribute("file.quarantine_reason", facts->quarantine_reason);
     absl::StatusOr<std::string> moved = lifecycle_.Quarantine(name, facts->quarantine_reason);
     if (!moved.ok()) {
-      Refused(name, entry.attempts + 1, entry.drop_time_us, moved.status(), &span);
+      Refused(name, entry.attempts, entry.drop_time_us, moved.status(), &span);
       return Step::kRetryLater;
     }
     span.SetStatus(absl::FailedPreconditionError(absl::StrCat("quarantined: ", facts->quarantine_reason)));
@@ -339,7 +340,7 @@ Processor::Step Processor::ProcessFile(const std::string& name) {
       LOG_DEBUG("Writer unavailable for ClaimFile") << Kv("file", name) << Kv("error", claim.status().ToString());
       return Step::kWriterUnavailable;
     }
-    Refused(name, entry.attempts + 1, entry.drop_time_us, claim.status(), &span);
+    Refused(name, entry.attempts, entry.drop_time_us, claim.status(), &span);
     return Step::kRetryLater;
   }
   claim_backoff_.Reset();
@@ -356,7 +357,7 @@ Processor::Step Processor::Claimed(const FileFacts& facts, const v1::ClaimFileRe
     case v1::ClaimFileResponse::OUTCOME_ALREADY_COMMITTED: {
       absl::StatusOr<std::string> moved = lifecycle_.Commit(name);
       if (!moved.ok() && !absl::IsNotFound(moved.status())) {
-        Refused(name, entry.attempts + 1, entry.drop_time_us, moved.status(), &span);
+        Refused(name, entry.attempts, entry.drop_time_us, moved.status(), &span);
         return Step::kRetryLater;
       }
       span.SetStatus(absl::OkStatus());
@@ -381,13 +382,13 @@ Processor::Step Processor::Claimed(const FileFacts& facts, const v1::ClaimFileRe
     case v1::ClaimFileResponse::OUTCOME_RESUME:
       break;
     default:
-      Refused(name, entry.attempts + 1, entry.drop_time_us, absl::InternalError("unknown ClaimFile outcome"), &span);
+      Refused(name, entry.attempts, entry.drop_time_us, absl::InternalError("unknown ClaimFile outcome"), &span);
       return Step::kRetryLater;
   }
   const int64_t resume_after_row =
       claim.outcome() == v1::ClaimFileResponse::OUTCOME_RESUME ? claim.resume_after_row() : 0;
   if (resume_after_row > facts.rows) {
-    Refused(name, entry.attempts + 1, entry.drop_time_us,
+    Refused(name, entry.attempts, entry.drop_time_us,
             absl::InternalError(absl::StrCat("the writer asked to resume after row ", resume_after_row, " of ",
                                              facts.rows)),
             &span);
@@ -437,7 +438,7 @@ Processor::Step Processor::Claimed(const FileFacts& facts, const v1::ClaimFileRe
   // Cancelled: we are stopping. Aborted: the writer refused the file and OnFileRejected has
   // already scheduled its retry.
   if (absl::IsCancelled(result.status()) || absl::IsAborted(result.status())) return Step::kRetryLater;
-  Refused(name, entry.attempts + 1, entry.drop_time_us, result.status());
+  Refused(name, entry.attempts, entry.drop_time_us, result.status());
   return Step::kRetryLater;
 }
 
@@ -478,7 +479,7 @@ void Processor::OnAck(const v1::Batch& batch, const v1::Ack& ack) {
   if (commit) {
     FinishCommitted(std::move(finished));
   } else if (release) {
-    Refused(finished.name, finished.attempts + 1, finished.drop_time_us,
+    Refused(finished.name, finished.attempts, finished.drop_time_us,
             absl::InternalError("the ack of the last batch did not say file_committed"), &finished.span);
   }
   finished.span.End();
@@ -505,7 +506,7 @@ void Processor::FinishCommitted(InFlightFile file) {
   const std::string trace_id = span.context().trace_id().ToHex();
   if (!moved.ok() && !absl::IsNotFound(moved.status())) {
     // Committed but still in the inbox: the next claim finds it committed and moves it again.
-    Refused(file.name, file.attempts + 1, file.drop_time_us, moved.status(), &span);
+    Refused(file.name, file.attempts, file.drop_time_us, moved.status(), &span);
   } else {
     span.SetStatus(absl::OkStatus());
     span.End();
@@ -536,7 +537,7 @@ void Processor::OnFileRejected(const std::string& file_id, const absl::Status& s
     in_flight_.erase(it);
     in_flight_names_.erase(file.name);
   }
-  Refused(file.name, file.attempts + 1, file.drop_time_us, status, &file.span);
+  Refused(file.name, file.attempts, file.drop_time_us, status, &file.span);
   source_.Wake();
 }
 

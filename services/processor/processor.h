@@ -132,8 +132,9 @@ class Processor : public AckHandler {
   // `file` has left in_flight_ (its name is still in in_flight_names_).
   void FinishCommitted(InFlightFile file);
   // Puts `name` back in the queue after a refusal; with once, gives up after once_max_attempts.
-  // Ends `span` (may be null) with `why`.
-  void Refused(const std::string& name, int attempts, int64_t drop_time_us, const absl::Status& why,
+  // `previous_attempts` is the file's attempts before this one (PendingFile::attempts); this
+  // refusal makes it previous_attempts + 1. Ends `span` (may be null) with `why`.
+  void Refused(const std::string& name, int previous_attempts, int64_t drop_time_us, const absl::Status& why,
                tracing::Span* span = nullptr);
   void RetryLater(const std::string& name, absl::Duration delay);
   void Done(const std::string& name, bool ok) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
