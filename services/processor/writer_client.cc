@@ -154,6 +154,7 @@ absl::Status WriterClient::Send(std::unique_ptr<OwnedBatch> batch) {
     return refused;
   }
   if (metrics_ != nullptr) metrics_->writer_client.received.Increment();
+  window_bytes_ += batch->estimated_bytes;
   window_.push_back(Pending{std::shared_ptr<OwnedBatch>(std::move(batch))});
   stats_.max_in_flight_seen = std::max(stats_.max_in_flight_seen, static_cast<int>(window_.size()));
   UpdateWindowMetrics();
@@ -198,6 +199,7 @@ void WriterClient::Stop() {
   {
     absl::MutexLock lock(&mu_);
     dropped.swap(window_);
+    window_bytes_ = 0;
     UpdateWindowMetrics();
     changed_.SignalAll();
   }
@@ -215,10 +217,8 @@ WriterClient::Stats WriterClient::stats() const {
 
 void WriterClient::UpdateWindowMetrics() {
   if (metrics_ == nullptr) return;
-  size_t bytes = 0;
-  for (const Pending& p : window_) bytes += p.batch->estimated_bytes;
   metrics_->in_flight_batches.Set(static_cast<double>(window_.size()));
-  metrics_->in_flight_bytes.Set(static_cast<double>(bytes));
+  metrics_->in_flight_bytes.Set(static_cast<double>(window_bytes_));
 }
 
 void WriterClient::Run() {
@@ -354,6 +354,7 @@ void WriterClient::HandleAck(const v1::Ack& ack) {
     }
     batch = std::move(it->batch);
     written_at_us = it->written_at_us;
+    window_bytes_ -= batch->estimated_bytes;
     window_.erase(it);
     ++acks_in_handler_;
     ++stream_acks_;
@@ -403,13 +404,16 @@ void WriterClient::HandleStreamEnd(const StreamEnd& end) {
       rejection = absl::Status(FromGrpcStatus(end.status).code(),
                                absl::StrCat("the writer refused a batch: ", end.status.error_message()));
       const size_t before = window_.size();
+      size_t removed_bytes = 0;
       window_.erase(std::remove_if(window_.begin(), window_.end(),
                                    [&](const Pending& p) {
                                      if (p.batch->batch().file_id() != rejected_file) return false;
                                      p.batch->span.SetStatus(rejection);  // ends as it leaves
+                                     removed_bytes += p.batch->estimated_bytes;
                                      return true;
                                    }),
                     window_.end());
+      window_bytes_ -= removed_bytes;
       stats_.batches_rejected += static_cast<int64_t>(before - window_.size());
       if (metrics_ != nullptr) metrics_->writer_client.dropped.Increment(static_cast<double>(before - window_.size()));
       rejected_files_.insert(rejected_file);

@@ -164,6 +164,8 @@ class WriterClient {
   mutable absl::Mutex mu_;
   absl::CondVar changed_;  // window, stream or stop state changed
   std::deque<Pending> window_ ABSL_GUARDED_BY(mu_);
+  // Sum of the window's batches' estimated_bytes, kept with every push and erase.
+  size_t window_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   absl::flat_hash_set<std::string> rejected_files_ ABSL_GUARDED_BY(mu_);
   bool intake_stopped_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

@@ -115,6 +115,7 @@ TEST_F(WriterClientTest, DeliversBatchesInOrderAndHandsEachAckToTheHandler) {
   EXPECT_EQ(metrics_.batches_acked.Value(), 5);
   EXPECT_EQ(metrics_.acked_inserted.Value(), 50);
   EXPECT_EQ(metrics_.in_flight_batches.Value(), 0);
+  EXPECT_EQ(metrics_.in_flight_bytes.Value(), 0);
 }
 
 TEST_F(WriterClientTest, WindowBoundsUnackedBatchesAndBlocksTheSender) {
@@ -134,6 +135,7 @@ TEST_F(WriterClientTest, WindowBoundsUnackedBatchesAndBlocksTheSender) {
   EXPECT_EQ(queued.load(), 3);
   EXPECT_EQ(client.stats().in_flight, 3);
   EXPECT_EQ(metrics_.in_flight_batches.Value(), 3);
+  EXPECT_EQ(metrics_.in_flight_bytes.Value(), 300);  // MakeBatch estimates 100 bytes each
   fake_.HoldAcks(false);
   sender.join();
   ASSERT_TRUE(AckedCount(10));
@@ -200,6 +202,7 @@ TEST_F(WriterClientTest, ARefusedFileLeavesTheWindowAndOtherFilesCarryOn) {
   WriterClient& client = Client();
   ASSERT_TRUE(client.Send(MakeBatch("bad.csv", 1, 10)).ok());
   ASSERT_TRUE(client.Send(MakeBatch("good.csv", 1, 10, true)).ok());
+  EXPECT_EQ(metrics_.in_flight_bytes.Value(), 200);
   fake_.HoldAcks(false);
   ASSERT_TRUE(AckedCount(1));
   EXPECT_THAT(handler_.acked(), ElementsAre("good.csv:1-10"));
@@ -208,6 +211,7 @@ TEST_F(WriterClientTest, ARefusedFileLeavesTheWindowAndOtherFilesCarryOn) {
   EXPECT_EQ(client.stats().batches_rejected, 1);
   client.ClearRejection("sha256:bad.csv");
   EXPECT_TRUE(client.WaitForAcks(absl::Seconds(5)));
+  EXPECT_EQ(metrics_.in_flight_bytes.Value(), 0);  // the refused batch's bytes left with it
 }
 
 TEST_F(WriterClientTest, AnAckThatMatchesNoBatchIsIgnored) {
