@@ -23,7 +23,7 @@ ECOMSTREAM_PACKAGES=(
   # tests, demo and benchmarks: a real PostgreSQL, promtool, pgloader; checks of deploy/ (PyYAML,
   # `docker-compose config`) and of scripts/ (shellcheck)
   postgresql-15 postgresql-client-15 prometheus pgloader
-  python3 python3-yaml curl util-linux procps docker-compose shellcheck
+  python3 python3-yaml curl util-linux procps docker-compose shellcheck time
 )
 
 log() { printf '[ecomstream] %s\n' "$*" >&2; }

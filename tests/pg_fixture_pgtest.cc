@@ -13,6 +13,15 @@ TEST(PgFixtureTest, EachCreatedDatabaseIsSeparateAndQueryable) {
   ASSERT_TRUE(a.ok()) << a.status();
   ASSERT_TRUE(b.ok()) << b.status();
   EXPECT_NE(*a, *b);
+  const std::string db_a = a->substr(a->rfind('=') + 1);
+  const std::string db_b = b->substr(b->rfind('=') + 1);
+  ASSERT_TRUE(pg.Psql(db_a, "CREATE TABLE only_in_a (x int); INSERT INTO only_in_a VALUES (7)").ok());
+  auto in_a = pg.Psql(db_a, "SELECT x FROM only_in_a");
+  ASSERT_TRUE(in_a.ok()) << in_a.status();
+  EXPECT_EQ(*in_a, "7\n");
+  auto in_b = pg.Psql(db_b, "SELECT to_regclass('only_in_a') IS NULL");
+  ASSERT_TRUE(in_b.ok()) << in_b.status();
+  EXPECT_EQ(*in_b, "t\n") << "a table of one database is visible in the other";
   auto version = pg.Psql("postgres", "SHOW server_version_num");
   ASSERT_TRUE(version.ok()) << version.status();
   EXPECT_GE(std::stoi(*version), 150000);

@@ -53,7 +53,8 @@ cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   stop_pg "$work" 2>/dev/null || true
-  rm -rf "$work"
+  # As root the cluster lives outside $work (scripts/lib.sh pg_location).
+  rm -rf "$(cat "$work/pg_location" 2>/dev/null)" "$work"
 }
 trap cleanup EXIT
 

@@ -1,6 +1,6 @@
 // What a span costs: StartSpan + 3 attributes + End, as the services will write it.
 //
-//   build-obs/bin/tracing_bench --benchmark_min_time=1
+//   build/bin/tracing_bench --benchmark_min_time=1
 //
 // The collector runs in a child process (forked before gRPC starts) so that its decoding is not
 // billed to us. BM_Span_Exported reports *process* CPU per span (the caller, the export thread

@@ -27,6 +27,7 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "common/csv.h"
 #include "common/domain.h"
@@ -262,7 +263,11 @@ int Main() {
   const int64_t batch_rows = absl::GetFlag(FLAGS_batch_rows);
   const int window = absl::GetFlag(FLAGS_window);
   const int repetitions = absl::GetFlag(FLAGS_repetitions);
-  const int64_t updates = static_cast<int64_t>(static_cast<double>(rows) * absl::GetFlag(FLAGS_update_fraction));
+  const double update_fraction = absl::GetFlag(FLAGS_update_fraction);
+  if (rows < 1 || batch_rows < 1 || window < 1 || repetitions < 1 || !(update_fraction >= 0 && update_fraction <= 1)) {
+    Die("--rows, --batch_rows, --window and --repetitions must be at least 1, --update_fraction within [0, 1]");
+  }
+  const int64_t updates = static_cast<int64_t>(static_cast<double>(rows) * update_fraction);
   SetMinLogLevel(LogLevel::kWarning);
 
   std::fprintf(stderr, "Starting a throwaway PostgreSQL cluster...\n");
@@ -348,7 +353,12 @@ int Main() {
   auto counts = cluster->Psql(db, "SELECT (SELECT count(*) FROM ecomstream.events), "
                                   "(SELECT sum(updated) FROM ecomstream.ingest_batches), "
                                   "(SELECT count(*) FROM bench.events_copy)");
-  std::fprintf(stderr, "Check (events|updated rows in ledger|\\copy rows): %s", counts.ok() ? counts->c_str() : "?\n");
+  Check(counts.status(), "count the loaded rows");
+  // The last repetition's tables: every row once; the insert-mostly updates plus every row again.
+  const std::string expected = absl::StrCat(rows, "|", updates + rows, "|", rows);
+  if (absl::StripTrailingAsciiWhitespace(*counts) != expected) {
+    Die(absl::StrCat("events|updated rows in the ledger|\\copy rows are ", *counts, ", expected ", expected));
+  }
 
   std::printf("\nwriter_bench: %lld rows per run, median of %d runs; throwaway PostgreSQL 15 cluster (fsync off, "
               "autovacuum off on the loaded tables, CHECKPOINT before each run)\n\n",

@@ -146,6 +146,9 @@ class ComposeTest(unittest.TestCase):
         for name in SERVICES:
             binary = f"ecomstream-{name}"
             used = set(self.command(name)) | set(flag_values(self.services[name]["healthcheck"]["test"]))
+            for key in self.services[name].get("environment", {}):
+                if key.startswith("ECOMSTREAM_"):
+                    used.add(key[len("ECOMSTREAM_"):].lower())
             missing = used - known_flags(binary)
             self.assertFalse(missing, f"{binary} has no flag(s) {sorted(missing)}")
 

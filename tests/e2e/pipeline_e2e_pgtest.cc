@@ -87,6 +87,8 @@ SELECT (SELECT md5(coalesce(string_agg(e::text, E'\n' ORDER BY e.event_id), ''))
   EXPECT_EQ(*after, *before) << "events, dead letters, batch ledger, file ledger or aggregates changed";
   EXPECT_EQ(ListFiles(p.inbox(), ".csv"), std::vector<std::string>{}) << "re-dropped files left in the inbox";
   EXPECT_EQ(ListFiles(p.quarantine()), std::vector<std::string>{}) << "re-dropped files quarantined";
+  // Archived beside the first copies (a taken name gets a numeric suffix), none deleted.
+  EXPECT_EQ(ListFiles(p.archive(), ".csv").size(), 16u);
 }
 
 }  // namespace
