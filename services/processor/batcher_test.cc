@@ -160,6 +160,24 @@ TEST_F(BatcherTest, DeadLettersDuplicatesAndReasonCountsLandInTheirBatch) {
   }
 }
 
+TEST_F(BatcherTest, LateEventsAreCountedInTheBatchThatCarriesThem) {
+  Batcher batcher(BatcherOptions{2, 1 << 20, absl::Hours(1)}, Info(), 1, tracer_.get());
+  std::string late = V1Row(2);
+  late.replace(late.find("2024-01-01T00:00:00Z"), 20, "2023-12-31T22:00:00Z");  // 2h before the reference
+  auto batches = Feed(batcher, V1Row(1) + late + V1Row(3));
+  ASSERT_EQ(batches.size(), 2u);
+  ASSERT_EQ(batches[0]->batch().events_size(), 2);
+  EXPECT_TRUE(batches[0]->batch().events(1).late_arrival());
+  EXPECT_EQ(batches[0]->late_events, 1);
+  EXPECT_EQ(batches[1]->late_events, 0);
+  // The processor counts a file's late rows from late_events: it must match the flagged events.
+  for (const auto& b : batches) {
+    int64_t flagged = 0;
+    for (const v1::Event& event : b->batch().events()) flagged += event.late_arrival() ? 1 : 0;
+    EXPECT_EQ(b->late_events, flagged);
+  }
+}
+
 TEST_F(BatcherTest, EmptyFileIsOneEmptyLastBatch) {
   Batcher batcher(BatcherOptions{}, Info(), 1, tracer_.get());
   auto batches = Feed(batcher, "");

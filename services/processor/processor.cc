@@ -442,7 +442,8 @@ Processor::Step Processor::Claimed(const FileFacts& facts, const v1::ClaimFileRe
   return Step::kRetryLater;
 }
 
-void Processor::OnAck(const v1::Batch& batch, const v1::Ack& ack) {
+void Processor::OnAck(const OwnedBatch& owned, const v1::Ack& ack) {
+  const v1::Batch& batch = owned.batch();
   InFlightFile finished;
   bool commit = false;
   bool release = false;
@@ -456,7 +457,7 @@ void Processor::OnAck(const v1::Batch& batch, const v1::Ack& ack) {
     file.counts.events += batch.events_size();
     file.counts.dead_letters += batch.dead_letters_size();
     file.counts.duplicates += batch.duplicate_rows();
-    for (const v1::Event& event : batch.events()) file.counts.late += event.late_arrival() ? 1 : 0;
+    file.counts.late += owned.late_events;  // counted by the batcher; not on the wire
     for (const v1::ReasonCount& rc : batch.reason_counts()) file.counts.by_reason[rc.reason()] += rc.count();
     file.inserted += ack.inserted();
     file.updated += ack.updated();

@@ -96,7 +96,7 @@ class Processor : public AckHandler {
   const WriterClient& writer_client() const { return writer_; }
 
   // AckHandler (the writer client's thread).
-  void OnAck(const v1::Batch& batch, const v1::Ack& ack) override;
+  void OnAck(const OwnedBatch& owned, const v1::Ack& ack) override;
   void OnFileRejected(const std::string& file_id, const absl::Status& status) override;
 
  private:

@@ -383,7 +383,7 @@ void WriterClient::HandleAck(const v1::Ack& ack) {
   span.SetAttribute("rows.dead_lettered", ack.dead_lettered());
   span.SetAttribute("batch.already_committed", ack.already_committed());
   span.End();
-  handler_->OnAck(b, ack);
+  handler_->OnAck(*batch, ack);
   absl::MutexLock lock(&mu_);
   --acks_in_handler_;
   changed_.SignalAll();

@@ -52,8 +52,9 @@ namespace ecomstream::processor {
 class AckHandler {
  public:
   virtual ~AckHandler() = default;
-  // An ack that matched an unacknowledged batch (which has left the window).
-  virtual void OnAck(const v1::Batch& batch, const v1::Ack& ack) = 0;
+  // An ack that matched an unacknowledged batch (which has left the window; its batch.send
+  // span has ended).
+  virtual void OnAck(const OwnedBatch& batch, const v1::Ack& ack) = 0;
   // The writer refused a batch of `file_id` with a non-retryable `status`; every unacknowledged
   // batch of that file has left the window, and Send() refuses the file's batches until
   // ClearRejection(file_id).

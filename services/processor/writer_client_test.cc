@@ -40,7 +40,8 @@ std::unique_ptr<OwnedBatch> MakeBatch(const std::string& file, int64_t first, in
 
 class RecordingHandler : public AckHandler {
  public:
-  void OnAck(const v1::Batch& batch, const v1::Ack& ack) override {
+  void OnAck(const OwnedBatch& owned, const v1::Ack& ack) override {
+    const v1::Batch& batch = owned.batch();
     absl::MutexLock lock(&mu_);
     acked_.push_back(absl::StrCat(batch.file_name(), ":", batch.first_row(), "-", batch.last_row()));
   }
