@@ -49,13 +49,10 @@ class CsvRowEncoder {
   // `columns`: the file's columns in header order. `crlf`: end records with "\r\n", else "\n".
   CsvRowEncoder(std::vector<Column> columns, bool crlf);
 
-  const std::vector<Column>& columns() const { return columns_; }
-  absl::string_view terminator() const { return terminator_; }
-
   // Appends the header record and its terminator.
   void AppendHeader(std::string* out) const;
   // Appends `event`'s record as bent by `plan`, then the terminator. Returns the record's
-  // length in bytes without the terminator (it ends at out->size() - terminator().size()).
+  // length in bytes without the terminator (it ends at out->size() minus the terminator's length).
   size_t AppendRow(const ShopperEvent& event, const RowPlan& plan, std::string* out) const;
 
  private:

@@ -195,7 +195,7 @@ absl::StatusOr<RunSummary> Generator::Run() {
   file_span_.SetStatus(status);  // a file still open here was abandoned by the error
   file_span_.End(SpanTime(clock_->NowMicros()));
   sink_.Abort();  // after an error: the file in progress must not survive
-  RunSummary summary{run_truth_, sink_.stats().files, sink_.stats().bytes, seed_};
+  RunSummary summary{run_truth_, sink_.stats().files, sink_.stats().bytes};
   if (!config_.summary_file.empty()) {
     absl::Status written = WriteSummary(summary);
     if (status.ok()) status = written;

@@ -77,7 +77,6 @@ struct RunSummary {
   GroundTruth truth;
   int64_t files = 0;
   int64_t bytes = 0;
-  uint64_t seed = 0;
 };
 
 class Generator {
@@ -106,7 +105,6 @@ class Generator {
   int64_t files_written() const { return files_written_.load(std::memory_order_relaxed); }
   // True between Run()'s successful start and its end.
   bool running() const { return running_.load(std::memory_order_relaxed); }
-  uint64_t seed() const { return seed_; }
 
  private:
   struct Metrics {

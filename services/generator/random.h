@@ -63,7 +63,6 @@ class WeightedChoice {
     while (i < last && r >= thresholds_[i]) ++i;
     return i;
   }
-  size_t size() const { return thresholds_.size(); }
 
  private:
   std::vector<uint64_t> thresholds_;  // cumulative, last == UINT64_MAX

@@ -23,7 +23,6 @@ class RateLimiter {
   int64_t DelayMicros();
   // Counts one event as sent.
   void Take() { ++sent_; }
-  int64_t sent() const { return sent_; }
 
  private:
   int64_t DueMicros() const { return start_ + static_cast<int64_t>(static_cast<double>(sent_) * interval_); }

@@ -235,7 +235,6 @@ void ShopperModel::Start(Session& s) {
     }
   }
   s.interest = PickCategory();
-  ++sessions_started_;
 }
 
 void ShopperModel::Next(int64_t now_ms, ShopperEvent* event) {
@@ -253,7 +252,6 @@ void ShopperModel::Next(int64_t now_ms, ShopperEvent* event) {
   event->referrer = s.referrer;
   event->campaign_id = s.campaign_id;
   Step(s, event);
-  ++events_;
 }
 
 void ShopperModel::Step(Session& s, ShopperEvent* event) {

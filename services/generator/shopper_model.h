@@ -86,9 +86,6 @@ class ShopperModel {
   // Fills `*event` with the next event, stamped `now_ms` (its UUIDv7 carries the same time).
   void Next(int64_t now_ms, ShopperEvent* event);
 
-  int64_t events() const { return events_; }
-  int64_t sessions_started() const { return sessions_started_; }
-
  private:
   static constexpr int kMaxCart = 8;
   struct CartItem {
@@ -133,8 +130,6 @@ class ShopperModel {
   WeightedChoice place_choice_;
   WeightedChoice referrer_choice_;
   WeightedChoice quantity_choice_;
-  int64_t events_ = 0;
-  int64_t sessions_started_ = 0;
 };
 
 }  // namespace ecomstream::generator
