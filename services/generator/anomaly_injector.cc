@@ -181,7 +181,6 @@ RowVerdict AnomalyInjector::Apply(ShopperEvent* event, RowPlan* plan) {
     verdict.anomalous = true;
     verdict.kind = AnomalyKind::kLateEvent;
     verdict.late = true;
-    ++injected_[static_cast<int>(AnomalyKind::kLateEvent)];
     return verdict;
   }
   if (!rng_.Chance(options_.rate)) return verdict;
@@ -196,7 +195,6 @@ RowVerdict AnomalyInjector::Apply(ShopperEvent* event, RowPlan* plan) {
   verdict.anomalous = true;
   verdict.kind = kind;
   verdict.outcome = OutcomeOf(kind);
-  ++injected_[static_cast<int>(kind)];
   return verdict;
 }
 

@@ -105,9 +105,6 @@ class AnomalyInjector {
   // bytes without terminator, as a source for later duplicates in the same file.
   void Remember(const ShopperEvent& event, absl::string_view record);
 
-  // Rows given each kind since construction.
-  int64_t injected(AnomalyKind kind) const { return injected_[static_cast<int>(kind)]; }
-
  private:
   static constexpr int kPoolSize = 16;
   struct PooledRow {
@@ -132,7 +129,6 @@ class AnomalyInjector {
   int pool_size_ = 0;
   int pool_next_ = 0;
   int64_t valid_rows_in_file_ = 0;
-  std::array<int64_t, kNumAnomalyKinds> injected_{};
 };
 
 }  // namespace ecomstream::generator
