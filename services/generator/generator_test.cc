@@ -370,7 +370,9 @@ TEST(GeneratorTest, EachFixedVersionWritesExactlyItsColumns) {
     config.total_events = 1'000;
     config.events_per_file = 100;
     ASSERT_TRUE(RunWith(config).ok());
-    for (const OutputFile& f : ReadOutput(config.output_dir)) {
+    const std::vector<OutputFile> files = ReadOutput(config.output_dir);
+    ASSERT_EQ(files.size(), 10u) << version << ": 1,000 events at 100 per file";
+    for (const OutputFile& f : files) {
       const OracleFile oracle = ClassifyCsv(f.csv, f.manifest.created_time_us());
       EXPECT_EQ(absl::StrCat("v", oracle.schema_version), version) << f.name;
       EXPECT_EQ(oracle.header.size(), count);
