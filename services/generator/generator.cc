@@ -50,6 +50,13 @@ bool IsDirectory(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+// ecomstream_generator_expected_rows_total{outcome=...}.
+metrics::Counter& ExpectedRows(metrics::Registry* registry, absl::string_view outcome) {
+  return registry->GetCounter("ecomstream_generator_expected_rows_total",
+                              "Committed rows by the outcome the processor must give them.",
+                              {{"outcome", std::string(outcome)}});
+}
+
 std::pair<std::string, std::string> SplitPath(const std::string& path) {
   const size_t slash = path.find_last_of('/');
   if (slash == std::string::npos) return {".", path};
@@ -104,15 +111,9 @@ Generator::Metrics::Metrics(metrics::Registry* registry)
       bytes(registry->GetCounter("ecomstream_generator_bytes_total", "CSV bytes committed.")),
       failures(registry->GetCounter("ecomstream_generator_write_failures_total",
                                     "Runs ended by a failed write (disk full, permissions); the file is abandoned.")),
-      expected_events(registry->GetCounter("ecomstream_generator_expected_rows_total",
-                                           "Committed rows by the outcome the processor must give them.",
-                                           {{"outcome", "event"}})),
-      expected_dead_letters(registry->GetCounter("ecomstream_generator_expected_rows_total",
-                                                 "Committed rows by the outcome the processor must give them.",
-                                                 {{"outcome", "dead_letter"}})),
-      expected_duplicates(registry->GetCounter("ecomstream_generator_expected_rows_total",
-                                               "Committed rows by the outcome the processor must give them.",
-                                               {{"outcome", "duplicate"}})),
+      expected_events(ExpectedRows(registry, "event")),
+      expected_dead_letters(ExpectedRows(registry, "dead_letter")),
+      expected_duplicates(ExpectedRows(registry, "duplicate")),
       late_events(registry->GetCounter("ecomstream_generator_late_events_total",
                                        "Committed valid rows older than their file's creation time - 1 h.")),
       commit_seconds(registry->GetHistogram("ecomstream_generator_file_commit_seconds",
