@@ -205,9 +205,9 @@ absl::StatusOr<RunSummary> Generator::Run() {
   if (!status.ok()) return status;
   LOG_INFO("Generator finished") << Kv("events", summary.truth.rows) << Kv("files", summary.files)
                                  << Kv("valid_distinct_events", summary.truth.valid_events())
-                                 << Kv("expected_dead_letters", summary.truth.dead_letters)
-                                 << Kv("exact_duplicates", summary.truth.exact_duplicates)
-                                 << Kv("late_events", summary.truth.late_events);
+                                 << Kv("expected_dead_letters", summary.truth.dead_letters())
+                                 << Kv("exact_duplicates", summary.truth.exact_duplicates())
+                                 << Kv("late_events", summary.truth.late_events());
   return summary;
 }
 
@@ -299,9 +299,9 @@ absl::Status Generator::CommitFile() {
   metrics_.files.Increment();
   metrics_.bytes.Increment(static_cast<double>(manifest.size_bytes()));
   metrics_.expected_events.Increment(static_cast<double>(file_truth_.valid_events()));
-  metrics_.expected_dead_letters.Increment(static_cast<double>(file_truth_.dead_letters));
-  metrics_.expected_duplicates.Increment(static_cast<double>(file_truth_.exact_duplicates));
-  metrics_.late_events.Increment(static_cast<double>(file_truth_.late_events));
+  metrics_.expected_dead_letters.Increment(static_cast<double>(file_truth_.dead_letters()));
+  metrics_.expected_duplicates.Increment(static_cast<double>(file_truth_.exact_duplicates()));
+  metrics_.late_events.Increment(static_cast<double>(file_truth_.late_events()));
   for (int k = 0; k < kNumAnomalyKinds; ++k) {
     if (file_truth_.anomalies[k] > 0) metrics_.anomalies[k]->Increment(static_cast<double>(file_truth_.anomalies[k]));
   }

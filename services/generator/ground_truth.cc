@@ -6,30 +6,28 @@ namespace ecomstream::generator {
 
 void GroundTruth::Count(const RowVerdict& verdict) {
   ++rows;
-  if (!verdict.anomalous) return;
-  ++anomalies[static_cast<int>(verdict.kind)];
-  switch (verdict.outcome) {
-    case RowOutcome::kDeadLetter: ++dead_letters; break;
-    case RowOutcome::kExactDuplicate: ++exact_duplicates; break;
-    case RowOutcome::kEvent: break;
+  if (verdict.anomalous) ++anomalies[static_cast<int>(verdict.kind)];
+}
+
+int64_t GroundTruth::RowsWithOutcome(RowOutcome outcome) const {
+  int64_t n = 0;
+  for (int k = 0; k < kNumAnomalyKinds; ++k) {
+    if (OutcomeOf(static_cast<AnomalyKind>(k)) == outcome) n += anomalies[k];
   }
-  if (verdict.late) ++late_events;
+  return n;
 }
 
 void GroundTruth::Add(const GroundTruth& other) {
   rows += other.rows;
-  dead_letters += other.dead_letters;
-  exact_duplicates += other.exact_duplicates;
-  late_events += other.late_events;
   for (int k = 0; k < kNumAnomalyKinds; ++k) anomalies[k] += other.anomalies[k];
 }
 
 void FillManifest(const GroundTruth& truth, v1::FileManifest* manifest) {
   manifest->set_rows(truth.rows);
   manifest->set_expected_valid_events(truth.valid_events());
-  manifest->set_expected_dead_letters(truth.dead_letters);
-  manifest->set_exact_duplicates(truth.exact_duplicates);
-  manifest->set_late_events(truth.late_events);
+  manifest->set_expected_dead_letters(truth.dead_letters());
+  manifest->set_exact_duplicates(truth.exact_duplicates());
+  manifest->set_late_events(truth.late_events());
   auto& counts = *manifest->mutable_anomaly_counts();
   counts.clear();
   for (int k = 0; k < kNumAnomalyKinds; ++k) {
@@ -40,9 +38,9 @@ void FillManifest(const GroundTruth& truth, v1::FileManifest* manifest) {
 std::string SummaryJson(const GroundTruth& run, int64_t files, const AnomalyKindSet& kinds) {
   std::string json = absl::StrCat("{\n  \"events_written\": ", run.rows, ",\n  \"files\": ", files,
                                   ",\n  \"valid_distinct_events\": ", run.valid_events(),
-                                  ",\n  \"expected_dead_letters\": ", run.dead_letters,
-                                  ",\n  \"exact_duplicates\": ", run.exact_duplicates,
-                                  ",\n  \"late_events\": ", run.late_events, ",\n  \"anomalies\": {");
+                                  ",\n  \"expected_dead_letters\": ", run.dead_letters(),
+                                  ",\n  \"exact_duplicates\": ", run.exact_duplicates(),
+                                  ",\n  \"late_events\": ", run.late_events(), ",\n  \"anomalies\": {");
   bool first = true;
   for (int k = 0; k < kNumAnomalyKinds; ++k) {
     if (!kinds.test(k)) continue;

@@ -14,15 +14,20 @@ namespace ecomstream::generator {
 
 struct GroundTruth {
   int64_t rows = 0;
-  int64_t dead_letters = 0;
-  int64_t exact_duplicates = 0;
-  int64_t late_events = 0;
   std::array<int64_t, kNumAnomalyKinds> anomalies{};
 
+  // Rows of kinds whose outcome (OutcomeOf) is a dead letter, resp. an exact duplicate.
+  int64_t dead_letters() const { return RowsWithOutcome(RowOutcome::kDeadLetter); }
+  int64_t exact_duplicates() const { return RowsWithOutcome(RowOutcome::kExactDuplicate); }
+  // Valid events older than their file's creation time - 1 h (only late_event rows are).
+  int64_t late_events() const { return anomalies[static_cast<int>(AnomalyKind::kLateEvent)]; }
   // Rows that end up in ecomstream.events.
-  int64_t valid_events() const { return rows - dead_letters - exact_duplicates; }
+  int64_t valid_events() const { return rows - dead_letters() - exact_duplicates(); }
   void Count(const RowVerdict& verdict);
   void Add(const GroundTruth& other);
+
+ private:
+  int64_t RowsWithOutcome(RowOutcome outcome) const;
 };
 
 // Sets the manifest's ground-truth fields: anomaly_counts (kinds with a non-zero count),
