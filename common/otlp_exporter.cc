@@ -9,6 +9,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/grpc_status.h"
 #include "common/log.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.grpc.pb.h"
 
@@ -189,7 +190,7 @@ class OtlpExporter::Client {
     otlp_collector::ExportTraceServiceResponse response;
     const grpc::Status status = stub_->Export(context, request_, &response);
     if (!status.ok()) {
-      return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+      return FromGrpcStatus(status);
     }
     last_partial_error_ = response.partial_success().error_message();
     return std::clamp<int64_t>(response.partial_success().rejected_spans(), 0, static_cast<int64_t>(batch.size()));

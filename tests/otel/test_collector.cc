@@ -7,6 +7,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "common/grpc_status.h"
 #include "common/otlp_exporter.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.grpc.pb.h"
 
@@ -59,10 +60,7 @@ class TestCollector::Service final : public otlp_collector::TraceService::Servic
       // Sleep, but wake early when the collector stops so that its destructor is quick.
       state_->mu.AwaitWithTimeout(absl::Condition(&state_->stopping), state_->delay);
     }
-    if (!state_->status.ok()) {
-      return grpc::Status(static_cast<grpc::StatusCode>(state_->status.code()),
-                          std::string(state_->status.message()));
-    }
+    if (!state_->status.ok()) return ToGrpcStatus(state_->status);
     for (const auto& resource_spans : request->resource_spans()) {
       for (const auto& scope_spans : resource_spans.scope_spans()) {
         state_->received += static_cast<size_t>(scope_spans.spans_size());
