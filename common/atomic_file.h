@@ -35,8 +35,6 @@ class AtomicFileWriter {
   // simulated clock). Default: the time of the last write.
   void set_modification_time_us(int64_t unix_us) { modification_time_us_ = unix_us; }
 
-  const std::string& temp_path() const { return temp_path_; }
-  const std::string& final_path() const { return final_path_; }
   uint64_t bytes_written() const { return bytes_written_; }
 
  private:

@@ -1,14 +1,6 @@
 #include "common/sha256.h"
 
-#include <fcntl.h>
 #include <openssl/evp.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <vector>
-
-#include "absl/strings/str_cat.h"
-#include "common/atomic_file.h"
 
 namespace ecomstream {
 
@@ -35,26 +27,6 @@ std::string Sha256::HexDigest() {
 std::string Sha256Hex(absl::string_view data) {
   Sha256 hash;
   hash.Update(data);
-  return hash.HexDigest();
-}
-
-absl::StatusOr<std::string> Sha256File(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return ErrnoToStatus(errno, absl::StrCat("open ", path));
-  Sha256 hash;
-  std::vector<char> buffer(1 << 20);
-  while (true) {
-    ssize_t n = ::read(fd, buffer.data(), buffer.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int err = errno;
-      ::close(fd);
-      return ErrnoToStatus(err, absl::StrCat("read ", path));
-    }
-    if (n == 0) break;
-    hash.Update(absl::string_view(buffer.data(), static_cast<size_t>(n)));
-  }
-  ::close(fd);
   return hash.HexDigest();
 }
 

@@ -4,7 +4,6 @@
 
 #include <string>
 
-#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
 struct evp_md_ctx_st;
@@ -26,8 +25,6 @@ class Sha256 {
 };
 
 std::string Sha256Hex(absl::string_view data);
-// Hashes a file in 1 MiB chunks (bounded memory). kNotFound / kPermissionDenied / kInternal.
-absl::StatusOr<std::string> Sha256File(const std::string& path);
 
 }  // namespace ecomstream
 

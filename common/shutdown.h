@@ -6,7 +6,6 @@
 #define ECOMSTREAM_COMMON_SHUTDOWN_H_
 
 #include "absl/synchronization/notification.h"
-#include "absl/time/time.h"
 
 namespace ecomstream {
 
@@ -18,11 +17,8 @@ class ShutdownSignal {
   void Install();
   // Requests shutdown as if a signal had arrived (tests, fatal errors).
   void Trigger();
-  bool Triggered() const { return notification_.HasBeenNotified(); }
   // Blocks until shutdown is requested.
   void Wait() { notification_.WaitForNotification(); }
-  // Returns true if shutdown was requested within `timeout`.
-  bool WaitFor(absl::Duration timeout) { return notification_.WaitForNotificationWithTimeout(timeout); }
   int signal_number() const { return signal_number_; }
 
  private:

@@ -1,7 +1,6 @@
 #include "common/uuid.h"
 
 #include <array>
-#include <chrono>
 #include <random>
 
 namespace ecomstream {
@@ -47,31 +46,6 @@ Uuid UuidV4(uint64_t rand_hi, uint64_t rand_lo) {
   for (int i = 0; i < 8; ++i) u[8 + i] = static_cast<uint8_t>(rand_lo >> (8 * i));
   u[6] = static_cast<uint8_t>(0x40 | (u[6] & 0x0f));
   u[8] = static_cast<uint8_t>(0x80 | (u[8] & 0x3f));
-  return u;
-}
-
-Uuid NewUuidV7() {
-  // Monotonic within a thread: if the clock has not moved, bump the counter bits instead.
-  thread_local int64_t last_ms = 0;
-  thread_local uint64_t counter = 0;
-  const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                             std::chrono::system_clock::now().time_since_epoch())
-                             .count();
-  auto& rng = ThreadRng();
-  if (now_ms > last_ms) {
-    last_ms = now_ms;
-    counter = rng() & 0x3fffffff;  // leave headroom for increments
-  } else {
-    ++counter;
-  }
-  // The 30-bit counter fills the most significant random bits (rand_a and the top of rand_b)
-  // so ids from one thread sort in creation order; the rest stays random.
-  Uuid u = UuidV7(last_ms, 0, rng());
-  u[6] = static_cast<uint8_t>(0x70 | ((counter >> 26) & 0x0f));
-  u[7] = static_cast<uint8_t>(counter >> 18);
-  u[8] = static_cast<uint8_t>(0x80 | ((counter >> 12) & 0x3f));
-  u[9] = static_cast<uint8_t>(counter >> 4);
-  u[10] = static_cast<uint8_t>((counter & 0x0f) << 4 | (u[10] & 0x0f));
   return u;
 }
 

@@ -17,8 +17,7 @@ using Uuid = std::array<uint8_t, 16>;
 Uuid UuidV7(int64_t unix_ms, uint64_t rand_hi, uint64_t rand_lo);
 // Version 4 from 128 random bits.
 Uuid UuidV4(uint64_t rand_hi, uint64_t rand_lo);
-// A v7 for now from a thread-local random generator; strictly increasing within a thread.
-Uuid NewUuidV7();
+// A v4 from a thread-local random generator.
 Uuid NewUuidV4();
 
 // Canonical lower-case 8-4-4-4-12 form.

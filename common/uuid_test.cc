@@ -1,7 +1,6 @@
 #include "common/uuid.h"
 
 #include <cctype>
-#include <set>
 #include <string>
 
 #include "gtest/gtest.h"
@@ -22,22 +21,13 @@ TEST(UuidTest, V7IsDeterministicForSameInputs) {
   EXPECT_NE(FormatUuid(UuidV7(1700000000000, 42, 7)), FormatUuid(UuidV7(1700000000000, 43, 7)));
 }
 
-TEST(UuidTest, NewV7IsStrictlyIncreasingWithinAThread) {
-  std::string previous;
-  for (int i = 0; i < 10000; ++i) {
-    std::string next = FormatUuid(NewUuidV7());
-    ASSERT_LT(previous, next) << "at " << i;
-    previous = next;
-  }
-}
-
 TEST(UuidTest, V4HasVersionFour) {
   std::string text = FormatUuid(NewUuidV4());
   EXPECT_EQ(text[14], '4');
 }
 
 TEST(UuidTest, ParseRoundTripsAndRejectsMalformed) {
-  Uuid u = NewUuidV7();
+  Uuid u = NewUuidV4();
   Uuid parsed;
   ASSERT_TRUE(ParseUuid(FormatUuid(u), &parsed));
   EXPECT_EQ(parsed, u);
