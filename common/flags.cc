@@ -17,8 +17,8 @@ namespace {
 
 const char* DefaultLookup(const char* name) { return std::getenv(name); }
 
-bool IsOurFlag(const absl::CommandLineFlag& flag) {
-  const std::string file = flag.Filename();
+// Whether a flag defined in `file` is one of this repository's (as opposed to a library's).
+bool IsOurFlagFile(absl::string_view file) {
   return absl::StrContains(file, "services/") || absl::StrContains(file, "common/") ||
          absl::StrContains(file, "tests/") || absl::StrContains(file, "bench/");
 }
@@ -32,7 +32,7 @@ std::string EnvVarForFlag(absl::string_view flag_name) {
 absl::Status ApplyEnvironmentOverrides(const char* (*environ_lookup)(const char*)) {
   if (environ_lookup == nullptr) environ_lookup = &DefaultLookup;
   for (const auto& [name, flag] : absl::GetAllFlags()) {
-    if (!IsOurFlag(*flag)) continue;
+    if (!IsOurFlagFile(flag->Filename())) continue;
     const std::string var = EnvVarForFlag(name);
     const char* value = environ_lookup(var.c_str());
     if (value == nullptr) continue;
@@ -50,9 +50,7 @@ std::vector<char*> ParseCommandLineWithEnv(int argc, char** argv, absl::string_v
   // absl's --help lists only flags of a file named after the program ("No flags matched." for
   // services/*/main.cc): list this repository's flags instead.
   absl::FlagsUsageConfig usage_config;
-  usage_config.contains_help_flags = [](absl::string_view file) {
-    return absl::StrContains(file, "services/") || absl::StrContains(file, "common/");
-  };
+  usage_config.contains_help_flags = IsOurFlagFile;
   usage_config.contains_helpshort_flags = usage_config.contains_help_flags;
   absl::SetFlagsUsageConfig(usage_config);
   // Environment first, so that the command line, parsed after it, wins.

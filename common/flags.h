@@ -18,7 +18,7 @@ namespace ecomstream {
 std::string EnvVarForFlag(absl::string_view flag_name);
 
 // Sets flags from ECOMSTREAM_<FLAG> variables. Call before absl::ParseCommandLine. Only flags defined
-// in this repository's sources (common/ and services/) are considered. `environ_lookup` is
+// in this repository's sources (common/, services/, tests/ and bench/) are considered. `environ_lookup` is
 // std::getenv by default; tests pass their own.
 absl::Status ApplyEnvironmentOverrides(const char* (*environ_lookup)(const char*) = nullptr);
 
