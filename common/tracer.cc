@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <limits>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -37,14 +38,19 @@ absl::StatusOr<std::string> PercentDecode(absl::string_view text) {
   return out;
 }
 
-void PutAttribute(std::vector<Attribute>* attributes, absl::string_view key, std::string value) {
+// Replaces the value of `key` in `attributes`, or else appends the attribute if there are fewer
+// than `max_attributes`. Returns false if the attribute was dropped for that limit.
+bool PutAttribute(std::vector<Attribute>* attributes, absl::string_view key, AttributeValue value,
+                  size_t max_attributes = std::numeric_limits<size_t>::max()) {
   for (Attribute& attribute : *attributes) {
     if (attribute.key == key) {
       attribute.value = std::move(value);
-      return;
+      return true;
     }
   }
-  attributes->push_back(Attribute{std::string(key), AttributeValue(std::move(value))});
+  if (attributes->size() >= max_attributes) return false;
+  attributes->push_back(Attribute{std::string(key), std::move(value)});
+  return true;
 }
 
 }  // namespace
@@ -183,8 +189,8 @@ absl::StatusOr<TracerOptions> TracerOptionsFromEnvironment(absl::string_view def
   for (Attribute& attribute : from_env) {
     if (attribute.key != "service.name") options.resource.push_back(std::move(attribute));
   }
-  PutAttribute(&options.resource, "telemetry.sdk.name", "ecomstream");
-  PutAttribute(&options.resource, "telemetry.sdk.language", "cpp");
+  PutAttribute(&options.resource, "telemetry.sdk.name", std::string("ecomstream"));
+  PutAttribute(&options.resource, "telemetry.sdk.language", std::string("cpp"));
 
   if (std::optional<std::string> exporter = LookupSetting(lookup, "OTEL_TRACES_EXPORTER")) {
     const std::string lowered = absl::AsciiStrToLower(absl::StripAsciiWhitespace(*exporter));
@@ -221,17 +227,9 @@ void Span::SetAttribute(absl::string_view key, absl::string_view value) {
 
 void Span::SetAttributeValue(absl::string_view key, AttributeValue value) {
   if (data_ == nullptr) return;
-  for (Attribute& attribute : data_->attributes) {
-    if (attribute.key == key) {
-      attribute.value = std::move(value);
-      return;
-    }
-  }
-  if (data_->attributes.size() >= kMaxAttributesPerSpan) {
+  if (!PutAttribute(&data_->attributes, key, std::move(value), kMaxAttributesPerSpan)) {
     ++data_->dropped_attributes_count;
-    return;
   }
-  data_->attributes.push_back(Attribute{std::string(key), std::move(value)});
 }
 
 void Span::AddEvent(absl::string_view name) {
