@@ -29,6 +29,18 @@ TEST(DomainTest, AtLeastTenCategoriesWithSaneDisjointCatalogues) {
     EXPECT_LT(c.min_price_cents, c.max_price_cents) << c.name;
     EXPECT_LE(c.max_price_cents, kMaxPriceCents) << c.name;
     EXPECT_EQ(FindCategory(c.name), &c);
+    EXPECT_GT(c.product_count, 0) << c.name;
+  }
+  // Product ids [first, first + count) of two categories never overlap.
+  const std::vector<Category>& categories = Categories();
+  for (size_t i = 0; i < categories.size(); ++i) {
+    for (size_t j = i + 1; j < categories.size(); ++j) {
+      const Category& a = categories[i];
+      const Category& b = categories[j];
+      EXPECT_TRUE(a.first_product_id + a.product_count <= b.first_product_id ||
+                  b.first_product_id + b.product_count <= a.first_product_id)
+          << a.name << " and " << b.name << " share product ids";
+    }
   }
   EXPECT_EQ(FindCategory("Home & Garden")->name, "home_garden");
   EXPECT_EQ(FindCategory("weapons"), nullptr);
