@@ -18,6 +18,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/atomic_file.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "tests/pg_fixture.h"
@@ -61,13 +62,14 @@ absl::StatusOr<std::unique_ptr<Process>> Process::Start(const std::vector<std::s
   envp.push_back(nullptr);
 
   int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (log_fd < 0) return absl::InternalError(absl::StrCat("cannot open ", log_path, ": ", std::strerror(errno)));
+  if (log_fd < 0) return ErrnoToStatus(errno, absl::StrCat("cannot open ", log_path));
   int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   pid_t pid = ::fork();
   if (pid < 0) {
+    const int err = errno;
     ::close(log_fd);
     ::close(null_fd);
-    return absl::InternalError(absl::StrCat("fork failed: ", std::strerror(errno)));
+    return ErrnoToStatus(err, "fork failed");
   }
   if (pid == 0) {
     ::dup2(null_fd, STDIN_FILENO);
@@ -200,17 +202,9 @@ absl::StatusOr<std::string> ReadFileToString(const std::string& path) {
 absl::Status CopyFileAtomically(const std::string& from, const std::string& to) {
   auto content = ReadFileToString(from);
   if (!content.ok()) return content.status();
-  size_t slash = to.rfind('/');
-  std::string tmp = absl::StrCat(to.substr(0, slash + 1), ".copy-", to.substr(slash + 1));
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << *content;
-    if (!out.flush()) return absl::InternalError(absl::StrCat("cannot write ", tmp));
-  }
-  if (::rename(tmp.c_str(), to.c_str()) != 0) {
-    return absl::InternalError(absl::StrCat("rename to ", to, ": ", std::strerror(errno)));
-  }
-  return absl::OkStatus();
+  const size_t slash = to.rfind('/');
+  if (slash == std::string::npos) return WriteFileAtomically(".", to, *content);
+  return WriteFileAtomically(to.substr(0, slash), to.substr(slash + 1), *content);
 }
 
 absl::StatusOr<GeneratorSummary> ReadGeneratorSummary(const std::string& path) {

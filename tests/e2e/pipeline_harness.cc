@@ -8,6 +8,7 @@
 #include <tuple>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -84,16 +85,6 @@ bool PriceCents(absl::string_view text, int64_t* cents) {
   while (frac.size() < 2) frac += '0';
   *cents = whole * 100 + std::stoll(frac);
   return true;
-}
-
-std::string Hex(absl::string_view bytes) {
-  static const char kDigits[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : bytes) {
-    out += kDigits[c >> 4];
-    out += kDigits[c & 15];
-  }
-  return out;
 }
 
 }  // namespace
@@ -385,7 +376,9 @@ absl::StatusOr<ExpectedEvents> ComputeExpectedEvents(
   expected.checksum = Sha256Hex(absl::StrJoin(lines, "\n"));
   std::sort(dead.begin(), dead.end());
   std::vector<std::string> dead_lines;
-  for (const auto& [file, row, raw] : dead) dead_lines.push_back(absl::StrCat(file, "|", row, "|", Hex(raw)));
+  for (const auto& [file, row, raw] : dead) {
+    dead_lines.push_back(absl::StrCat(file, "|", row, "|", absl::BytesToHexString(raw)));
+  }
   expected.dead_letter_checksum = Sha256Hex(absl::StrJoin(dead_lines, "\n"));
   return expected;
 }
