@@ -45,6 +45,22 @@ std::string RenderLabels(const Labels& labels) {
   return out;
 }
 
+// HELP text escaped for the text format (\\, \n).
+std::string EscapeHelp(absl::string_view help) {
+  std::string out;
+  out.reserve(help.size());
+  for (char c : help) {
+    if (c == '\\') {
+      out.append("\\\\");
+    } else if (c == '\n') {
+      out.append("\\n");
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
 std::string Braced(absl::string_view labels, absl::string_view extra = "") {
   if (labels.empty() && extra.empty()) return "";
   if (labels.empty()) return absl::StrCat("{", extra, "}");
@@ -87,8 +103,13 @@ void Histogram::Observe(double value) {
   const size_t index =
       static_cast<size_t>(std::lower_bound(upper_bounds_.begin(), upper_bounds_.end(), value) - upper_bounds_.begin());
   buckets_[index].fetch_add(1, std::memory_order_relaxed);
-  count_.fetch_add(1, std::memory_order_relaxed);
   AtomicAdd(sum_, value);
+}
+
+uint64_t Histogram::Count() const {
+  uint64_t count = 0;
+  for (size_t i = 0; i <= upper_bounds_.size(); ++i) count += BucketCount(i);
+  return count;
 }
 
 std::vector<double> LatencyBuckets() {
@@ -109,7 +130,7 @@ Registry& Registry::Default() {
 Registry::Family& Registry::GetFamily(absl::string_view name, absl::string_view help, Type type) {
   auto it = families_.find(name);
   if (it == families_.end()) {
-    it = families_.emplace(std::string(name), Family{type, std::string(help), {}, {}, {}}).first;
+    it = families_.emplace(std::string(name), Family{type, EscapeHelp(help), {}, {}, {}}).first;
   }
   return it->second;
 }
@@ -156,13 +177,7 @@ std::string Registry::ExportText() const {
   std::string out;
   for (const auto& [name, family] : families_) {
     const char* type = family.type == Type::kCounter ? "counter" : family.type == Type::kGauge ? "gauge" : "histogram";
-    std::string help;
-    for (char c : family.help) {
-      if (c == '\\') help.append("\\\\");
-      else if (c == '\n') help.append("\\n");
-      else help.push_back(c);
-    }
-    absl::StrAppend(&out, "# HELP ", name, " ", help, "\n# TYPE ", name, " ", type, "\n");
+    absl::StrAppend(&out, "# HELP ", name, " ", family.escaped_help, "\n# TYPE ", name, " ", type, "\n");
     for (const auto& [labels, counter] : family.counters) {
       absl::StrAppend(&out, name, Braced(labels), " ", FormatValue(counter->Value()), "\n");
     }

@@ -53,7 +53,8 @@ class Histogram {
   // `upper_bounds` ascending, without +Inf (always added).
   explicit Histogram(std::vector<double> upper_bounds);
   void Observe(double value);
-  uint64_t Count() const { return count_.load(std::memory_order_relaxed); }
+  // The sum of the bucket counts.
+  uint64_t Count() const;
   double Sum() const { return sum_.load(std::memory_order_relaxed); }
   const std::vector<double>& upper_bounds() const { return upper_bounds_; }
   // Non-cumulative count of bucket i (i == upper_bounds().size() is the +Inf bucket).
@@ -62,7 +63,6 @@ class Histogram {
  private:
   std::vector<double> upper_bounds_;
   std::unique_ptr<std::atomic<uint64_t>[]> buckets_;
-  std::atomic<uint64_t> count_{0};
   std::atomic<double> sum_{0.0};
 };
 
@@ -101,7 +101,7 @@ class Registry {
   enum class Type { kCounter, kGauge, kHistogram };
   struct Family {
     Type type;
-    std::string help;
+    std::string escaped_help;  // for the text format
     // Keyed by the rendered label set, e.g. `outcome="inserted",reason=""`.
     std::map<std::string, std::unique_ptr<Counter>> counters;
     std::map<std::string, std::unique_ptr<Gauge>> gauges;
