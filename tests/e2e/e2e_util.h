@@ -90,8 +90,8 @@ bool WaitUntil(const std::function<bool()>& done, absl::Duration timeout,
 std::vector<std::string> ListFiles(const std::string& dir, absl::string_view suffix = "");
 
 absl::StatusOr<std::string> ReadFileToString(const std::string& path);
-// Copies a file (mode 0644), via a dot-file and rename in the destination's directory, so a
-// directory watcher never sees it half-written.
+// Copies a file (mode 0644) through WriteFileAtomically (a temp file in the destination's .tmp/, then a
+// rename), so a directory watcher never sees it half-written.
 absl::Status CopyFileAtomically(const std::string& from, const std::string& to);
 
 // The generator's --summary_file (DESIGN.md, "The input contract").
