@@ -74,7 +74,7 @@ class ProcessorRunTest : public ::testing::Test {
     options_.writer.breaker = CircuitBreakerOptions{3, absl::Milliseconds(200)};
   }
   void TearDown() override {
-    StopBackground();
+    StopBackground().IgnoreError();  // cleanup; tests that care check the result themselves
     fake_.Stop();
   }
 

@@ -103,7 +103,9 @@ TEST_F(FileLedgerTest, ConcurrentClaimsOfOneFileHaveExactlyOneWinner) {
   EXPECT_EQ(claimed, 1);
   EXPECT_EQ(held, kClaimants - 1);
   for (int i = 0; i < kClaimants; ++i) {
-    if (responses[i]->outcome() == Outcome::OUTCOME_HELD_BY_OTHER) EXPECT_EQ(responses[i]->holder(), winner);
+    if (responses[i]->outcome() == Outcome::OUTCOME_HELD_BY_OTHER) {
+      EXPECT_EQ(responses[i]->holder(), winner);
+    }
   }
   EXPECT_EQ(Sql("SELECT count(*), max(claims) FROM ecomstream.ingest_files"), "1|1");
 }

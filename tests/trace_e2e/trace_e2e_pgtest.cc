@@ -92,7 +92,9 @@ v1::FileManifest ReadManifest(const std::string& path) {
   v1::FileManifest manifest;
   absl::StatusOr<std::string> json = ReadFileToString(path);
   EXPECT_TRUE(json.ok()) << json.status();
-  if (json.ok()) EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(*json, &manifest).ok()) << path;
+  if (json.ok()) {
+    EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(*json, &manifest).ok()) << path;
+  }
   return manifest;
 }
 
