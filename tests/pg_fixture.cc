@@ -1,20 +1,26 @@
 #include "tests/pg_fixture.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <pwd.h>
-#include <sys/socket.h>
+#include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <map>
+#include <sstream>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "tests/testing/files.h"
+#include "tests/testing/temp_dir.h"
 
 namespace ecomstream::testing {
 namespace {
@@ -35,50 +41,26 @@ std::string CurrentUser() {
   return pw != nullptr ? pw->pw_name : "postgres";
 }
 
-}  // namespace
+std::string Quoted(absl::string_view identifier) { return absl::StrCat("\"", identifier, "\""); }
 
-int RunCommand(const std::vector<std::string>& argv, std::string* output) {
-  int pipefd[2];
-  if (::pipe(pipefd) != 0) return -1;
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    ::dup2(pipefd[1], STDOUT_FILENO);
-    ::dup2(pipefd[1], STDERR_FILENO);
-    ::close(pipefd[0]);
-    ::close(pipefd[1]);
-    int devnull = ::open("/dev/null", O_RDONLY);
-    ::dup2(devnull, STDIN_FILENO);
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    ::execvp(args[0], args.data());
-    _exit(127);
+// An exclusive flock on `path` for the life of the object (blocking).
+class FileLock {
+ public:
+  explicit FileLock(const std::string& path) : fd_(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600)) {
+    if (fd_ >= 0) ::flock(fd_, LOCK_EX);
   }
-  ::close(pipefd[1]);
-  std::string captured;
-  char buffer[4096];
-  ssize_t n;
-  while ((n = ::read(pipefd[0], buffer, sizeof(buffer))) > 0) captured.append(buffer, static_cast<size_t>(n));
-  ::close(pipefd[0]);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  if (output != nullptr) *output = std::move(captured);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
+  ~FileLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  FileLock(const FileLock&) = delete;
+  FileLock& operator=(const FileLock&) = delete;
+  bool ok() const { return fd_ >= 0; }
 
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  int port = ntohs(addr.sin_port);
-  ::close(fd);
-  return port;
-}
+ private:
+  int fd_;
+};
+
+}  // namespace
 
 std::string PgCluster::Bin(absl::string_view tool) const { return absl::StrCat(bindir_, "/", tool); }
 
@@ -104,8 +86,7 @@ absl::StatusOr<std::unique_ptr<PgCluster>> PgCluster::Start() {
   }
   pg->as_postgres_ = ::geteuid() == 0;
   pg->superuser_ = pg->as_postgres_ ? "postgres" : CurrentUser();
-  const char* tmp = std::getenv("TMPDIR");
-  std::string tmpl = absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/ecomstream-pg-XXXXXX");
+  std::string tmpl = absl::StrCat(TmpRoot(), "/ecomstream-pg-XXXXXX");
   if (::mkdtemp(tmpl.data()) == nullptr) return absl::InternalError("mkdtemp failed for the PostgreSQL cluster");
   pg->dir_ = tmpl;
   if (pg->as_postgres_) {
@@ -121,16 +102,88 @@ absl::StatusOr<std::unique_ptr<PgCluster>> PgCluster::Start() {
   {
     std::ofstream conf(data + "/postgresql.conf", std::ios::app);
     conf << "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
-         << "max_connections = 200\nshared_buffers = 128MB\n"
+         << "max_connections = 300\nshared_buffers = 128MB\n"
          << "unix_socket_directories = '" << pg->dir_ << "'\nlisten_addresses = '127.0.0.1'\n";
   }
-  pg->port_ = FreePort();
-  status = pg->Restart();
+  // PostgreSQL cannot listen on port 0: take a reserved free port, and another one if something
+  // outside the tests bound it in between.
+  for (int attempt = 0;; ++attempt) {
+    pg->port_ = FreePort();
+    status = pg->Restart();
+    if (status.ok() || attempt == 4) break;
+    auto log = ReadFileToString(pg->dir_ + "/server.log");
+    if (!log.ok() || !absl::StrContains(*log, "could not bind")) break;
+  }
   if (!status.ok()) return status;
   return pg;
 }
 
+absl::StatusOr<std::unique_ptr<PgCluster>> PgCluster::Attach(const std::string& info_path) {
+  auto text = ReadFileToString(info_path);
+  if (!text.ok()) return text.status();
+  std::map<std::string, std::string> fields;
+  for (absl::string_view line : absl::StrSplit(*text, '\n', absl::SkipEmpty())) {
+    std::pair<std::string, std::string> kv = absl::StrSplit(line, absl::MaxSplits('=', 1));
+    fields[kv.first] = kv.second;
+  }
+  std::unique_ptr<PgCluster> pg(new PgCluster());
+  pg->dir_ = fields["dir"];
+  pg->bindir_ = fields["bindir"];
+  pg->superuser_ = fields["superuser"];
+  pg->as_postgres_ = fields["as_postgres"] == "1";
+  if (pg->dir_.empty() || pg->bindir_.empty() || pg->superuser_.empty() || !absl::SimpleAtoi(fields["port"], &pg->port_)) {
+    return absl::InvalidArgumentError(absl::StrCat(info_path, " is not a cluster description: ", *text));
+  }
+  pg->owned_ = false;
+  pg->running_ = true;
+  auto answer = pg->Psql("postgres", "SELECT 1");
+  if (!answer.ok()) {
+    return absl::UnavailableError(absl::StrCat("the cluster of ", info_path, " does not answer: ", answer.status().message()));
+  }
+  return pg;
+}
+
+absl::Status PgCluster::WriteInfo(const std::string& path) {
+  std::ofstream out(path, std::ios::trunc);
+  out << "dir=" << dir_ << "\nport=" << port_ << "\nsuperuser=" << superuser_ << "\nbindir=" << bindir_
+      << "\nas_postgres=" << (as_postgres_ ? 1 : 0) << "\n";
+  out.close();
+  if (!out) return absl::InternalError(absl::StrCat("cannot write ", path));
+  owned_ = false;
+  return absl::OkStatus();
+}
+
+absl::Status PgCluster::StopFromInfo(const std::string& path) {
+  auto text = ReadFileToString(path);
+  if (!text.ok()) return absl::OkStatus();  // nothing was started
+  std::map<std::string, std::string> fields;
+  for (absl::string_view line : absl::StrSplit(*text, '\n', absl::SkipEmpty())) {
+    std::pair<std::string, std::string> kv = absl::StrSplit(line, absl::MaxSplits('=', 1));
+    fields[kv.first] = kv.second;
+  }
+  std::unique_ptr<PgCluster> pg(new PgCluster());
+  pg->dir_ = fields["dir"];
+  pg->bindir_ = fields["bindir"];
+  pg->as_postgres_ = fields["as_postgres"] == "1";
+  absl::Status status = absl::OkStatus();
+  if (!pg->dir_.empty() && IsExecutable(pg->Bin("pg_ctl"))) {
+    // `pg_ctl status` exits 3 when no server runs: then there is nothing to stop.
+    if (pg->RunAsOwner({pg->Bin("pg_ctl"), "-D", pg->dir_ + "/data", "status"}).ok()) {
+      status = pg->RunAsOwner({pg->Bin("pg_ctl"), "-D", pg->dir_ + "/data", "-m", "fast", "-w", "stop"});
+    }
+    if (status.ok()) RunCommand({"rm", "-rf", pg->dir_});
+  }
+  pg->dir_.clear();  // the destructor must not remove it again
+  if (status.ok()) ::unlink(path.c_str());
+  return status;
+}
+
 absl::Status PgCluster::Restart() {
+  if (!owned_ && running_) {
+    return absl::FailedPreconditionError(
+        "this is the test run's shared PostgreSQL cluster: a test that restarts PostgreSQL starts its own "
+        "(PgCluster::Start(), or ecomstream_test(... OWN_PG_CLUSTER))");
+  }
   absl::Status status = RunAsOwner({Bin("pg_ctl"), "-D", dir_ + "/data", "-l", dir_ + "/server.log", "-w", "-t", "60",
                                     "-o", absl::StrCat("-p ", port_), "start"});
   if (status.ok()) running_ = true;
@@ -138,12 +191,18 @@ absl::Status PgCluster::Restart() {
 }
 
 absl::Status PgCluster::Stop() {
+  if (!owned_) {
+    return absl::FailedPreconditionError(
+        "this is the test run's shared PostgreSQL cluster: a test that stops PostgreSQL starts its own "
+        "(PgCluster::Start(), or ecomstream_test(... OWN_PG_CLUSTER))");
+  }
   if (!running_) return absl::OkStatus();
   running_ = false;
   return RunAsOwner({Bin("pg_ctl"), "-D", dir_ + "/data", "-m", "fast", "-w", "stop"});
 }
 
 PgCluster::~PgCluster() {
+  if (!owned_) return;
   (void)Stop();
   if (!dir_.empty()) RunCommand({"rm", "-rf", dir_});
 }
@@ -161,16 +220,72 @@ absl::StatusOr<std::string> PgCluster::Psql(absl::string_view dbname, absl::stri
   return output;
 }
 
+absl::StatusOr<std::string> PgCluster::CreateUniqueDatabase(absl::string_view prefix, absl::string_view clause) {
+  // Names carry the pid, but the shared cluster outlives processes and pids are reused: on a
+  // name taken by an earlier test, take the next one.
+  for (int attempt = 0;; ++attempt) {
+    const std::string name = absl::StrCat(prefix, "_", ::getpid(), "_", next_db_++);
+    auto result = Psql("postgres", absl::StrCat("CREATE DATABASE ", Quoted(name), clause));
+    if (result.ok()) return Dsn(name);
+    const absl::string_view message = result.status().message();
+    if (absl::StrContains(message, "already exists") && attempt < 100) continue;
+    // Copying a template needs it free of connections; a backend of its builder may still be
+    // exiting (PostgreSQL waits 5 s itself), and concurrent copies hold it briefly.
+    if (absl::StrContains(message, "is being accessed by other users") && attempt < 100) {
+      absl::SleepFor(absl::Milliseconds(100));
+      continue;
+    }
+    return result.status();
+  }
+}
+
 absl::StatusOr<std::string> PgCluster::CreateDatabase(absl::string_view prefix) {
-  std::string name = absl::StrCat(prefix, "_", ::getpid(), "_", next_db_++);
-  auto result = Psql("postgres", absl::StrCat("CREATE DATABASE \"", name, "\""));
-  if (!result.ok()) return result.status();
-  return Dsn(name);
+  return CreateUniqueDatabase(prefix, "");
+}
+
+absl::Status PgCluster::EnsureTemplate(absl::string_view template_name,
+                                       const std::function<absl::Status(const std::string& dsn)>& build) {
+  const std::string exists_sql =
+      absl::StrCat("SELECT count(*) FROM pg_database WHERE datistemplate AND datname = '", template_name, "'");
+  auto exists = Psql("postgres", exists_sql);
+  if (!exists.ok()) return exists.status();
+  if (absl::StripAsciiWhitespace(*exists) == "1") return absl::OkStatus();
+  // One builder per cluster, across processes: a lock file in the cluster's directory.
+  FileLock lock(absl::StrCat(dir_, "/template-", template_name, ".lock"));
+  if (!lock.ok()) return absl::InternalError(absl::StrCat("cannot lock the template ", template_name, " in ", dir_));
+  exists = Psql("postgres", exists_sql);
+  if (!exists.ok()) return exists.status();
+  if (absl::StripAsciiWhitespace(*exists) == "1") return absl::OkStatus();
+  // A half-built one from a builder that died.
+  auto dropped = Psql("postgres", absl::StrCat("DROP DATABASE IF EXISTS ", Quoted(template_name), " WITH (FORCE)"));
+  if (!dropped.ok()) return dropped.status();
+  auto created = Psql("postgres", absl::StrCat("CREATE DATABASE ", Quoted(template_name)));
+  if (!created.ok()) return created.status();
+  absl::Status built = build(Dsn(template_name));
+  if (!built.ok()) return built;
+  // No connections from now on: copying a template requires that nobody is connected to it.
+  auto frozen = Psql("postgres", absl::StrCat("ALTER DATABASE ", Quoted(template_name),
+                                              " WITH IS_TEMPLATE true ALLOW_CONNECTIONS false"));
+  return frozen.ok() ? absl::OkStatus() : frozen.status();
+}
+
+absl::StatusOr<std::string> PgCluster::CreateDatabaseFromTemplate(
+    absl::string_view prefix, absl::string_view template_name,
+    const std::function<absl::Status(const std::string& dsn)>& build) {
+  absl::Status ready = EnsureTemplate(template_name, build);
+  if (!ready.ok()) return ready;
+  return CreateUniqueDatabase(prefix, absl::StrCat(" TEMPLATE ", Quoted(template_name)));
 }
 
 PgCluster& SharedPgCluster() {
-  // A function-local static: destroyed (cluster stopped, directory removed) at normal exit.
+  // A function-local static: destroyed (an own cluster stopped, its directory removed) at exit.
   static std::unique_ptr<PgCluster> cluster = [] {
+    const char* info = std::getenv("ECOMSTREAM_TEST_PG");
+    if (info != nullptr && *info != '\0') {
+      auto attached = PgCluster::Attach(info);
+      if (attached.ok()) return std::move(attached).value();
+      std::fprintf(stderr, "Starting a PostgreSQL cluster of this test: %s\n", attached.status().ToString().c_str());
+    }
     auto started = PgCluster::Start();
     if (!started.ok()) {
       std::fprintf(stderr, "Cannot start the test PostgreSQL cluster: %s\n", started.status().ToString().c_str());

@@ -1,14 +1,27 @@
-// A throwaway PostgreSQL cluster for tests: initdb + pg_ctl in a fresh temp directory on a free
-// port, as the `postgres` user when the test runs as root (initdb refuses root). Trust auth on
-// 127.0.0.1 and a Unix socket inside the temp directory; fsync off (tests, not durability).
+// PostgreSQL for tests. Under ctest, every test that needs it shares one cluster per run: the
+// pg_cluster fixture (tests/CMakeLists.txt) starts it before the first such test, stops it
+// after the last, and hands it over in $ECOMSTREAM_TEST_PG (a file naming its directory, port
+// and superuser). A test binary run by hand, without that variable, starts its own cluster.
+// Either way each test owns its databases:
 //
-//   PgCluster& pg = SharedPgCluster();          // one per test binary, stopped at exit
-//   std::string dsn = pg.CreateDatabase("writer_test").value();   // each test owns its database
+//   PgCluster& pg = SharedPgCluster();
+//   std::string dsn = pg.CreateDatabase("writer_test").value();       // empty, private
+//   std::string migrated = pg.CreateDatabaseFromTemplate(              // a clone of a template
+//       "writer_test", "my_template", [](const std::string& dsn) { return Build(dsn); }).value();
 //
-// Binaries come from $ECOMSTREAM_PG_BINDIR, else PATH, else /usr/lib/postgresql/<N>/bin.
+// A test that stops, restarts or crashes PostgreSQL starts a cluster of its own with
+// PgCluster::Start() (or is an ecomstream_test(... OWN_PG_CLUSTER), whose SharedPgCluster() is
+// then private to the test): Stop() and Restart() of the run's shared cluster are refused.
+//
+// A cluster of its own: initdb + pg_ctl in a fresh temp directory on a free port, as the
+// `postgres` user when the test runs as root (initdb refuses root). Trust auth on 127.0.0.1 and a
+// Unix socket inside the temp directory; fsync off (tests, not durability). Binaries come from
+// $ECOMSTREAM_PG_BINDIR, else /usr/lib/postgresql/<N>/bin.
 #ifndef ECOMSTREAM_TESTS_PG_FIXTURE_H_
 #define ECOMSTREAM_TESTS_PG_FIXTURE_H_
 
+#include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -16,55 +29,74 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "tests/testing/ports.h"    // FreePort
+#include "tests/testing/process.h"  // RunCommand
 
 namespace ecomstream::testing {
 
 class PgCluster {
  public:
-  // Creates and starts a cluster. kFailedPrecondition when PostgreSQL is not installed.
+  // Creates and starts a cluster of this process's own, removed by the destructor.
+  // kFailedPrecondition when PostgreSQL is not installed.
   static absl::StatusOr<std::unique_ptr<PgCluster>> Start();
+  // The running cluster described by `info_path` (written by WriteInfo); the destructor leaves
+  // it running. kNotFound if the file is missing, kUnavailable if the cluster does not answer.
+  static absl::StatusOr<std::unique_ptr<PgCluster>> Attach(const std::string& info_path);
   ~PgCluster();
   PgCluster(const PgCluster&) = delete;
   PgCluster& operator=(const PgCluster&) = delete;
 
   // libpq connection string for `dbname` (superuser).
   std::string Dsn(absl::string_view dbname = "postgres") const;
-  // Creates a database with a unique name starting with `prefix`; returns its DSN.
+  // Creates an empty database with a unique name starting with `prefix`; returns its DSN.
   absl::StatusOr<std::string> CreateDatabase(absl::string_view prefix);
+  // Creates a database with a unique name starting with `prefix` as a copy of the template
+  // database `template_name`; returns its DSN. The first caller in the cluster (across
+  // processes) creates the template and runs `build` on its DSN; later callers only copy it.
+  absl::StatusOr<std::string> CreateDatabaseFromTemplate(
+      absl::string_view prefix, absl::string_view template_name,
+      const std::function<absl::Status(const std::string& dsn)>& build);
   // Runs SQL through psql as the superuser; returns stdout (unaligned, tuples only).
   absl::StatusOr<std::string> Psql(absl::string_view dbname, absl::string_view sql) const;
 
-  // For fault tests: fast shutdown / start again on the same port and data.
+  // For fault tests on a cluster of their own: fast shutdown / start again on the same port and
+  // data. kFailedPrecondition on an attached (shared) cluster.
   absl::Status Stop();
   absl::Status Restart();
+
+  // Writes what Attach needs to `path`, and stops owning the cluster: the destructor leaves it
+  // running, and StopFromInfo stops it and removes its directory.
+  absl::Status WriteInfo(const std::string& path);
+  // Stops the cluster described by `path` (if it still runs), removes its directory and `path`.
+  static absl::Status StopFromInfo(const std::string& path);
 
   int port() const { return port_; }
   const std::string& dir() const { return dir_; }
   const std::string& superuser() const { return superuser_; }
+  // True when this object started the cluster (Start), false when it joined one (Attach).
+  bool owned() const { return owned_; }
 
  private:
   PgCluster() = default;
   absl::Status RunAsOwner(const std::vector<std::string>& argv, std::string* output = nullptr) const;
   std::string Bin(absl::string_view tool) const;
+  absl::Status EnsureTemplate(absl::string_view template_name,
+                              const std::function<absl::Status(const std::string& dsn)>& build);
+  absl::StatusOr<std::string> CreateUniqueDatabase(absl::string_view prefix, absl::string_view clause);
 
   std::string dir_;
   std::string bindir_;
   std::string superuser_;
   bool as_postgres_ = false;
   bool running_ = false;
+  bool owned_ = true;
   int port_ = 0;
-  int next_db_ = 0;
+  std::atomic<int> next_db_{0};
 };
 
-// The binary-wide cluster, started on first use and stopped at exit. Fails the calling test
-// (not skips) if PostgreSQL cannot start.
+// The cluster of this test: the run's shared cluster under ctest ($ECOMSTREAM_TEST_PG), else one
+// started on first use and stopped at exit. Aborts the binary (not skips) if it cannot start.
 PgCluster& SharedPgCluster();
-
-// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
-int FreePort();
-
-// Runs a command, returns its exit code, captures stdout+stderr into *output if given.
-int RunCommand(const std::vector<std::string>& argv, std::string* output = nullptr);
 
 }  // namespace ecomstream::testing
 

@@ -1,7 +1,15 @@
 #include "tests/pg_fixture.h"
 
+#include <unistd.h>
+
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "tests/testing/temp_dir.h"
 
 namespace ecomstream::testing {
 namespace {
@@ -28,7 +36,9 @@ TEST(PgFixtureTest, EachCreatedDatabaseIsSeparateAndQueryable) {
 }
 
 TEST(PgFixtureTest, DataSurvivesStopAndRestart) {
-  PgCluster& pg = SharedPgCluster();
+  auto own = PgCluster::Start();
+  ASSERT_TRUE(own.ok()) << own.status();
+  PgCluster& pg = **own;
   auto dsn = pg.CreateDatabase("restart");
   ASSERT_TRUE(dsn.ok()) << dsn.status();
   std::string db = dsn->substr(dsn->rfind('=') + 1);
@@ -39,6 +49,90 @@ TEST(PgFixtureTest, DataSurvivesStopAndRestart) {
   auto count = pg.Psql(db, "SELECT count(*) FROM t");
   ASSERT_TRUE(count.ok()) << count.status();
   EXPECT_EQ(*count, "3\n");
+}
+
+TEST(PgFixtureTest, TemplateIsBuiltOnceAndEveryCopyHasItsContentAndIsSeparate) {
+  PgCluster& pg = SharedPgCluster();
+  const std::string template_name = absl::StrCat("fixture_template_", ::getpid());
+  std::atomic<int> builds{0};
+  auto build = [&](const std::string& dsn) {
+    ++builds;
+    const std::string db = dsn.substr(dsn.rfind('=') + 1);
+    return pg.Psql(db, "CREATE TABLE seeded (x int); INSERT INTO seeded VALUES (41), (42)").status();
+  };
+  // Concurrent copies of one template: PostgreSQL refuses a copy while anything is connected to
+  // the template, so the fixture must keep it free of connections.
+  constexpr int kCopies = 6;
+  std::vector<std::string> dsns(kCopies);
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int i = 0; i < kCopies; ++i) {
+    threads.emplace_back([&, i] {
+      auto dsn = pg.CreateDatabaseFromTemplate(absl::StrCat("copy", i), template_name, build);
+      if (dsn.ok()) {
+        dsns[i] = *dsn;
+      } else {
+        ++failures;
+        ADD_FAILURE() << dsn.status();
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  ASSERT_EQ(failures.load(), 0);
+  EXPECT_EQ(builds.load(), 1);
+  const std::string first = dsns[0].substr(dsns[0].rfind('=') + 1);
+  const std::string second = dsns[1].substr(dsns[1].rfind('=') + 1);
+  ASSERT_TRUE(pg.Psql(first, "INSERT INTO seeded VALUES (1)").ok());
+  EXPECT_EQ(pg.Psql(first, "SELECT count(*) FROM seeded").value_or(""), "3\n");
+  EXPECT_EQ(pg.Psql(second, "SELECT string_agg(x::text, ',' ORDER BY x) FROM seeded").value_or(""), "41,42\n");
+  auto frozen = pg.Psql("postgres", absl::StrCat("SELECT datistemplate, datallowconn FROM pg_database WHERE datname = '",
+                                                 template_name, "'"));
+  EXPECT_EQ(frozen.value_or(""), "t|f\n");
+}
+
+TEST(PgFixtureTest, FailedTemplateBuildIsAnErrorAndTheNextCallerBuildsIt) {
+  PgCluster& pg = SharedPgCluster();
+  const std::string template_name = absl::StrCat("fixture_broken_", ::getpid());
+  auto failed = pg.CreateDatabaseFromTemplate("broken", template_name, [](const std::string&) {
+    return absl::InternalError("migration 3 failed");
+  });
+  EXPECT_EQ(failed.status().code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(failed.status().message(), "migration 3 failed");
+  auto built = pg.CreateDatabaseFromTemplate("broken", template_name, [](const std::string&) { return absl::OkStatus(); });
+  EXPECT_TRUE(built.ok()) << built.status();
+}
+
+TEST(PgFixtureTest, AttachedClusterRefusesStopAndRestartAndIsStoppedFromItsInfoFile) {
+  TempDir dir("attach");
+  const std::string info = dir.File("cluster.info");
+  std::string data_dir;
+  {
+    auto started = PgCluster::Start();
+    ASSERT_TRUE(started.ok()) << started.status();
+    data_dir = (*started)->dir();
+    ASSERT_TRUE((*started)->WriteInfo(info).ok());
+  }  // no longer owned: still running
+  auto attached = PgCluster::Attach(info);
+  ASSERT_TRUE(attached.ok()) << attached.status();
+  EXPECT_FALSE((*attached)->owned());
+  EXPECT_EQ((*attached)->Psql("postgres", "SELECT 6 * 7").value_or(""), "42\n");
+  EXPECT_EQ((*attached)->Stop().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ((*attached)->Restart().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE((*attached)->Psql("postgres", "SELECT 1").ok()) << "a refused Stop stopped the cluster";
+  ASSERT_TRUE(PgCluster::StopFromInfo(info).ok());
+  EXPECT_FALSE((*attached)->Psql("postgres", "SELECT 1").ok());
+  EXPECT_NE(::access(data_dir.c_str(), F_OK), 0) << data_dir << " was not removed";
+  EXPECT_NE(::access(info.c_str(), F_OK), 0);
+  EXPECT_EQ(PgCluster::Attach(info).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(PgFixtureTest, AttachToAMalformedInfoFileIsAnError) {
+  TempDir dir("attach_bad");
+  ASSERT_EQ(RunCommand({"sh", "-c", "printf 'port=abc\\ndir=/x\\n' > \"$1\"", "sh", dir.File("bad.info")}), 0);
+  auto attached = PgCluster::Attach(dir.File("bad.info"));
+  EXPECT_EQ(attached.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(attached.status().message().find("is not a cluster description"), absl::string_view::npos)
+      << attached.status();
 }
 
 TEST(PgFixtureTest, MalformedSqlIsAnErrorWithTheServerMessage) {

@@ -19,7 +19,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "tests/pg_fixture.h"
+#include "tests/testing/process.h"
+#include "tests/testing/temp_dir.h"
 
 namespace ecomstream::testing {
 namespace {
@@ -124,8 +125,7 @@ struct HistogramSeries {
 }  // namespace
 
 absl::Status PromtoolCheckMetrics(absl::string_view text) {
-  const char* tmpdir = std::getenv("TMPDIR");
-  std::string path = absl::StrCat(tmpdir != nullptr ? tmpdir : "/tmp", "/ecomstream-metrics-XXXXXX");
+  std::string path = absl::StrCat(::ecomstream::testing::TmpRoot(), "/ecomstream-metrics-XXXXXX");
   const int fd = ::mkstemp(path.data());
   if (fd < 0) return absl::InternalError("mkstemp failed for the promtool input");
   ::close(fd);
