@@ -2,7 +2,7 @@
 #
 #   ecomstream_library(NAME SRCS a.cc b.cc DEPS x y)
 #   ecomstream_binary(NAME SRCS main.cc DEPS x)          -> build/bin/NAME
-#   ecomstream_test(NAME SRCS a_test.cc DEPS x [LABELS pg] [TIMEOUT s] [TEST_PREFIX p.])
+#   ecomstream_test(NAME SRCS a_test.cc DEPS x [LABELS pg] [OWN_PG_CLUSTER] [TIMEOUT s] [TEST_PREFIX p.])
 #
 # Every dependency is a namespaced target; no global include directories.
 
@@ -23,34 +23,53 @@ function(ecomstream_binary name)
   target_compile_options(${name} PRIVATE ${ECOMSTREAM_WARNINGS})
 endfunction()
 
-# Tests labelled "pg" need a PostgreSQL server; tests/pg_fixture starts one per test process.
-# Each test gets ECOMSTREAM_BIN_DIR (where the service binaries are).
+# Every test has exactly one label, which `ctest -L <label>` selects and ctest's label time
+# summary reports: unit (the default), pg (needs PostgreSQL), e2e (the real binaries against
+# PostgreSQL), deploy, containers.
+#
+# pg and e2e tests require the pg_cluster fixture (tests/CMakeLists.txt): one PostgreSQL cluster per
+# ctest run, described to them by ECOMSTREAM_TEST_PG. OWN_PG_CLUSTER (tests that stop or restart
+# PostgreSQL) leaves both out, so SharedPgCluster() starts a cluster of the test's own.
+# Every test gets ECOMSTREAM_BIN_DIR (where the service binaries are).
+set(ECOMSTREAM_TEST_LABELS unit pg e2e deploy containers)
+set(ECOMSTREAM_TEST_PG_INFO ${CMAKE_BINARY_DIR}/tests/pg_cluster.info)
+
 function(ecomstream_test name)
-  cmake_parse_arguments(ARG "" "TIMEOUT;TEST_PREFIX" "SRCS;DEPS;LABELS" ${ARGN})
+  cmake_parse_arguments(ARG "OWN_PG_CLUSTER" "TIMEOUT;TEST_PREFIX;LABELS" "SRCS;DEPS" ${ARGN})
   add_executable(${name} ${ARG_SRCS})
-  target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gmock GTest::gtest_main)
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS} ecomstream_testing GTest::gtest GTest::gmock GTest::gtest_main)
   target_compile_options(${name} PRIVATE ${ECOMSTREAM_WARNINGS})
   set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
   if(NOT ARG_TIMEOUT)
     set(ARG_TIMEOUT 300)
   endif()
-  # gtest_discover_tests (CMake 3.25) flattens PROPERTIES into one list, so a list-valued
-  # property loses all but its first item and shifts the rest into keys: give each test exactly
-  # one environment variable and at most one label.
-  set(env "ECOMSTREAM_BIN_DIR=${CMAKE_BINARY_DIR}/bin")
-  list(LENGTH ARG_LABELS label_count)
-  if(label_count GREATER 1)
-    message(FATAL_ERROR "ecomstream_test(${name}): give at most one label")
+  if(NOT ARG_LABELS)
+    set(ARG_LABELS unit)
   endif()
-  # An empty LABELS value would be dropped by gtest_discover_tests and shift every following
-  # key/value pair (TIMEOUT and ENVIRONMENT were lost for unlabelled tests): only pass it when set.
-  set(props TIMEOUT ${ARG_TIMEOUT} ENVIRONMENT "${env}")
-  if(ARG_LABELS)
-    set(props LABELS "${ARG_LABELS}" ${props})
+  if(NOT ARG_LABELS IN_LIST ECOMSTREAM_TEST_LABELS)
+    message(FATAL_ERROR "ecomstream_test(${name}): LABELS ${ARG_LABELS} is not one of ${ECOMSTREAM_TEST_LABELS}")
+  endif()
+  set(env "ECOMSTREAM_BIN_DIR=${CMAKE_BINARY_DIR}/bin")
+  set(fixture "")
+  if(ARG_LABELS MATCHES "^(pg|e2e)$" AND NOT ARG_OWN_PG_CLUSTER)
+    list(APPEND env "ECOMSTREAM_TEST_PG=${ECOMSTREAM_TEST_PG_INFO}")
+    set(fixture pg_cluster)
   endif()
   # TEST_PREFIX (optional) prefixes every discovered test name, e.g. so `ctest -R generator` selects a suite.
   gtest_discover_tests(${name}
     TEST_PREFIX "${ARG_TEST_PREFIX}"
-    DISCOVERY_TIMEOUT 60
-    PROPERTIES ${props})
+    DISCOVERY_TIMEOUT 60)
+  # gtest_discover_tests (CMake 3.25) flattens its PROPERTIES into one list, which breaks list
+  # values (two environment variables). Instead, a file ctest includes after the discovered tests
+  # sets the properties on each of them (${name}_TESTS lists them).
+  set(props_file ${CMAKE_CURRENT_BINARY_DIR}/${name}_properties.cmake)
+  file(GENERATE OUTPUT ${props_file} CONTENT "foreach(test IN LISTS ${name}_TESTS)
+  set_tests_properties(\"\${test}\" PROPERTIES
+    LABELS \"${ARG_LABELS}\"
+    TIMEOUT ${ARG_TIMEOUT}
+    ENVIRONMENT \"${env}\"
+    FIXTURES_REQUIRED \"${fixture}\")
+endforeach()
+")
+  set_property(DIRECTORY APPEND PROPERTY TEST_INCLUDE_FILES ${props_file})
 endfunction()

@@ -7,14 +7,19 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 case "$1" in
   usage)
+    dir="$(mktemp -d "${TMPDIR:-/tmp}/scripts-test.XXXXXX")"
+    trap 'rm -rf "$dir"' EXIT
     for script in build test demo; do
-      "$ROOT/scripts/$script" --help >"${TMPDIR:-/tmp}/help.$$" || fail "scripts/$script --help exited $?"
-      grep -q "Usage: scripts/$script" "${TMPDIR:-/tmp}/help.$$" || fail "scripts/$script --help has no usage line"
+      "$ROOT/scripts/$script" --help >"$dir/help" || fail "scripts/$script --help exited $?"
+      grep -q "Usage: scripts/$script" "$dir/help" || fail "scripts/$script --help has no usage line"
+    done
+    "$ROOT/scripts/test" --help >"$dir/help"
+    for label in unit pg e2e deploy containers "scripts/test -L pg"; do
+      grep -qF -- "$label" "$dir/help" || fail "scripts/test --help does not mention $label"
     done
     for topic in "--seconds" "--rate" "stop" "psql" ".run/"; do
       "$ROOT/scripts/demo" --help | grep -qF -- "$topic" || fail "scripts/demo --help does not mention $topic"
     done
-    rm -f "${TMPDIR:-/tmp}/help.$$"
     if "$ROOT/scripts/demo" --bogus >/dev/null 2>&1; then fail "scripts/demo accepted --bogus"; fi
     if "$ROOT/scripts/demo" --seconds 0 >/dev/null 2>&1; then fail "scripts/demo accepted --seconds 0"; fi
     if "$ROOT/scripts/demo" --rate abc >/dev/null 2>&1; then fail "scripts/demo accepted --rate abc"; fi
