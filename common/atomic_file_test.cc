@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "tests/testing/temp_dir.h"
 
 namespace ecomstream {
 namespace {
@@ -28,7 +29,7 @@ std::vector<std::string> List(const std::string& dir) {
 }
 
 std::string FreshDir(const std::string& name) {
-  std::string dir = absl::StrCat(testing::TempDir(), "/atomic_", name, "_", getpid());
+  std::string dir = absl::StrCat(::ecomstream::testing::ScratchDir(), "/atomic_", name);
   std::string cmd = absl::StrCat("rm -rf '", dir, "'");
   (void)system(cmd.c_str());
   EXPECT_TRUE(MakeDirs(dir).ok());

@@ -1,10 +1,8 @@
 // The ecomstream-generator binary as users and containers run it.
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/inotify.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -29,10 +27,14 @@
 #include "services/generator/testing/files.h"
 #include "httplib.h"
 #include "tests/otel/test_collector.h"
+#include "tests/testing/ports.h"
+#include "tests/testing/process.h"
+#include "tests/testing/temp_dir.h"
 
 namespace ecomstream::generator {
 namespace {
 
+using ::ecomstream::testing::FreePort;
 using testing::FreshPath;
 using testing::ListDir;
 using testing::ReadFile;
@@ -45,10 +47,7 @@ std::string FreshDir(const std::string& name) {
   return dir;
 }
 
-std::string Binary() {
-  const char* dir = std::getenv("ECOMSTREAM_BIN_DIR");
-  return absl::StrCat(dir == nullptr ? "." : dir, "/ecomstream-generator");
-}
+std::string Binary() { return ::ecomstream::testing::BinPath("ecomstream-generator"); }
 
 // Starts the generator with `args`; its stderr (and stdout) go to `stderr_path`. `env` adds KEY=VALUE.
 pid_t Start(const std::vector<std::string>& args, const std::string& stderr_path,
@@ -85,7 +84,7 @@ int Wait(pid_t pid, int timeout_ms = 60'000) {
 }
 
 int RunBinary(const std::vector<std::string>& args, std::string* stderr_text, const std::vector<std::string>& env = {}) {
-  const std::string path = absl::StrCat(::testing::TempDir(), "/genbin_stderr_", getpid());
+  const std::string path = absl::StrCat(::ecomstream::testing::ScratchDir(), "/genbin_stderr");
   const int code = Wait(Start(args, path, env));
   *stderr_text = ReadFile(path);
   return code;
@@ -264,18 +263,6 @@ TEST(GeneratorBinaryTest, DiskFullOnASmallTmpfsIsAClearErrorAndLeavesNoPartialFi
   int manifests = 0;
   for (const std::string& name : ListDir(dir + "/copy")) manifests += absl::EndsWith(name, ".manifest.json");
   EXPECT_EQ(manifests, csvs) << "no manifest without its CSV";
-}
-
-int FreePort() {
-  const int s = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(s, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(s, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(s);
-  return ntohs(addr.sin_port);
 }
 
 TEST(GeneratorBinaryTest, ServesMetricsAndAnswersHealthChecksWhileRunning) {

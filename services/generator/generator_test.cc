@@ -24,6 +24,7 @@
 #include "services/generator/testing/files.h"
 #include "services/generator/testing/row_oracle.h"
 #include "tests/otel/test_collector.h"
+#include "tests/testing/temp_dir.h"
 
 namespace ecomstream::generator {
 namespace {
@@ -667,10 +668,10 @@ TEST(GeneratorConfigTest, RejectsEachBadSettingNamingIt) {
       {[](GeneratorConfig& c) { c.duration = absl::Seconds(-1); }, "--duration"},
       {[](GeneratorConfig& c) { c.file_interval = absl::ZeroDuration(); }, "--file_interval"},
       {[](GeneratorConfig& c) { c.file_interval = absl::Hours(1); }, "--file_interval"},
-      {[](GeneratorConfig& c) { c.summary_file = "/tmp/"; }, "--summary_file"},
+      {[](GeneratorConfig& c) { c.summary_file = ::ecomstream::testing::ScratchDir() + "/"; }, "--summary_file"},
   };
   for (const auto& [mutate, needle] : cases) {
-    GeneratorConfig config = SimulatedConfig("/tmp/unused");
+    GeneratorConfig config = SimulatedConfig(::ecomstream::testing::ScratchDir() + "/unused");
     ASSERT_TRUE(config.Validate().ok());
     mutate(config);
     const absl::Status status = config.Validate();

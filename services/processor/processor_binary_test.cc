@@ -15,7 +15,7 @@
 #include "services/processor/testing/test_files.h"
 #include "tests/e2e/e2e_util.h"
 #include "tests/otel/test_collector.h"
-#include "tests/pg_fixture.h"
+#include "tests/testing/ports.h"
 
 namespace ecomstream::processor {
 namespace {

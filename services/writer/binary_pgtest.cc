@@ -18,6 +18,7 @@
 #include "absl/time/clock.h"
 #include "services/writer/testing/writer_testing.h"
 #include "tests/pg_fixture.h"
+#include "tests/testing/temp_dir.h"
 
 namespace ecomstream::writer {
 namespace {
@@ -27,10 +28,7 @@ using ::ecomstream::testing::RunCommand;
 using ::ecomstream::testing::SharedPgCluster;
 using ::testing::HasSubstr;
 
-std::string Writer() {
-  const char* dir = std::getenv("ECOMSTREAM_BIN_DIR");
-  return absl::StrCat(dir != nullptr ? dir : "build/bin", "/ecomstream-writer");
-}
+std::string Writer() { return ::ecomstream::testing::BinPath("ecomstream-writer"); }
 
 // Runs the writer to completion with extra environment; returns its exit code and output.
 int RunWriter(std::vector<std::string> args, std::string* output, std::vector<std::string> env = {}) {
@@ -85,7 +83,8 @@ TEST(WriterBinaryTest, ServesUntilSigtermThenExitsZeroAndHealthCheckFollows) {
   auto dsn = SharedPgCluster().CreateDatabase("binary_serve");
   ASSERT_TRUE(dsn.ok());
   const std::string address = absl::StrCat("127.0.0.1:", FreePort());
-  const std::string log_path = absl::StrCat(::testing::TempDir(), "/writer-", ::getpid(), ".log");
+  const ::ecomstream::testing::TempDir dir("writer-binary");
+  const std::string log_path = dir.File("writer.log");
   const pid_t pid = ::fork();
   if (pid == 0) {
     const int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);

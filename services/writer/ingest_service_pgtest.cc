@@ -18,6 +18,7 @@
 #include "services/writer/pg_connection.h"
 #include "services/writer/testing/writer_testing.h"
 #include "services/writer/writer_server.h"
+#include "tests/testing/temp_dir.h"
 
 namespace ecomstream::writer {
 namespace {
@@ -346,7 +347,8 @@ void MakeCertificate(const std::string& dir) {
 }
 
 TEST_F(IngestServiceTest, TlsServerRefusesPlaintextAndAnswersTls) {
-  const std::string dir = ::testing::TempDir();
+  const ::ecomstream::testing::TempDir tls("tls");
+  const std::string dir = tls.path();
   MakeCertificate(dir);
   config_.tls_cert = dir + "/cert.pem";
   config_.tls_key = dir + "/key.pem";
@@ -359,7 +361,8 @@ TEST_F(IngestServiceTest, TlsServerRefusesPlaintextAndAnswersTls) {
 }
 
 TEST_F(IngestServiceTest, MutualTlsRequiresAClientCertificate) {
-  const std::string dir = ::testing::TempDir();
+  const ::ecomstream::testing::TempDir tls("mtls");
+  const std::string dir = tls.path();
   MakeCertificate(dir);
   config_.tls_cert = dir + "/cert.pem";
   config_.tls_key = dir + "/key.pem";

@@ -9,7 +9,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
-#include "gtest/gtest.h"
+#include "tests/testing/temp_dir.h"
 
 namespace ecomstream::generator::testing {
 
@@ -34,7 +34,7 @@ std::vector<std::string> ListDir(const std::string& dir) {
 }
 
 std::string FreshPath(const std::string& name) {
-  const std::string path = absl::StrCat(::testing::TempDir(), "/generator_", name, "_", getpid());
+  const std::string path = absl::StrCat(::ecomstream::testing::ScratchDir(), "/generator_", name);
   (void)std::system(absl::StrCat("rm -rf '", path, "'").c_str());
   return path;
 }

@@ -11,8 +11,8 @@ namespace ecomstream::generator::testing {
 std::string ReadFile(const std::string& path);
 // The entry names of `dir` (without "." and ".."), sorted; empty when it cannot be read.
 std::vector<std::string> ListDir(const std::string& dir);
-// A path under the test temp directory unique to `name` and this process, removed if present
-// (not created).
+// A path under this test process's scratch directory (removed at exit) unique to `name`, removed
+// if present (not created).
 std::string FreshPath(const std::string& name);
 
 }  // namespace ecomstream::generator::testing

@@ -24,8 +24,9 @@
 
 namespace ecomstream::writer::testing {
 
-// A new database with every embedded migration applied by the cluster's superuser (its owner).
-// Returns the superuser DSN.
+// A new database with every embedded migration applied by the cluster's superuser (its owner): a
+// copy of a template database the first call in the cluster migrates. Returns the superuser DSN
+// ("" and a test failure on error).
 std::string CreateMigratedDatabase(absl::string_view prefix);
 // The database name in a fixture DSN ("... dbname=NAME").
 std::string DatabaseName(const std::string& dsn);
