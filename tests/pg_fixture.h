@@ -67,7 +67,8 @@ class PgCluster {
   // Writes what Attach needs to `path`, and stops owning the cluster: the destructor leaves it
   // running, and StopFromInfo stops it and removes its directory.
   absl::Status WriteInfo(const std::string& path);
-  // Stops the cluster described by `path` (if it still runs), removes its directory and `path`.
+  // Stops the cluster described by `path` (if it still runs) and removes `path`; its directory is
+  // removed by a detached process (this returns before it is gone).
   static absl::Status StopFromInfo(const std::string& path);
 
   int port() const { return port_; }

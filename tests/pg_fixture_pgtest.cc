@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "tests/testing/temp_dir.h"
+#include "tests/testing/wait.h"
 
 namespace ecomstream::testing {
 namespace {
@@ -121,7 +122,8 @@ TEST(PgFixtureTest, AttachedClusterRefusesStopAndRestartAndIsStoppedFromItsInfoF
   EXPECT_TRUE((*attached)->Psql("postgres", "SELECT 1").ok()) << "a refused Stop stopped the cluster";
   ASSERT_TRUE(PgCluster::StopFromInfo(info).ok());
   EXPECT_FALSE((*attached)->Psql("postgres", "SELECT 1").ok());
-  EXPECT_NE(::access(data_dir.c_str(), F_OK), 0) << data_dir << " was not removed";
+  EXPECT_TRUE(WaitUntil([&] { return ::access(data_dir.c_str(), F_OK) != 0; }, absl::Seconds(60)))
+      << data_dir << " was not removed";
   EXPECT_NE(::access(info.c_str(), F_OK), 0);
   EXPECT_EQ(PgCluster::Attach(info).status().code(), absl::StatusCode::kNotFound);
 }
