@@ -58,6 +58,15 @@ FROM ecomstream.ingest_files f
 WHERE f.file_id = $1
 FOR UPDATE OF f)sql";
 
+// kLockFile after the fast way's insert, which has no further probe: without the largest stored
+// id (its backward scan would walk the index entries of the batch begun after this one).
+constexpr char kLockFileAfterInsert[] = R"sql(
+SELECT f.state, f.claimant, f.claim_token::text, f.committed_through, NULL::text,
+       set_config('ecomstream.writer_event_stats', 'on', true)
+FROM ecomstream.ingest_files f
+WHERE f.file_id = $1
+FOR UPDATE OF f)sql";
+
 constexpr char kFindBatch[] = R"sql(
 SELECT last_row, inserted, updated, unchanged, duplicates, dead_lettered, last_batch,
        (extract(epoch FROM committed_at) * 1000000)::bigint
@@ -217,7 +226,7 @@ class BatchTransaction {
   // or a replay. After InsertNew only the stored ids are left, updated without a savepoint;
   // otherwise the events are upserted under savepoints, bisecting rows the database rejects.
   absl::StatusOr<v1::Ack> Run(pqxx::work& txn, std::map<std::string, int64_t>* reasons) {
-    const pqxx::result file = txn.exec_params(kLockFile, batch_.file_id());
+    const pqxx::result file = txn.exec_params(inserted_ahead_ ? kLockFileAfterInsert : kLockFile, batch_.file_id());
     if (file.empty()) {
       return absl::FailedPreconditionError(
           absl::StrCat("file ", batch_.file_id(), " (", batch_.file_name(), ") was never claimed: call ClaimFile"));
@@ -244,7 +253,7 @@ class BatchTransaction {
                                                         committed_through, "; batches must come in row order"));
     }
 
-    largest_from_lock_ = file[0][4].is_null() ? "" : file[0][4].as<std::string>();
+    if (!inserted_ahead_) largest_from_lock_ = file[0][4].is_null() ? "" : file[0][4].as<std::string>();
     UpsertOutcome upsert;
     if (inserted_ahead_) {
       upsert = std::move(ahead_);
