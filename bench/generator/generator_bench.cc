@@ -74,6 +74,7 @@ int EndToEnd(int64_t events, int64_t per_file, const std::string& base) {
   config.start_time = "2026-05-01T12:00:00Z";
   config.file_interval = absl::Minutes(20);  // files close by --events_per_file, not by simulated age
   config.quiet = true;
+  config.background_io = true;  // as ecomstream-generator writes
   metrics::Registry registry;
   auto generator = Generator::Create(config, SystemClock::Get(), &registry);
   if (!generator.ok()) {

@@ -47,7 +47,14 @@ absl::StatusOr<std::string> ManifestJson(const v1::FileManifest& manifest) {
 CsvFileSink::CsvFileSink(Options options)
     : options_(std::move(options)), temp_dir_(absl::StrCat(options_.output_dir, "/.tmp")) {}
 
-CsvFileSink::~CsvFileSink() { Abort(); }
+CsvFileSink::~CsvFileSink() {
+  Abort();
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (io_thread_.joinable()) io_thread_.join();
+}
 
 absl::StatusOr<int> CsvFileSink::Start() {
   RETURN_IF_ERROR(MakeDirs(options_.output_dir));
@@ -55,27 +62,127 @@ absl::StatusOr<int> CsvFileSink::Start() {
   if (::access(options_.output_dir.c_str(), W_OK) != 0) {
     return ErrnoToStatus(errno, absl::StrCat("output directory ", options_.output_dir));
   }
-  return RemoveStaleTempFiles(temp_dir_);
+  const int removed = RemoveStaleTempFiles(temp_dir_);
+  if (options_.background && !io_thread_.joinable()) io_thread_ = std::thread(&CsvFileSink::IoLoop, this);
+  return removed;
 }
 
 absl::Status CsvFileSink::Open(const std::string& name) {
-  if (writer_ != nullptr) return absl::FailedPreconditionError(absl::StrCat("open ", name, ": ", name_, " is open"));
+  if (open_) return absl::FailedPreconditionError(absl::StrCat("open ", name, ": another file is open"));
   if (!absl::EndsWith(name, ".csv") || name.find('/') != std::string::npos || name[0] == '.') {
     return absl::InvalidArgumentError(absl::StrCat("'", name, "' is not a visible base name ending in .csv"));
   }
+  open_ = true;
+  open_bytes_ = 0;
+  return Closed(options_.background ? Queue([this, name] { return DoOpen(name); }, 0) : DoOpen(name));
+}
+
+absl::Status CsvFileSink::Closed(absl::Status status) {
+  if (!status.ok()) open_ = false;  // the file is gone
+  return status;
+}
+
+absl::Status CsvFileSink::Append(absl::string_view data) {
+  if (!open_) return absl::FailedPreconditionError("append without an open file");
+  open_bytes_ += static_cast<int64_t>(data.size());
+  if (!options_.background) return Closed(DoAppend(data));
+  return Closed(Queue([this, copy = std::string(data)] { return DoAppend(copy); }, data.size()));
+}
+
+absl::Status CsvFileSink::Commit(v1::FileManifest* manifest, int64_t created_time_us, Committed committed) {
+  if (!open_) return absl::FailedPreconditionError("commit without an open file");
+  open_ = false;
+  if (!options_.background) {
+    RETURN_IF_ERROR(DoCommit(manifest, created_time_us));
+    if (committed) committed(*manifest);
+    return absl::OkStatus();
+  }
+  return Queue(
+      [this, copy = *manifest, created_time_us, committed = std::move(committed)]() mutable -> absl::Status {
+        RETURN_IF_ERROR(DoCommit(&copy, created_time_us));
+        if (committed) committed(copy);
+        return absl::OkStatus();
+      },
+      0);
+}
+
+absl::Status CsvFileSink::Flush() {
+  absl::MutexLock lock(&mu_);
+  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return queue_.empty() && !busy_; };
+  mu_.Await(absl::Condition(&idle));
+  return error_;
+}
+
+void CsvFileSink::Abort() {
+  const bool was_open = open_;
+  open_ = false;
+  if (!options_.background) {
+    DoAbort();
+    return;
+  }
+  if (was_open) (void)Queue([this] { DoAbort(); return absl::OkStatus(); }, 0);
+  (void)Flush();
+  DoAbort();  // after an error the queue skipped the file's abort; the thread is idle now
+}
+
+CsvFileSink::Stats CsvFileSink::stats() const {
+  absl::MutexLock lock(&mu_);
+  return stats_;
+}
+
+absl::Status CsvFileSink::Queue(std::function<absl::Status()> work, size_t bytes) {
+  absl::MutexLock lock(&mu_);
+  auto room = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return !error_.ok() || queued_bytes_ < options_.max_queued_bytes;
+  };
+  mu_.Await(absl::Condition(&room));
+  if (!error_.ok()) return error_;
+  queue_.emplace_back(std::move(work), bytes);
+  queued_bytes_ += bytes;
+  return absl::OkStatus();
+}
+
+void CsvFileSink::IoLoop() {
+  for (;;) {
+    std::pair<std::function<absl::Status()>, size_t> step;
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !queue_.empty(); };
+      mu_.Await(absl::Condition(&ready));
+      if (queue_.empty()) return;  // stopping, nothing left
+      step = std::move(queue_.front());
+      queue_.pop_front();
+      busy_ = true;
+    }
+    absl::Status status;
+    bool skip = false;
+    {
+      absl::MutexLock lock(&mu_);
+      skip = !error_.ok();  // after an error nothing more is written
+    }
+    if (!skip) status = step.first();
+    absl::MutexLock lock(&mu_);
+    busy_ = false;
+    queued_bytes_ -= step.second;
+    if (!status.ok() && error_.ok()) error_ = status;
+  }
+}
+
+absl::Status CsvFileSink::DoOpen(const std::string& name) {
+  if (writer_ != nullptr) return absl::FailedPreconditionError(absl::StrCat("open ", name, ": ", name_, " is open"));
   name_ = name;
   writer_ = std::make_unique<AtomicFileWriter>(options_.output_dir, name_, temp_dir_);
   sha_ = std::make_unique<Sha256>();
   return Fail(writer_->Open());
 }
 
-absl::Status CsvFileSink::Append(absl::string_view data) {
+absl::Status CsvFileSink::DoAppend(absl::string_view data) {
   if (writer_ == nullptr) return absl::FailedPreconditionError("append without an open file");
   sha_->Update(data);
   return Fail(writer_->Append(data));
 }
 
-absl::Status CsvFileSink::Commit(v1::FileManifest* manifest, int64_t created_time_us) {
+absl::Status CsvFileSink::DoCommit(v1::FileManifest* manifest, int64_t created_time_us) {
   if (writer_ == nullptr) return absl::FailedPreconditionError("commit without an open file");
   manifest->set_file_name(name_);
   manifest->set_sha256(sha_->HexDigest());
@@ -97,8 +204,11 @@ absl::Status CsvFileSink::Commit(v1::FileManifest* manifest, int64_t created_tim
     if (!manifest_path.empty() && ::unlink(manifest_path.c_str()) == 0) (void)SyncDirectory(options_.output_dir);
     return Fail(status);
   }
-  ++stats_.files;
-  stats_.bytes += size_bytes;
+  {
+    absl::MutexLock lock(&mu_);
+    ++stats_.files;
+    stats_.bytes += size_bytes;
+  }
   writer_.reset();
   sha_.reset();
   return absl::OkStatus();
@@ -106,13 +216,16 @@ absl::Status CsvFileSink::Commit(v1::FileManifest* manifest, int64_t created_tim
 
 absl::Status CsvFileSink::Fail(absl::Status status) {
   if (!status.ok()) {
-    ++stats_.failed;
-    Abort();
+    {
+      absl::MutexLock lock(&mu_);
+      ++stats_.failed;
+    }
+    DoAbort();
   }
   return status;
 }
 
-void CsvFileSink::Abort() {
+void CsvFileSink::DoAbort() {
   if (writer_ != nullptr) writer_->Abort();
   writer_.reset();
   sha_.reset();

@@ -105,6 +105,55 @@ TEST(CsvFileSinkTest, DiskFullIsResourceExhaustedAndLeavesNothingUnderAFinalName
   EXPECT_EQ(sink.stats().failed, 1);
 }
 
+TEST(CsvFileSinkTest, InTheBackgroundFilesLandInOrderEachInPlaceWhenItsCallbackRuns) {
+  const std::string dir = FreshPath("sink_background");
+  CsvFileSink sink({dir, true, /*background=*/true, /*max_queued_bytes=*/64});
+  ASSERT_EQ(*sink.Start(), 0);
+  std::vector<std::string> landed;  // the I/O thread's, read after Flush
+  for (int i = 1; i <= 3; ++i) {
+    const std::string name = absl::StrCat("events-", i, ".csv");
+    ASSERT_TRUE(sink.Open(name).ok());
+    for (int chunk = 0; chunk < 10; ++chunk) ASSERT_TRUE(sink.Append(std::string(100, 'a' + chunk) + "\n").ok());
+    EXPECT_EQ(sink.open_bytes(), 1010);
+    v1::FileManifest manifest;
+    manifest.set_rows(i);
+    ASSERT_TRUE(sink.Commit(&manifest, 1'700'000'000'000'000, [&landed, dir](const v1::FileManifest& done) {
+                      const std::vector<std::string> files = ListDir(dir);
+                      // The manifest and the CSV are in place, in that order of renames.
+                      if (std::count(files.begin(), files.end(), done.file_name()) == 1 &&
+                          std::count(files.begin(), files.end(), done.file_name() + ".manifest.json") == 1) {
+                        landed.push_back(absl::StrCat(done.file_name(), ":", done.rows(), ":", done.size_bytes()));
+                      }
+                    }).ok());
+    EXPECT_FALSE(sink.is_open());
+  }
+  ASSERT_TRUE(sink.Flush().ok());
+  EXPECT_EQ(landed, (std::vector<std::string>{"events-1.csv:1:1010", "events-2.csv:2:1010", "events-3.csv:3:1010"}));
+  EXPECT_TRUE(ListDir(dir + "/.tmp").empty());
+  EXPECT_EQ(ReadFile(dir + "/events-2.csv").size(), 1010u);
+  EXPECT_EQ(sink.stats().files, 3);
+  EXPECT_EQ(sink.stats().bytes, 3030);
+}
+
+TEST(CsvFileSinkTest, InTheBackgroundADiskFullStopsTheSinkAndLeavesNothingUnderAFinalName) {
+  const std::string dir = FreshPath("sink_background_full");
+  CsvFileSink sink({dir, true, /*background=*/true});
+  ASSERT_TRUE(sink.Start().ok());
+  ASSERT_EQ(symlink("/dev/full", (dir + "/.tmp/events-full.csv").c_str()), 0);
+  ASSERT_TRUE(sink.Open("events-full.csv").ok());
+  (void)sink.Append(std::string(2 << 20, 'x'));  // fails on the I/O thread, reported later
+  v1::FileManifest manifest;
+  (void)sink.Commit(&manifest, 1, [](const v1::FileManifest&) { ADD_FAILURE() << "committed a failed file"; });
+  const absl::Status status = sink.Flush();
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
+  EXPECT_NE(status.message().find("No space left on device"), absl::string_view::npos) << status;
+  EXPECT_EQ(sink.Open("events-next.csv").code(), absl::StatusCode::kResourceExhausted) << "the sink stays stopped";
+  EXPECT_FALSE(sink.is_open());
+  EXPECT_EQ(ListDir(dir), std::vector<std::string>{".tmp"});
+  EXPECT_EQ(sink.stats().failed, 1);
+  EXPECT_EQ(sink.stats().files, 0);
+}
+
 // The CSV fits but its manifest does not: neither may appear.
 TEST(CsvFileSinkTest, ManifestWriteFailureLeavesNoCsvBehind) {
   const std::string dir = FreshPath("sink_manifestfull");

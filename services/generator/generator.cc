@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <random>
 #include <utility>
 
@@ -158,7 +159,7 @@ Generator::Generator(const GeneratorConfig& config, Clock* clock, metrics::Regis
       injector_(StreamSeed(seed, kStreamAnomalies),
                 AnomalyInjector::Options{config.anomaly_rate, config.late_rate, kinds}),
       file_rng_(Rng::Derive(seed, kStreamFiles)),
-      sink_(CsvFileSink::Options{config.output_dir, config.manifests}) {
+      sink_(CsvFileSink::Options{config.output_dir, config.manifests, config.background_io}) {
   if (config.events_per_second > 0) limiter_.emplace(config.events_per_second, clock_);
   chunk_.reserve(kChunkBytes + (64 << 10));
 }
@@ -237,6 +238,7 @@ absl::Status Generator::Loop() {
     if ((events_ & 1023) == 0) MaybeReportProgress(false);
   }
   if (sink_.is_open()) RETURN_IF_ERROR(CommitFile());
+  RETURN_IF_ERROR(sink_.Flush());  // every file in place
   MaybeReportProgress(true);
   return absl::OkStatus();
 }
@@ -289,15 +291,30 @@ absl::Status Generator::CommitFile() {
   const int64_t created_us =
       start_us_.has_value() ? last_row_us_ + 1000 : std::max(clock_->NowMicros(), last_row_us_);
   const int64_t commit_start = MonotonicMicros();
-  RETURN_IF_ERROR(sink_.Commit(&manifest, created_us));
-  metrics_.commit_seconds.Observe(static_cast<double>(MonotonicMicros() - commit_start) / 1e6);
-  file_span_.SetAttribute("rows", file_truth_.rows);
-  file_span_.SetAttribute("schema_version", manifest.schema_version());
-  file_span_.SetAttribute("bytes", manifest.size_bytes());
-  file_span_.End(SpanTime(clock_->NowMicros()));
-  metrics_.events.Increment(static_cast<double>(file_truth_.rows));
-  metrics_.files.Increment();
-  metrics_.bytes.Increment(static_cast<double>(manifest.size_bytes()));
+  const int64_t rows = file_truth_.rows;
+  // What needs the file in place (its span's end, the written counters) waits for it: with
+  // background_io that is on the sink's I/O thread, while this one goes on.
+  auto span = std::make_shared<tracing::Span>(std::move(file_span_));
+  absl::Status committed = sink_.Commit(
+      &manifest, created_us,
+      [this, rows, commit_start, span](const v1::FileManifest& done) {
+        metrics_.commit_seconds.Observe(static_cast<double>(MonotonicMicros() - commit_start) / 1e6);
+        span->SetAttribute("rows", rows);
+        span->SetAttribute("schema_version", done.schema_version());
+        span->SetAttribute("bytes", done.size_bytes());
+        span->End(SpanTime(clock_->NowMicros()));
+        metrics_.events.Increment(static_cast<double>(rows));
+        metrics_.files.Increment();
+        metrics_.bytes.Increment(static_cast<double>(done.size_bytes()));
+        events_written_.fetch_add(rows, std::memory_order_relaxed);
+        files_written_.fetch_add(1, std::memory_order_relaxed);
+        LOG_DEBUG("File written") << Kv("file", done.file_name()) << Kv("rows", done.rows())
+                                  << Kv("bytes", done.size_bytes()) << Kv("schema_version", done.schema_version());
+      });
+  if (!committed.ok()) {
+    file_span_ = std::move(*span);  // Run() ends it with the error
+    return committed;
+  }
   metrics_.expected_events.Increment(static_cast<double>(file_truth_.valid_events()));
   metrics_.expected_dead_letters.Increment(static_cast<double>(file_truth_.dead_letters()));
   metrics_.expected_duplicates.Increment(static_cast<double>(file_truth_.exact_duplicates()));
@@ -306,10 +323,6 @@ absl::Status Generator::CommitFile() {
     if (file_truth_.anomalies[k] > 0) metrics_.anomalies[k]->Increment(static_cast<double>(file_truth_.anomalies[k]));
   }
   run_truth_.Add(file_truth_);
-  events_written_.fetch_add(file_truth_.rows, std::memory_order_relaxed);
-  files_written_.fetch_add(1, std::memory_order_relaxed);
-  LOG_DEBUG("File written") << Kv("file", manifest.file_name()) << Kv("rows", manifest.rows())
-                            << Kv("bytes", manifest.size_bytes()) << Kv("schema_version", manifest.schema_version());
   return absl::OkStatus();
 }
 

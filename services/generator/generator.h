@@ -65,6 +65,9 @@ struct GeneratorConfig {
   absl::Duration duration = absl::ZeroDuration();  // 0 = unbounded
   absl::Duration file_interval = absl::Seconds(10);
   bool manifests = true;
+  // Write, hash, fsync and drop files on an I/O thread while the next file is generated (see
+  // CsvFileSink::Options::background); the clock is then also read there.
+  bool background_io = false;
   bool quiet = false;                 // no progress lines
   absl::Duration progress_interval = absl::Seconds(5);
 

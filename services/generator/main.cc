@@ -70,6 +70,7 @@ int main(int argc, char** argv) {
   config.duration = absl::GetFlag(FLAGS_duration);
   config.file_interval = absl::GetFlag(FLAGS_file_interval);
   config.manifests = absl::GetFlag(FLAGS_manifests);
+  config.background_io = true;
   config.quiet = absl::GetFlag(FLAGS_quiet);
   if (absl::Status status = config.Validate(); !status.ok()) return Fail(status, 2);
 

@@ -5,7 +5,7 @@
 // about max_row_bytes + 2 * chunk_bytes whatever the file or record size: a record longer than
 // max_row_bytes is scanned to its end but only its first max_row_bytes bytes are kept.
 //
-// Record boundaries (the same rules the generator and the processor's pre-pass agree on):
+// Record boundaries (the same rules the generator and the processor's load agree on):
 // - records end in "\n" or "\r\n"; a UTF-8 BOM at the very start of the source is skipped;
 // - a completely empty line is not a record (it is skipped, but its line is counted);
 // - a quote inside an unquoted field, or a character other than ',', '\r', '\n' after a closing

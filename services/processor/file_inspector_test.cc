@@ -22,14 +22,14 @@ class FileInspectorTest : public ::testing::Test {
   TempDir dir_;
 };
 
-TEST_F(FileInspectorTest, FingerprintIsTheSha256OfTheBytesAndRowsAreCounted) {
+TEST_F(FileInspectorTest, FingerprintIsTheSha256OfTheBytesAndWithoutAManifestTheLoadCountsTheRows) {
   const std::string content = testing::V3File(1, 9) + "\n" + "not,a,valid,row\n";
   testing::DropFile(dir_.path(), "a.csv", content);
   absl::StatusOr<FileFacts> facts = Inspect("a.csv");
   ASSERT_TRUE(facts.ok()) << facts.status();
   EXPECT_EQ(facts->quarantine_reason, "");
   EXPECT_EQ(facts->file_id, "sha256:" + Sha256Hex(content));
-  EXPECT_EQ(facts->rows, 10);  // the empty line is not a row; the bad one is
+  EXPECT_EQ(facts->rows, kRowsUnknown);  // only the header is parsed
   EXPECT_EQ(facts->schema.version, 3);
   EXPECT_EQ(facts->size_bytes, static_cast<int64_t>(content.size()));
   EXPECT_FALSE(facts->has_manifest);
@@ -48,6 +48,20 @@ TEST_F(FileInspectorTest, AMatchingManifestGivesTheReferenceTimeAndTheTrace) {
   EXPECT_TRUE(facts->has_manifest);
   EXPECT_EQ(facts->reference_time_us, 1700000000000000);
   EXPECT_EQ(facts->parent_trace.ToTraceparent(), kTraceparent);
+  EXPECT_EQ(facts->rows, 5);  // the generator's count, for the bytes it wrote
+}
+
+TEST_F(FileInspectorTest, ABigFileIsHashedWhole) {
+  // Several of the reader's chunks and of the hash's reads, with a quoted newline across them.
+  std::string content = testing::V3Header();
+  while (content.size() < (3 << 20)) content += testing::V3Row(static_cast<int>(content.size() % 1000) + 1);
+  content += "\"multi\nline\"\n";
+  testing::DropFile(dir_.path(), "big.csv", content);
+  absl::StatusOr<FileFacts> facts = Inspect("big.csv");
+  ASSERT_TRUE(facts.ok()) << facts.status();
+  EXPECT_EQ(facts->quarantine_reason, "");
+  EXPECT_EQ(facts->file_id, "sha256:" + Sha256Hex(content));
+  EXPECT_EQ(facts->size_bytes, static_cast<int64_t>(content.size()));
 }
 
 TEST_F(FileInspectorTest, ATruncatedFileIsQuarantinedByItsManifest) {
@@ -104,7 +118,8 @@ TEST_F(FileInspectorTest, HeaderProblemsQuarantine) {
   EXPECT_EQ(Inspect("binary.csv")->quarantine_reason, "header row has bytes that are not UTF-8 and a NUL byte");
 }
 
-TEST_F(FileInspectorTest, HeaderOnlyFileHasZeroRows) {
+TEST_F(FileInspectorTest, HeaderOnlyFileWithItsManifestHasZeroRows) {
+  testing::DropFile(dir_.path(), "h.csv.manifest.json", testing::ManifestJson("h.csv", testing::V3Header(), 0));
   testing::DropFile(dir_.path(), "h.csv", testing::V3Header());
   absl::StatusOr<FileFacts> facts = Inspect("h.csv");
   ASSERT_TRUE(facts.ok());

@@ -73,9 +73,15 @@ absl::StatusOr<FileJobResult> RunFileJob(const FileFacts& facts, const FileClaim
     metrics->csv_reader.received.Increment(static_cast<double>(row));
     metrics->csv_reader.sent.Increment(static_cast<double>(row));
   }
-  if (row != facts.rows || reader.bytes_read() != static_cast<uint64_t>(facts.size_bytes)) {
-    return absl::DataLossError(absl::StrCat(facts.path, " changed after inspection: ", row, " rows now, ", facts.rows,
-                                            " before"));
+  if ((facts.rows != kRowsUnknown && row != facts.rows) ||
+      reader.bytes_read() != static_cast<uint64_t>(facts.size_bytes)) {
+    return absl::DataLossError(absl::StrCat(facts.path, " changed after inspection: ", row, " rows and ",
+                                            reader.bytes_read(), " bytes now, ", facts.rows, " rows and ",
+                                            facts.size_bytes, " bytes before"));
+  }
+  if (row < claim.resume_after_row) {
+    return absl::InternalError(
+        absl::StrCat("the writer asked to resume after row ", claim.resume_after_row, " of ", row));
   }
   if (cancelled && cancelled()) return absl::CancelledError(absl::StrCat("stopped reading ", facts.name));
   RETURN_IF_ERROR(send(batcher.Cut(/*last=*/true, row)));

@@ -57,8 +57,10 @@ struct FileJobResult {
 
 // Runs the job. Each batch goes to `sink` with its batch.send span (from `tracer`) started.
 // Checks `cancelled` (may be empty) between batches and returns kCancelled when it says so.
-// kDataLoss when the file no longer matches its inspection (header or row count); I/O errors
-// from the reader; the sink's error as is. `metrics` may be null.
+// kDataLoss when the file no longer matches its inspection (header, size, or the row count
+// when the inspection knew it); kInternal when claim.resume_after_row is beyond the file's rows
+// (the last batch is not sent then); I/O errors from the reader; the sink's error as is.
+// `metrics` may be null.
 absl::StatusOr<FileJobResult> RunFileJob(const FileFacts& facts, const FileClaim& claim, const FileJobOptions& options,
                                          const tracing::Tracer* tracer, BatchSink* sink,
                                          const std::function<bool()>& cancelled, ProcessorMetrics* metrics);

@@ -110,6 +110,15 @@ TEST_F(FileJobTest, ResumeAfterTheLastRowSendsOnlyAnEmptyLastBatch) {
   EXPECT_TRUE(sink_.batches[0]->batch().last_batch());
 }
 
+TEST_F(FileJobTest, ResumeBeyondTheLastRowIsAnErrorAndSendsNothing) {
+  const FileFacts facts = Inspect(testing::V3File(1, 4));  // no manifest: the job counts the rows
+  ASSERT_EQ(facts.rows, kRowsUnknown);
+  absl::StatusOr<FileJobResult> result = Run(facts, 5);
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(std::string(result.status().message()), ::testing::HasSubstr("resume after row 5 of 4"));
+  EXPECT_TRUE(sink_.batches.empty());
+}
+
 TEST_F(FileJobTest, HeaderOnlyFileIsOneEmptyLastBatch) {
   const FileFacts facts = Inspect(testing::V3Header());
   ASSERT_TRUE(Run(facts).ok());

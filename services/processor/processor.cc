@@ -269,7 +269,7 @@ tracing::Span Processor::StartFileSpan(const FileFacts& facts, absl::Time picked
   span.SetAttribute("file.size_bytes", facts.size_bytes);
   span.SetAttribute("file.has_manifest", facts.has_manifest);
   if (facts.schema.version > 0) span.SetAttribute("schema_version", absl::StrCat("v", facts.schema.version));
-  span.SetAttribute("rows", facts.rows);
+  if (facts.rows != kRowsUnknown) span.SetAttribute("rows", facts.rows);  // else set when committed
   return span;
 }
 
@@ -387,7 +387,7 @@ Processor::Step Processor::Claimed(const FileFacts& facts, const v1::ClaimFileRe
   }
   const int64_t resume_after_row =
       claim.outcome() == v1::ClaimFileResponse::OUTCOME_RESUME ? claim.resume_after_row() : 0;
-  if (resume_after_row > facts.rows) {
+  if (facts.rows != kRowsUnknown && resume_after_row > facts.rows) {  // (else the load checks it)
     Refused(name, entry.attempts, entry.drop_time_us,
             absl::InternalError(absl::StrCat("the writer asked to resume after row ", resume_after_row, " of ",
                                              facts.rows)),
@@ -465,6 +465,7 @@ void Processor::OnAck(const OwnedBatch& owned, const v1::Ack& ack) {
     file.dead_lettered += ack.dead_lettered();
     file.duplicates += ack.duplicates();
     if (batch.last_batch()) {
+      file.span.SetAttribute("rows", batch.total_file_rows());  // counted by the load
       // A committed file keeps its name in in_flight_names_ until it has been archived.
       commit = ack.file_committed();
       release = !commit;

@@ -37,16 +37,17 @@ TEST(MigratorTest, AppliesEveryMigrationOnceAndRecordsIt) {
   auto first = migrator.Apply();
   ASSERT_TRUE(first.ok()) << first.status();
   EXPECT_THAT(first->applied, ElementsAre("001_core.sql", "002_event_stats.sql", "003_views.sql", "004_roles.sql",
-                                          "005_writer_grants.sql", "006_writer_event_stats.sql"));
-  EXPECT_EQ(first->version, 6);
+                                          "005_writer_grants.sql", "006_writer_event_stats.sql",
+                                          "007_cheap_trace_id_check.sql"));
+  EXPECT_EQ(first->version, 7);
   auto second = migrator.Apply();
   ASSERT_TRUE(second.ok()) << second.status();
   EXPECT_TRUE(second->applied.empty());
-  EXPECT_EQ(second->version, 6);
+  EXPECT_EQ(second->version, 7);
   EXPECT_EQ(Sql(dsn, "SELECT string_agg(version || ':' || name || ':' || length(checksum), ',' ORDER BY version) "
                      "FROM ecomstream.schema_migrations"),
             "1:001_core.sql:64,2:002_event_stats.sql:64,3:003_views.sql:64,4:004_roles.sql:64,"
-            "5:005_writer_grants.sql:64,6:006_writer_event_stats.sql:64");
+            "5:005_writer_grants.sql:64,6:006_writer_event_stats.sql:64,7:007_cheap_trace_id_check.sql:64");
   EXPECT_EQ(Sql(dsn, "SELECT count(*) FROM pg_tables WHERE schemaname = 'ecomstream' AND tableowner = 'ecomstream_owner'"),
             "6");
 }
@@ -60,8 +61,8 @@ TEST(MigratorTest, TwoWritersMigratingAtOnceBothSucceedAndApplyEachFileOnce) {
   b.join();
   ASSERT_TRUE(reports[0].ok()) << reports[0].status();
   ASSERT_TRUE(reports[1].ok()) << reports[1].status();
-  EXPECT_EQ(reports[0]->applied.size() + reports[1]->applied.size(), 6u);
-  EXPECT_EQ(Sql(dsn, "SELECT count(*) FROM ecomstream.schema_migrations"), "6");
+  EXPECT_EQ(reports[0]->applied.size() + reports[1]->applied.size(), 7u);
+  EXPECT_EQ(Sql(dsn, "SELECT count(*) FROM ecomstream.schema_migrations"), "7");
 }
 
 TEST(MigratorTest, MigrationFilesAreIdempotentWhenRunAgainByHand) {
@@ -89,22 +90,45 @@ TEST(MigratorTest, AnEditedAppliedMigrationIsRefused) {
 TEST(MigratorTest, AFailingMigrationIsNamedAndRolledBack) {
   const std::string dsn = NewDatabase("migrate_broken");
   std::vector<Migration> migrations = Embedded();
-  migrations.push_back(Migration{7, "007_broken.sql",
+  migrations.push_back(Migration{900, "900_broken.sql",
                                  "CREATE TABLE ecomstream.half_done (id int); SELECT * FROM no_such_table;", "x"});
   auto report = Migrator(dsn, migrations).Apply();
   EXPECT_EQ(report.status().code(), absl::StatusCode::kInternal);
-  EXPECT_THAT(std::string(report.status().message()), HasSubstr("migration 007_broken.sql failed"));
+  EXPECT_THAT(std::string(report.status().message()), HasSubstr("migration 900_broken.sql failed"));
   EXPECT_THAT(std::string(report.status().message()), HasSubstr("no_such_table"));
-  EXPECT_EQ(Sql(dsn, "SELECT max(version) FROM ecomstream.schema_migrations"), "6");
+  EXPECT_EQ(Sql(dsn, "SELECT max(version) FROM ecomstream.schema_migrations"), "7");
   EXPECT_EQ(Sql(dsn, "SELECT count(*) FROM pg_tables WHERE tablename = 'half_done'"), "0");
 }
 
 TEST(MigratorTest, LaterMigrationsRunAsTheOwnerRole) {
   const std::string dsn = NewDatabase("migrate_owner");
   std::vector<Migration> migrations = Embedded();
-  migrations.push_back(Migration{7, "007_more.sql", "CREATE TABLE ecomstream.later (id int)", "y"});
+  migrations.push_back(Migration{900, "900_more.sql", "CREATE TABLE ecomstream.later (id int)", "y"});
   ASSERT_TRUE(Migrator(dsn, migrations).Apply().ok());
   EXPECT_EQ(Sql(dsn, "SELECT tableowner FROM pg_tables WHERE tablename = 'later'"), "ecomstream_owner");
+}
+
+TEST(MigratorTest, TraceIdMustBeThirtyTwoLowerCaseHexDigitsOrNull) {
+  const std::string dsn = NewDatabase("migrate_trace_check");
+  ASSERT_TRUE(Migrator(dsn, Embedded()).Apply().ok());
+  const auto insert = [&](const std::string& trace_id) {
+    return SharedPgCluster()
+        .Psql(testing::DatabaseName(dsn),
+              absl::StrCat("INSERT INTO ecomstream.events (event_id, user_id, event_type, event_time, schema_version, "
+                           "trace_id) VALUES (gen_random_uuid(), 1, 'view', now(), 3, ",
+                           trace_id, ")"))
+        .status();
+  };
+  EXPECT_TRUE(insert("'4bf92f3577b34da6a3ce929d0e0e4736'").ok());
+  EXPECT_TRUE(insert("NULL").ok());
+  for (const char* bad : {"'4bf92f3577b34da6a3ce929d0e0e473'", "'4bf92f3577b34da6a3ce929d0e0e47366'",
+                          "'4BF92F3577B34DA6A3CE929D0E0E4736'", "'4bf92f3577b34da6a3ce929d0e0e473g'",
+                          "'4bf92f3577b34da6a3ce929d0e0e47\xc3\xa9'" /* 32 bytes, 31 characters */, "''"}) {
+    const absl::Status status = insert(bad);
+    EXPECT_FALSE(status.ok()) << bad;
+    EXPECT_THAT(std::string(status.message()), HasSubstr("events_trace_id_check")) << bad;
+  }
+  EXPECT_EQ(Sql(dsn, "SELECT count(*) FROM ecomstream.events"), "2");
 }
 
 TEST(MigratorTest, UnreachableDatabaseIsUnavailable) {

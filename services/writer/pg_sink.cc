@@ -58,6 +58,15 @@ FROM ecomstream.ingest_files f
 WHERE f.file_id = $1
 FOR UPDATE OF f)sql";
 
+// kLockFile after the fast way's insert, which has no further probe: without the largest stored
+// id (its backward scan would walk the index entries of the batch begun after this one).
+constexpr char kLockFileAfterInsert[] = R"sql(
+SELECT f.state, f.claimant, f.claim_token::text, f.committed_through, NULL::text,
+       set_config('ecomstream.writer_event_stats', 'on', true)
+FROM ecomstream.ingest_files f
+WHERE f.file_id = $1
+FOR UPDATE OF f)sql";
+
 constexpr char kFindBatch[] = R"sql(
 SELECT last_row, inserted, updated, unchanged, duplicates, dead_lettered, last_batch,
        (extract(epoch FROM committed_at) * 1000000)::bigint
@@ -68,6 +77,16 @@ WHERE file_id = $1 AND first_row = $2)sql";
 // ORDER BY would name the text output column and sort the whole table.)
 constexpr char kLargestEventId[] = R"sql(
 SELECT (SELECT e.event_id::text FROM ecomstream.events e ORDER BY e.event_id DESC LIMIT 1),
+       set_config('ecomstream.writer_event_stats', 'on', true))sql";
+
+// The fast way's first statement when this writer knows an id it committed at the top of events:
+// that id still stored (not truncated or deleted away) bounds the largest stored id from below,
+// without the backward scan of kLargestEventId, which walks every index entry a concurrent batch
+// has inserted but not committed (the batch begun ahead sits at the top of the index). An id
+// stored above it by another writer is not probed: its COPY trips the unique index and the batch
+// runs again the careful way.
+constexpr char kKnownLargestEventId[] = R"sql(
+SELECT EXISTS (SELECT 1 FROM ecomstream.events e WHERE e.event_id = $1::uuid),
        set_config('ecomstream.writer_event_stats', 'on', true))sql";
 
 // $1: text[] of event ids. Locks the stored ones (in id order, so concurrent writers cannot
@@ -191,7 +210,12 @@ class BatchTransaction {
   // The first part of the fast path (PgSink::Begin): probes every event id and COPYs the new
   // events, without the file lock and without a savepoint (any failure aborts the transaction,
   // and the batch runs again the careful way).
-  void InsertNew(pqxx::work& txn) {
+  void InsertNew(pqxx::work& txn, const std::string& known_largest) {
+    if (!known_largest.empty()) {
+      std::string text;
+      AppendUuid(known_largest, &text);
+      if (txn.exec_params1(kKnownLargestEventId, text)[0].as<bool>()) largest_from_lock_ = std::move(text);
+    }
     Split split = Probe(txn, AllRows());
     Insert(txn, std::move(split.fresh), &ahead_);
     known_ = std::move(split.known);
@@ -202,7 +226,7 @@ class BatchTransaction {
   // or a replay. After InsertNew only the stored ids are left, updated without a savepoint;
   // otherwise the events are upserted under savepoints, bisecting rows the database rejects.
   absl::StatusOr<v1::Ack> Run(pqxx::work& txn, std::map<std::string, int64_t>* reasons) {
-    const pqxx::result file = txn.exec_params(kLockFile, batch_.file_id());
+    const pqxx::result file = txn.exec_params(inserted_ahead_ ? kLockFileAfterInsert : kLockFile, batch_.file_id());
     if (file.empty()) {
       return absl::FailedPreconditionError(
           absl::StrCat("file ", batch_.file_id(), " (", batch_.file_name(), ") was never claimed: call ClaimFile"));
@@ -229,7 +253,7 @@ class BatchTransaction {
                                                         committed_through, "; batches must come in row order"));
     }
 
-    largest_from_lock_ = file[0][4].is_null() ? "" : file[0][4].as<std::string>();
+    if (!inserted_ahead_) largest_from_lock_ = file[0][4].is_null() ? "" : file[0][4].as<std::string>();
     UpsertOutcome upsert;
     if (inserted_ahead_) {
       upsert = std::move(ahead_);
@@ -340,7 +364,7 @@ class BatchTransaction {
     // cannot be stored. Only ids up to the largest stored id need the probe. (uuid order is byte
     // order. A concurrent insert of a "new" id still trips the unique index: probe again.)
     std::string largest_text;
-    if (largest_from_lock_.has_value()) {  // the first probe uses kLockFile's (see there)
+    if (largest_from_lock_.has_value()) {  // the first probe uses kLockFile's or a known one
       largest_text = *std::move(largest_from_lock_);
       largest_from_lock_.reset();
     } else if (const pqxx::row top = txn.exec1(kLargestEventId); !top[0].is_null()) {
@@ -463,6 +487,9 @@ absl::StatusOr<std::unique_ptr<PreparedBatch>> PgSink::Prepare(v1::Batch batch) 
       ++prepared->duplicate_ids;
     }
   }
+  for (const v1::Event* event : prepared->events) {
+    if (event->event_id() > prepared->largest_event_id) prepared->largest_event_id = event->event_id();
+  }
   prepared->encoded = EncodedEvents(prepared->events, EventMetadata{kept.file_name(), prepared->trace_id});
   return prepared;
 }
@@ -523,7 +550,7 @@ PgSink::BegunPtr PgSink::Begin(const PreparedBatch& prepared) {
   try {
     EnsureSession(*begun->lease);
     begun->txn = std::make_unique<pqxx::work>(*begun->lease);
-    begun->transaction.InsertNew(*begun->txn);
+    begun->transaction.InsertNew(*begun->txn, KnownLargestEventId());
   } catch (const std::exception& e) {
     return nullptr;  // rolled back; whatever it was, Commit's whole transaction will tell
   }
@@ -579,8 +606,19 @@ std::optional<absl::StatusOr<v1::Ack>> PgSink::Finish(Begun& begun, std::map<std
   }
 }
 
+std::string PgSink::KnownLargestEventId() const {
+  absl::MutexLock lock(&largest_mu_);
+  return largest_committed_;
+}
+
 void PgSink::RecordCommitted(const PreparedBatch& prepared, const v1::Ack& ack,
                              const std::map<std::string, int64_t>& reasons, int64_t started_us) {
+  if (!ack.already_committed() &&
+      ack.inserted() + ack.updated() + ack.unchanged() == static_cast<int64_t>(prepared.events.size())) {
+    // Every event of the batch is stored now (not so when the database rejected one).
+    absl::MutexLock lock(&largest_mu_);
+    if (prepared.largest_event_id > largest_committed_) largest_committed_ = prepared.largest_event_id;
+  }
   metrics_->RecordBatch(ack, reasons, static_cast<double>(MonotonicMicros() - started_us) / 1e6,
                         prepared.batch->file_drop_time_us());
 }

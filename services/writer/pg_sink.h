@@ -7,7 +7,8 @@
 // the batch in the ledger and advance the file (committing it with its last batch); COMMIT.
 //
 // The upsert: a probe finds (and row-locks) the event ids already stored; as ids are UUIDv7, only
-// ids up to the largest stored one are probed. New ids are COPYed straight into
+// ids up to the largest stored one are probed (on the fast way: up to the largest this sink
+// committed, while that one is still stored). New ids are COPYed straight into
 // ecomstream.events (the fast path, as fast as COPY itself); stored ids are COPYed into a session
 // temp table and applied with UPDATE ... FROM it WHERE (content) IS DISTINCT FROM (...), so an
 // identical event is "unchanged" and only a different one is "updated". (This is the
@@ -47,8 +48,10 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "common/tracer.h"
 #include "ecomstream/v1/ingest.pb.h"
 #include "services/writer/copy_encoder.h"
@@ -64,6 +67,7 @@ struct PreparedBatch {
   std::vector<const v1::Event*> events;  // one per event id, pointing into *batch
   int64_t duplicate_ids = 0;             // rows dropped for a later row with the same id
   std::string trace_id;                  // from batch->traceparent, "" if malformed
+  std::string largest_event_id;          // the largest of `events`' ids (16 bytes), "" if none
   int64_t received_us = 0;
   EncodedEvents encoded;                 // events, in order
 };
@@ -119,10 +123,16 @@ class PgSink {
   void RecordCommitted(const PreparedBatch& prepared, const v1::Ack& ack, const std::map<std::string, int64_t>& reasons,
                        int64_t started_us);
 
+  // The largest event id a batch of this sink committed (16 bytes; "" = none yet): the fast way
+  // probes only ids up to it, while it is still stored.
+  std::string KnownLargestEventId() const;
+
   PgPool* pool_;
   WriterMetrics* metrics_;
   const tracing::Tracer* tracer_;
   PgSinkOptions options_;
+  mutable absl::Mutex largest_mu_;
+  std::string largest_committed_ ABSL_GUARDED_BY(largest_mu_);
 };
 
 }  // namespace ecomstream::writer
