@@ -213,10 +213,30 @@ def build_images(podman, images):
     run(["strip", *[os.path.join(binaries, f"ecomstream-{name}") for name in SERVICES]])
     started = time.monotonic()
     # --network=host: the RUN steps' apt-get reaches the Debian mirror without a CNI network.
-    podman("build", "--network=host", "--build-context", f"binaries={binaries}", "-f", DOCKERFILE,
-           "-t", images["ecomstream"], SOURCE_DIR, timeout=900)
-    podman("build", "--network=host", "-t", images["postgres"], os.path.join(STANDINS, "postgres"), timeout=900)
-    podman("build", "--network=host", "-t", images["prometheus"], os.path.join(STANDINS, "prometheus"), timeout=900)
+    # The three builds run at once: on a cold cache they mostly wait for downloads.
+    builds = {
+        "ecomstream": ["--build-context", f"binaries={binaries}", "-f", DOCKERFILE, SOURCE_DIR],
+        "postgres": [os.path.join(STANDINS, "postgres")],
+        "prometheus": [os.path.join(STANDINS, "prometheus")],
+    }
+    running = {}
+    for name, args in builds.items():
+        out = open(os.path.join(podman.work, f"build-{name}.log"), "w+", encoding="utf-8")
+        running[name] = (subprocess.Popen(["podman", "build", "--network=host", "-t", images[name], *args],
+                                          env=podman.env, stdout=out, stderr=subprocess.STDOUT), out)
+    failed = []
+    for name, (process, out) in running.items():
+        try:
+            code = process.wait(900)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            code = process.wait()
+        out.seek(0)
+        if code != 0:
+            failed.append(f"podman build of {images[name]} exited {code}:\n{out.read()[-4000:]}")
+        out.close()
+    if failed:
+        raise Failure("\n".join(failed))
     log(f"Images built in {time.monotonic() - started:.0f}s")
 
 
