@@ -78,9 +78,13 @@ def log(message):
 
 
 def run(argv, *, env=None, timeout=600, check=True, capture=True, input_text=None):
-    out = subprocess.run(argv, env=env, timeout=timeout, text=True, input=input_text,
-                         stdout=subprocess.PIPE if capture else None,
-                         stderr=subprocess.STDOUT if capture else None)
+    try:
+        out = subprocess.run(argv, env=env, timeout=timeout, text=True, input=input_text,
+                             stdout=subprocess.PIPE if capture else None,
+                             stderr=subprocess.STDOUT if capture else None)
+    except subprocess.TimeoutExpired as e:
+        partial = e.output.decode(errors="replace") if isinstance(e.output, bytes) else (e.output or "")
+        raise Failure(f"{' '.join(argv)} did not finish in {timeout}s:\n{partial[-4000:]}") from None
     if check and out.returncode != 0:
         raise Failure(f"{' '.join(argv)} exited {out.returncode}:\n{(out.stdout or '')[-4000:]}")
     return out
@@ -270,11 +274,15 @@ class Stack:
         (the compose file's interval)."""
         def loop():
             while not self.stop_healthchecks.wait(5):
-                names = self.podman("ps", "--format", "{{.Names}}", "--filter", f"label=com.docker.compose.project={self.project}",
-                                    check=False).stdout.split()
-                for name in names:
-                    if any(name == self.container(s) for s in HEALTHCHECKED):
-                        self.podman("healthcheck", "run", name, check=False, timeout=60)
+                try:
+                    names = self.podman("ps", "--format", "{{.Names}}", "--filter",
+                                        f"label=com.docker.compose.project={self.project}",
+                                        check=False, timeout=60).stdout.split()
+                    for name in names:
+                        if any(name == self.container(s) for s in HEALTHCHECKED):
+                            self.podman("healthcheck", "run", name, check=False, timeout=60)
+                except Failure as e:  # a slow podman call: try again next round
+                    log(f"Healthcheck round: {e}")
         self.healthchecker = threading.Thread(target=loop, daemon=True)
         self.healthchecker.start()
 
