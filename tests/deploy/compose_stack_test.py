@@ -497,6 +497,8 @@ def main():
             stack.compose("down", "--volumes", "--remove-orphans", "--timeout", "10", timeout=STEP_TIMEOUT, check=False)
         podman.remove_everything()
         podman.stop_api()
+        # The host-local IPAM plugin keeps a state folder per network outside podman's storage.
+        shutil.rmtree(f"/var/lib/cni/networks/{project}_default", ignore_errors=True)
         shutil.rmtree(work, ignore_errors=True)
         fcntl.flock(lock, fcntl.LOCK_UN)
         log(f"{'PASSED' if ok else 'FAILED'} in {time.monotonic() - started:.0f}s")
