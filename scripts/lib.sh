@@ -24,6 +24,9 @@ ECOMSTREAM_PACKAGES=(
   # `docker-compose config`) and of scripts/ (shellcheck)
   postgresql-15 postgresql-client-15 prometheus pgloader
   python3 python3-yaml curl util-linux procps docker-compose shellcheck time
+  # the compose stack under test (tests/deploy/compose_stack_test.py): podman's Docker API with
+  # runc, service names through the dnsname CNI plugin, a Debian base image from mmdebstrap
+  podman runc golang-github-containernetworking-plugin-dnsname mmdebstrap
 )
 
 log() { printf '[ecomstream] %s\n' "$*" >&2; }

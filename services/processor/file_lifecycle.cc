@@ -96,6 +96,7 @@ FileLifecycle::FileLifecycle(FileLifecycleOptions options, ProcessorMetrics* met
     : options_(std::move(options)), metrics_(metrics) {}
 
 absl::Status FileLifecycle::Prepare() {
+  RETURN_IF_ERROR(MakeDirs(options_.input_dir));
   if (!options_.delete_after_commit) RETURN_IF_ERROR(MakeDirs(options_.archive_dir));
   return MakeDirs(options_.quarantine_dir);
 }

@@ -35,7 +35,8 @@ class FileLifecycle {
  public:
   FileLifecycle(FileLifecycleOptions options, ProcessorMetrics* metrics);
 
-  // Creates the archive and quarantine directories. Errors from MakeDirs.
+  // Creates the input, archive and quarantine directories when missing (a processor may start
+  // before anything has written to its inbox). Errors from MakeDirs.
   absl::Status Prepare();
 
   // After the commit of `name`: moves it (and its manifest) to the archive, or deletes both with

@@ -21,9 +21,10 @@ namespace {
 constexpr size_t kMaxBatchBytes = 3 << 20;  // gRPC's default receive limit is 4 MiB
 constexpr absl::Duration kMaxFileRetry = absl::Minutes(10);
 
-bool IsDirectory(const std::string& path) {
+// True when `path` exists and is not a directory (a missing one is created by Run).
+bool ExistsAndIsNotADirectory(const std::string& path) {
   struct stat st;
-  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+  return ::stat(path.c_str(), &st) == 0 && !S_ISDIR(st.st_mode);
 }
 
 absl::Status Invalid(absl::string_view message) { return absl::InvalidArgumentError(message); }
@@ -32,7 +33,9 @@ absl::Status Invalid(absl::string_view message) { return absl::InvalidArgumentEr
 
 absl::Status ProcessorOptions::Validate() const {
   if (input_dir.empty()) return Invalid("--input_dir is required");
-  if (!IsDirectory(input_dir)) return Invalid(absl::StrCat("--input_dir ", input_dir, " is not a directory"));
+  if (ExistsAndIsNotADirectory(input_dir)) {
+    return Invalid(absl::StrCat("--input_dir ", input_dir, " exists and is not a directory"));
+  }
   if (!delete_after_commit && archive_dir.empty()) {
     return Invalid("--archive_dir is required (or --delete_after_commit)");
   }

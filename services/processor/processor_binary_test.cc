@@ -1,6 +1,7 @@
 // The ecomstream-processor binary: configuration errors, --once, SIGTERM, --health_check. The
 // writer is the in-process fake (a real gRPC server on 127.0.0.1).
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <set>
 #include <string>
@@ -66,8 +67,10 @@ class ProcessorBinaryTest : public ::testing::Test {
 };
 
 TEST_F(ProcessorBinaryTest, ABadSettingExitsTwoWithOneClearLine) {
-  EXPECT_EQ(Run({BinPath("ecomstream-processor"), "--input_dir=" + dir_.path() + "/missing"}), 2);
-  EXPECT_THAT(LogLines(), ElementsAre(HasSubstr("--input_dir")));
+  DropFile(dir_.path(), "not-a-dir", "x");
+  EXPECT_EQ(Run({BinPath("ecomstream-processor"), "--input_dir=" + dir_.path() + "/not-a-dir"}), 2);
+  EXPECT_THAT(LogLines(), ElementsAre(absl::StrCat("ecomstream-processor: --input_dir ", dir_.path(),
+                                                   "/not-a-dir exists and is not a directory")));
   ::unlink(log_.c_str());
   EXPECT_EQ(Run(Args({"--batch_bytes=100000000"})), 2);
   EXPECT_THAT(LogLines(), ElementsAre("ecomstream-processor: --batch_bytes must be in 65536..3145728 (gRPC refuses "
@@ -119,6 +122,21 @@ TEST_F(ProcessorBinaryTest, OnceCommitsEveryFileArchivesItBesideTheInboxAndExits
   EXPECT_THAT(Log(), HasSubstr("File committed file=events-2.csv rows=21 events=20 dead_letters=1 duplicates=0"));
   EXPECT_THAT(Log(), HasSubstr("reasons=wrong_column_count:1"));
   EXPECT_EQ(fake_.committed_files(), (std::set<std::string>{"events-1.csv", "events-2.csv"}));
+}
+
+// A processor may start before anything wrote to its inbox (a fresh container volume).
+TEST_F(ProcessorBinaryTest, CreatesAMissingInboxArchiveAndQuarantine) {
+  const std::string root = dir_.path() + "/fresh";
+  EXPECT_EQ(Run({BinPath("ecomstream-processor"), "--input_dir=" + root + "/inbox", "--once",
+                 "--writer_address=" + fake_.address()}),
+            0)
+      << Log();
+  for (const std::string& sub : {"/inbox", "/archive", "/quarantine"}) {
+    struct stat st;
+    ASSERT_EQ(::stat((root + sub).c_str(), &st), 0) << sub;
+    EXPECT_TRUE(S_ISDIR(st.st_mode)) << sub;
+  }
+  EXPECT_THAT(ListFiles(root + "/inbox"), IsEmpty());
 }
 
 TEST_F(ProcessorBinaryTest, OnceExitsOneWhenAFileCannotBeCommitted) {

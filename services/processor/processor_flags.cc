@@ -9,7 +9,8 @@
 #include "absl/time/time.h"
 #include "common/uuid.h"
 
-ABSL_FLAG(std::string, input_dir, "", "The inbox: where *.csv files (and their manifests) are dropped.");
+ABSL_FLAG(std::string, input_dir, "",
+          "The inbox: where *.csv files (and their manifests) are dropped (created if missing).");
 ABSL_FLAG(std::string, archive_dir, "", "Where committed files go (default: 'archive' beside --input_dir).");
 ABSL_FLAG(std::string, quarantine_dir, "",
           "Where unloadable files go with a .reason file (default: 'quarantine' beside --input_dir).");

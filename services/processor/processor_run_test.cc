@@ -413,7 +413,11 @@ TEST(ProcessorOptionsTest, ValidateNamesTheFirstBadFlag) {
     EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << flag;
     EXPECT_THAT(status.message(), HasSubstr(flag));
   };
-  expect_invalid([](ProcessorOptions& o) { o.input_dir = "/nonexistent/inbox"; }, "--input_dir");
+  expect_invalid([](ProcessorOptions& o) { o.input_dir = "/etc/hostname"; },
+                 "--input_dir /etc/hostname exists and is not a directory");
+  ProcessorOptions missing_inbox = options;
+  missing_inbox.input_dir = dir.path() + "/not/yet";  // created by Run
+  EXPECT_TRUE(missing_inbox.Validate().ok()) << missing_inbox.Validate();
   expect_invalid([](ProcessorOptions& o) { o.archive_dir = ""; }, "--archive_dir");
   expect_invalid([&](ProcessorOptions& o) { o.quarantine_dir = o.input_dir; }, "--quarantine_dir");
   expect_invalid([](ProcessorOptions& o) { o.job.batch.max_rows = 0; }, "--batch_rows");

@@ -1,7 +1,8 @@
 """Checks deploy/: every YAML parses, the compose file and the Kubernetes base say what the
-services need (images, probes, shared inbox, writer discovery, resources), every flag they pass
-exists in the built binaries, and the Dockerfile's runtime stage installs every shared library
-the binaries link. Runs `docker compose config` / `docker-compose config` and `kubectl kustomize`
+services need (images, probes, shared inbox, writer discovery, resources, Prometheus scraping),
+every flag they pass exists in the built binaries, and the Dockerfile's runtime stage installs
+every shared library the binaries link. Runs `promtool check config` on the compose Prometheus
+configuration when promtool is installed. Runs `docker compose config` / `docker-compose config` and `kubectl kustomize`
 when those tools are installed, and says so when they are not.
 
 Run by ctest (tests/deploy/CMakeLists.txt) as one ctest entry per TestCase class, with
@@ -23,6 +24,7 @@ DEPLOY = os.path.join(SOURCE_DIR, "deploy")
 COMPOSE_FILE = os.path.join(DEPLOY, "compose", "docker-compose.yml")
 K8S_DIR = os.path.join(DEPLOY, "k8s")
 DOCKERFILE = os.path.join(DEPLOY, "docker", "Dockerfile")
+PROMETHEUS_CONFIG = os.path.join(DEPLOY, "prometheus", "prometheus.yml")
 SERVICES = ("generator", "processor", "writer")
 
 
@@ -87,7 +89,7 @@ class ComposeTest(unittest.TestCase):
         return flag_values(command)
 
     def test_services_images_and_shared_image_build(self):
-        self.assertEqual(set(self.services), {"postgres", "writer", "processor", "generator", "jaeger"})
+        self.assertEqual(set(self.services), {"postgres", "writer", "processor", "generator", "prometheus", "jaeger"})
         self.assertEqual(self.services["postgres"]["image"], "postgres:15")
         for name in SERVICES:
             service = self.services[name]
@@ -95,6 +97,25 @@ class ComposeTest(unittest.TestCase):
             self.assertEqual(service["build"]["dockerfile"], "deploy/docker/Dockerfile")
             self.assertEqual(service["build"]["context"], "../..")
         self.assertEqual(self.services["jaeger"]["profiles"], ["tracing"])
+        self.assertEqual(self.services["prometheus"]["profiles"], ["monitoring"])
+        self.assertTrue(self.services["prometheus"]["image"].startswith("prom/prometheus:"))
+
+    def test_prometheus_mounts_its_configuration_and_the_alerting_rules(self):
+        prometheus = self.services["prometheus"]
+        mounts = dict(v.split(":")[:2] for v in prometheus["volumes"])
+        self.assertEqual(mounts["../prometheus"], "/etc/prometheus")
+        self.assertIn("--config.file=/etc/prometheus/prometheus.yml", prometheus["command"])
+        (config,) = load_all(PROMETHEUS_CONFIG)
+        self.assertEqual(config["rule_files"], ["/etc/prometheus/rules/*.yml"])
+
+    def test_drain_fits_in_the_stop_grace_period(self):
+        def seconds(text):
+            m = re.fullmatch(r"(\d+)s", str(text))
+            self.assertIsNotNone(m, text)
+            return int(m.group(1))
+        grace = {name: seconds(self.services[name]["stop_grace_period"]) for name in SERVICES}
+        drain = seconds(flag_values(self.services["processor"]["command"]).get("drain_timeout", "30s"))
+        self.assertGreater(grace["processor"], drain, "the processor is killed before its drain times out")
 
     def test_healthchecks_probe_the_port_each_service_serves(self):
         listen = {
@@ -108,7 +129,10 @@ class ComposeTest(unittest.TestCase):
             probe = flag_values(test[2:])
             self.assertIn("health_check", probe, f"{name} healthcheck must use --health_check")
             self.assertEqual(port_of(probe["health_check"]), listen[name], name)
-        self.assertIn("pg_isready", self.services["postgres"]["healthcheck"]["test"])
+        pg_test = self.services["postgres"]["healthcheck"]["test"]
+        self.assertIn("pg_isready", pg_test)
+        # Over TCP (what the writer uses), not the Unix socket the image's init server listens on.
+        self.assertEqual(pg_test[pg_test.index("-h") + 1], "127.0.0.1")
 
     def test_start_order_waits_for_health(self):
         expect = {"writer": "postgres", "processor": "writer", "generator": "processor"}
@@ -213,6 +237,17 @@ class KubernetesTest(unittest.TestCase):
             count += 1
         self.assertEqual(count, 4)
 
+    def test_every_service_pod_is_scraped_by_prometheus_on_its_metrics_port(self):
+        for name in SERVICES:
+            template = self.workload("Deployment", f"ecomstream-{name}")["spec"]["template"]
+            annotations = template["metadata"]["annotations"]
+            self.assertEqual(annotations["prometheus.io/scrape"], "true", name)
+            self.assertEqual(annotations["prometheus.io/path"], "/metrics", name)
+            container = template["spec"]["containers"][0]
+            metrics_port = next(p["containerPort"] for p in container["ports"] if p["name"] == "metrics")
+            self.assertEqual(int(annotations["prometheus.io/port"]), metrics_port, name)
+            self.assertEqual(port_of(flag_values(container["args"])["metrics_address"]), metrics_port, name)
+
     def test_selectors_match_pod_labels(self):
         for obj in self.objects:
             if obj["kind"] in ("Deployment", "StatefulSet"):
@@ -286,6 +321,35 @@ class KubernetesTest(unittest.TestCase):
         print("kubectl kustomize: ok", file=sys.stderr)
 
 
+class PrometheusTest(unittest.TestCase):
+    """deploy/prometheus/prometheus.yml: the compose stack's scrape configuration."""
+
+    @classmethod
+    def setUpClass(cls):
+        (cls.config,) = load_all(PROMETHEUS_CONFIG)
+        (compose,) = load_all(COMPOSE_FILE)
+        cls.compose_services = compose["services"]
+
+    def test_scrapes_each_service_at_its_metrics_address(self):
+        targets = {}
+        for job in self.config["scrape_configs"]:
+            self.assertEqual(job.get("metrics_path", "/metrics"), "/metrics")
+            targets[job["job_name"]] = [t for sc in job["static_configs"] for t in sc["targets"]]
+        expected = {}
+        for name in SERVICES:
+            port = port_of(flag_values(self.compose_services[name]["command"])["metrics_address"])
+            expected[f"ecomstream-{name}"] = [f"{name}:{port}"]
+        self.assertEqual(targets, expected)
+
+    def test_promtool_accepts_the_configuration(self):
+        if not shutil.which("promtool"):
+            print("NOT RUN: promtool is not installed (Debian package prometheus)", file=sys.stderr)
+            return
+        out = subprocess.run(["promtool", "check", "config", "--syntax-only", PROMETHEUS_CONFIG],
+                             capture_output=True, text=True, timeout=60)
+        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+
+
 class DockerfileTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -297,14 +361,18 @@ class DockerfileTest(unittest.TestCase):
         return self.text[self.text.rfind("\nFROM "):]
 
     def test_multi_stage_on_debian_bookworm_running_as_non_root(self):
-        self.assertEqual([image for image, _ in self.stages], ["debian:bookworm", "debian:bookworm-slim"])
+        self.assertEqual(self.stages, [("debian:bookworm", "build"), ("scratch", "binaries"),
+                                       ("debian:bookworm-slim", "runtime")])
         runtime = self.runtime_stage()
         user = re.findall(r"^USER\s+(\S+)", runtime, re.M)
         self.assertEqual(len(user), 1)
         self.assertNotIn(user[0].split(":")[0], ("0", "root"))
         for name in SERVICES:
             self.assertIn(f"ecomstream-{name}", re.search(r"--target ([^\n\\]+)", self.text).group(1))
-            self.assertIn(f"/build/bin/ecomstream-{name}", runtime)
+            # From the `binaries` stage, which a build can replace with prebuilt binaries
+            # (--build-context binaries=DIR): the runtime stage never names the compile stage.
+            self.assertIn(f"/ecomstream-{name}", re.search(r"^COPY --from=binaries (.+)$", runtime, re.M).group(1))
+        self.assertNotIn("--from=build", runtime)
 
     def test_runtime_stage_installs_every_library_the_binaries_link(self):
         if not shutil.which("dpkg") or not shutil.which("readelf"):
