@@ -180,10 +180,20 @@ WITH fresh AS (
          coalesce(sum(quantity), 0)::bigint AS quantity,
          coalesce(sum(total_amount) FILTER (WHERE event_type = 'purchase'), 0)::numeric(18,2) AS revenue
   FROM ecomstream.events GROUP BY 1, 2, 3),
-kept AS (SELECT hour, event_type, category, events, quantity, revenue FROM ecomstream.event_stats_hourly)
+kept AS (SELECT hour, event_type, category, events, quantity, revenue FROM ecomstream.event_stats_hourly),
+fresh_users AS (
+  SELECT coalesce(user_segment, 'unknown') AS user_segment, user_id, count(*) AS events,
+         count(*) FILTER (WHERE event_type = 'purchase') AS purchases,
+         coalesce(sum(total_amount) FILTER (WHERE event_type = 'purchase'), 0)::numeric(18,2) AS revenue,
+         count(total_amount) FILTER (WHERE event_type = 'purchase') AS priced_purchases
+  FROM ecomstream.events GROUP BY 1, 2)
 SELECT 'missing ' || f::text FROM (SELECT * FROM fresh EXCEPT SELECT * FROM kept) f
 UNION ALL
-SELECT 'extra ' || k::text FROM (SELECT * FROM kept EXCEPT SELECT * FROM fresh) k)sql");
+SELECT 'extra ' || k::text FROM (SELECT * FROM kept EXCEPT SELECT * FROM fresh) k
+UNION ALL
+SELECT 'missing user ' || f::text FROM (SELECT * FROM fresh_users EXCEPT SELECT * FROM ecomstream.segment_users) f
+UNION ALL
+SELECT 'extra user ' || k::text FROM (SELECT * FROM ecomstream.segment_users EXCEPT SELECT * FROM fresh_users) k)sql");
 }
 
 }  // namespace ecomstream::writer::testing
