@@ -9,8 +9,11 @@
 --          count(total_amount) FILTER (WHERE event_type = 'purchase') AS priced_purchases
 --   FROM ecomstream.events GROUP BY 1, 2;
 --
--- so a segment's distinct users are its rows and its buyers the rows with purchases > 0. It is
--- maintained like event_stats_hourly (002, 006), in the transaction that changes events:
+-- so a segment's distinct users are its rows and its buyers the rows with purchases > 0.
+-- segment_totals holds the per-segment sums of segment_users (users = its rows, buyers = its
+-- rows with purchases), updated with it: a user row appearing or emptying moves users by one, so
+-- v_user_segment_analysis reads one row per segment. Both are maintained like
+-- event_stats_hourly (002, 006), in the transaction that changes events:
 -- statement triggers with transition tables apply updates (an update that changes an event's
 -- segment, user, type or amount moves it between rows) and deletes; inserts go through a trigger
 -- too, except in the writer's transactions (ecomstream.writer_event_stats = 'on'), where the
@@ -32,23 +35,59 @@ ALTER TABLE ecomstream.segment_users OWNER TO ecomstream_owner;
 REVOKE ALL ON ecomstream.segment_users FROM PUBLIC;
 GRANT SELECT ON ecomstream.segment_users TO ecomstream_analytics;
 
--- Adds signed per (segment, user) changes; deletes the rows left with no event. Not callable by
--- the services: the triggers below and add_segment_users use it.
+CREATE TABLE IF NOT EXISTS ecomstream.segment_totals (
+  user_segment     text PRIMARY KEY,
+  users            bigint NOT NULL,
+  buyers           bigint NOT NULL,
+  events           bigint NOT NULL,
+  purchases        bigint NOT NULL,
+  revenue          numeric(18,2) NOT NULL,
+  priced_purchases bigint NOT NULL
+);
+ALTER TABLE ecomstream.segment_totals OWNER TO ecomstream_owner;
+REVOKE ALL ON ecomstream.segment_totals FROM PUBLIC;
+GRANT SELECT ON ecomstream.segment_totals TO ecomstream_analytics;
+
+-- Adds signed per (segment, user) changes (one element per key) to segment_users and their
+-- effect to segment_totals; deletes the user rows left with no event. Not callable by the
+-- services: the triggers below and add_segment_users use it. A user row's values after the
+-- upsert minus the change are its values before, so users and buyers move exactly when a row
+-- starts or stops having events or purchases (also when concurrent writers touch one row: the
+-- upsert waits for the other's commit and returns the values it then wrote).
 CREATE OR REPLACE FUNCTION ecomstream.apply_segment_users(
   segments text[], user_ids bigint[], events bigint[], purchases bigint[], revenues numeric[],
   priced bigint[]) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-  INSERT INTO ecomstream.segment_users AS s (user_segment, user_id, events, purchases, revenue, priced_purchases)
-  SELECT d.segment, d.user_id, d.events, d.purchases, d.revenue, d.priced
-  FROM unnest(segments, user_ids, events, purchases, revenues, priced)
-    AS d(segment, user_id, events, purchases, revenue, priced)
-  ORDER BY 1, 2
-  ON CONFLICT (user_segment, user_id) DO UPDATE
-    SET events = s.events + excluded.events,
-        purchases = s.purchases + excluded.purchases,
-        revenue = s.revenue + excluded.revenue,
-        priced_purchases = s.priced_purchases + excluded.priced_purchases;
+  WITH d AS (
+    SELECT * FROM unnest(segments, user_ids, events, purchases, revenues, priced)
+      AS d(segment, user_id, events, purchases, revenue, priced)
+  ), up AS (
+    INSERT INTO ecomstream.segment_users AS s (user_segment, user_id, events, purchases, revenue, priced_purchases)
+    SELECT d.segment, d.user_id, d.events, d.purchases, d.revenue, d.priced FROM d
+    ORDER BY 1, 2
+    ON CONFLICT (user_segment, user_id) DO UPDATE
+      SET events = s.events + excluded.events,
+          purchases = s.purchases + excluded.purchases,
+          revenue = s.revenue + excluded.revenue,
+          priced_purchases = s.priced_purchases + excluded.priced_purchases
+    RETURNING s.user_segment, s.user_id, s.events, s.purchases
+  )
+  INSERT INTO ecomstream.segment_totals AS t (user_segment, users, buyers, events, purchases, revenue, priced_purchases)
+  SELECT up.user_segment,
+         sum(sign(up.events) - sign(up.events - d.events))::bigint,
+         sum(sign(up.purchases) - sign(up.purchases - d.purchases))::bigint,
+         sum(d.events)::bigint, sum(d.purchases)::bigint, sum(d.revenue), sum(d.priced)::bigint
+  FROM up JOIN d ON d.segment = up.user_segment AND d.user_id = up.user_id
+  GROUP BY 1
+  ORDER BY 1
+  ON CONFLICT (user_segment) DO UPDATE
+    SET users = t.users + excluded.users,
+        buyers = t.buyers + excluded.buyers,
+        events = t.events + excluded.events,
+        purchases = t.purchases + excluded.purchases,
+        revenue = t.revenue + excluded.revenue,
+        priced_purchases = t.priced_purchases + excluded.priced_purchases;
   IF EXISTS (SELECT 1 FROM unnest(events) AS n WHERE n < 0) THEN
     DELETE FROM ecomstream.segment_users s
     USING unnest(segments, user_ids) AS d(segment, user_id)
@@ -198,18 +237,26 @@ BEGIN
     FROM ecomstream.events
     GROUP BY 1, 2;
   END IF;
+  IF NOT EXISTS (SELECT 1 FROM ecomstream.segment_totals) THEN
+    INSERT INTO ecomstream.segment_totals (user_segment, users, buyers, events, purchases, revenue, priced_purchases)
+    SELECT user_segment, count(*), count(*) FILTER (WHERE purchases > 0), sum(events), sum(purchases),
+           sum(revenue), sum(priced_purchases)
+    FROM ecomstream.segment_users
+    GROUP BY 1;
+  END IF;
 END
 $$;
 
--- Same columns as before (003), now from segment_users: one row per segment user, not per event.
+-- Same columns as before (003), now from segment_totals: one row per segment, not per event. A
+-- segment whose events all moved away keeps a row of zeros there; it is not shown.
 CREATE OR REPLACE VIEW ecomstream.v_user_segment_analysis AS
 SELECT user_segment,
-       count(*) AS users,
-       sum(events)::bigint AS events,
-       sum(purchases)::bigint AS purchases,
-       count(*) FILTER (WHERE purchases > 0) AS buyers,
-       coalesce(sum(revenue), 0) AS revenue,
-       round(sum(revenue) / nullif(sum(priced_purchases), 0), 2) AS avg_order_value,
-       round(count(*) FILTER (WHERE purchases > 0)::numeric / nullif(count(*), 0), 4) AS buyer_rate
-FROM ecomstream.segment_users
-GROUP BY user_segment;
+       users,
+       events,
+       purchases,
+       buyers,
+       revenue::numeric AS revenue,
+       round(revenue / nullif(priced_purchases, 0), 2) AS avg_order_value,
+       round(buyers::numeric / nullif(users, 0), 4) AS buyer_rate
+FROM ecomstream.segment_totals
+WHERE users > 0;
