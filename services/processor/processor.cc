@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "common/time_util.h"
+#include "services/processor/archive_retention.h"
 
 namespace ecomstream::processor {
 namespace {
@@ -47,6 +48,7 @@ absl::Status ProcessorOptions::Validate() const {
   if (rescan_interval <= absl::ZeroDuration()) return Invalid("--rescan_interval must be positive");
   if (claim_lease < absl::Seconds(1)) return Invalid("--claim_lease must be at least 1s");
   if (drain_timeout < absl::ZeroDuration()) return Invalid("--drain_timeout must not be negative");
+  if (archive_retention < absl::ZeroDuration()) return Invalid("--archive_retention must not be negative");
   if (failed_file_retry <= absl::ZeroDuration()) return Invalid("--file_retry_interval must be positive");
   if (job.batch.max_rows < 1 || job.batch.max_rows > 1000000) return Invalid("--batch_rows must be in 1..1000000");
   if (job.batch.max_bytes < (64 << 10) || job.batch.max_bytes > kMaxBatchBytes) {
@@ -152,6 +154,7 @@ absl::Status Processor::Run() {
     }
     Merge(*found);
     ProcessDueFiles();
+    SweepArchive();
   }
 
   // Drain: no new batches; those sent get their acks (and their files are archived) if the
@@ -204,6 +207,7 @@ void Processor::Merge(const std::vector<DiscoveredFile>& files) {
     auto [it, inserted] = pending_.try_emplace(file.name);
     if (inserted || file.drop_time_us < it->second.drop_time_us) it->second.drop_time_us = file.drop_time_us;
   }
+  metrics_->backlog_files.Set(static_cast<double>(pending_.size() + in_flight_names_.size()));
 }
 
 void Processor::ProcessDueFiles() {
@@ -223,6 +227,21 @@ void Processor::ProcessDueFiles() {
       claim_not_before_ = absl::Now() + claim_backoff_.Next();
       return;
     }
+  }
+}
+
+void Processor::SweepArchive() {
+  if (options_.delete_after_commit || options_.archive_retention <= absl::ZeroDuration()) return;
+  const absl::Time now = absl::Now();
+  if (now < next_archive_sweep_) return;
+  // A tenth of the retention, between a minute and an hour: files outlive it by at most that.
+  next_archive_sweep_ = now + std::clamp(options_.archive_retention / 10, absl::Minutes(1), absl::Hours(1));
+  absl::StatusOr<int> deleted = RemoveExpiredArchivedFiles(options_.archive_dir, options_.archive_retention, now);
+  if (!deleted.ok()) {
+    LOG_WARNING("Cannot sweep the archive; retrying later") << Kv("error", deleted.status().ToString());
+  } else if (*deleted > 0) {
+    LOG_INFO("Archived files expired") << Kv("archive_dir", options_.archive_dir) << Kv("deleted", *deleted)
+                                       << Kv("archive_retention", absl::FormatDuration(options_.archive_retention));
   }
 }
 

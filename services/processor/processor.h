@@ -52,6 +52,8 @@ struct ProcessorOptions {
   std::string archive_dir;     // required unless delete_after_commit
   std::string quarantine_dir;
   bool delete_after_commit = false;
+  // Archived files older than this are deleted (archive_retention.h); zero keeps them all.
+  absl::Duration archive_retention = absl::Hours(7 * 24);
   // Process the files present at start, wait for their commits, return.
   bool once = false;
   std::string instance_id;     // the claimant in ClaimFile
@@ -123,6 +125,8 @@ class Processor : public AckHandler {
   class CountingSink;
 
   void Merge(const std::vector<DiscoveredFile>& files);
+  // Deletes expired archived files, at most every archive_retention / 10 (1 min .. 1 h).
+  void SweepArchive();
   void ProcessDueFiles();
   Step ProcessFile(const std::string& name);
   Step Claimed(const FileFacts& facts, const v1::ClaimFileResponse& claim, tracing::Span span,
@@ -143,6 +147,7 @@ class Processor : public AckHandler {
 
   const ProcessorOptions options_;
   ProcessorMetrics* const metrics_;
+  absl::Time next_archive_sweep_ = absl::InfinitePast();  // Run's thread only
   std::unique_ptr<tracing::Tracer> own_tracer_;  // when the constructor got none
   const tracing::Tracer* const tracer_;          // outlives the spans in in_flight_ and writer_
   DirectorySource source_;

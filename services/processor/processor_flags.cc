@@ -41,6 +41,9 @@ ABSL_FLAG(absl::Duration, ack_timeout, absl::Seconds(60), "Reconnect when a batc
 ABSL_FLAG(absl::Duration, file_retry_interval, absl::Seconds(5),
           "After the writer refuses a file (or reading it fails) retry it after this, doubling each time up to 10m; "
           "with --once a file refused 3 times is given up (exit 1).");
+ABSL_FLAG(absl::Duration, archive_retention, absl::Hours(7 * 24),
+          "Delete archived files this long after they were archived (checked every tenth of it, 1m..1h); "
+          "0 keeps them forever. Never touches the inbox or the quarantine.");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(30), "On SIGTERM, wait this long for in-flight acks.");
 
 namespace ecomstream::processor {
@@ -84,6 +87,7 @@ ProcessorOptions OptionsFromFlags() {
     options.quarantine_dir = Sibling(options.input_dir, "quarantine");
   }
   options.delete_after_commit = absl::GetFlag(FLAGS_delete_after_commit);
+  options.archive_retention = absl::GetFlag(FLAGS_archive_retention);
   options.once = absl::GetFlag(FLAGS_once);
   options.instance_id = absl::GetFlag(FLAGS_instance_id);
   if (options.instance_id.empty()) options.instance_id = DefaultInstanceId();

@@ -56,6 +56,8 @@ ProcessorMetrics::ProcessorMetrics(metrics::Registry& r)
       batches_acked(r.GetCounter(kBatches, kBatchesHelp, {{"event", "acked"}})),
       unexpected_acks(r.GetCounter("ecomstream_processor_unexpected_acks_total",
                                    "Acks that matched no unacknowledged batch (ignored).")),
+      backlog_files(r.GetGauge("ecomstream_processor_backlog_files",
+                               "Files seen in the inbox and not finished, as of the last scan.")),
       in_flight_batches(r.GetGauge("ecomstream_processor_in_flight_batches",
                                    "Batches written or queued and not yet acknowledged (the window).")),
       in_flight_bytes(r.GetGauge("ecomstream_processor_in_flight_bytes",

@@ -68,6 +68,9 @@ class ProcessorMetrics {
   metrics::Counter& batches_resent;
   metrics::Counter& batches_acked;
   metrics::Counter& unexpected_acks;
+  // Files seen in the inbox and not finished (waiting, being read or awaiting acks), as of the
+  // last scan of the inbox.
+  metrics::Gauge& backlog_files;
   metrics::Gauge& in_flight_batches;
   metrics::Gauge& in_flight_bytes;
   metrics::Counter& stream_reconnects;

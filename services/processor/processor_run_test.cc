@@ -2,6 +2,7 @@
 // 127.0.0.1): discovery, claims, batching, backpressure, archive only after the ack, quarantine,
 // and the file.process / batch.send spans as a test collector receives them.
 #include <atomic>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <set>
@@ -163,6 +164,30 @@ TEST_F(ProcessorRunTest, AFileIsArchivedOnlyAfterTheAckOfItsLastBatch) {
   EXPECT_TRUE(StopBackground().ok());
   EXPECT_EQ(metrics_.files_committed.Value(), 1);
   EXPECT_EQ(metrics_.rows_event.Value(), 25);
+}
+
+TEST_F(ProcessorRunTest, ArchivedFilesOlderThanTheRetentionGoWhileTheInboxAndQuarantineStay) {
+  std::filesystem::create_directories(archive_);
+  std::filesystem::create_directories(quarantine_);
+  DropFile(archive_, "expired.csv", V3File(1, 2));
+  DropFile(quarantine_, "bad.csv", "not a header\n");
+  absl::SleepFor(absl::Milliseconds(1100));  // the files above are now older than the retention
+  options_.archive_retention = absl::Seconds(1);
+  fake_.HoldAcks(true);
+  DropFile(inbox_, "a.csv", V3File(1, 5));
+  StartBackground();
+  ASSERT_TRUE(fake_.WaitForReceived(1, kWait));
+  // The first sweep ran at start: the expired file is gone, the unfinished one still waits.
+  ASSERT_TRUE(WaitUntil([&] { return ListFiles(archive_).empty(); }, kWait, kPoll));
+  EXPECT_THAT(ListFiles(inbox_), ElementsAre("a.csv"));
+  EXPECT_THAT(ListFiles(quarantine_), ElementsAre("bad.csv"));
+  EXPECT_EQ(metrics_.backlog_files.Value(), 1);
+  fake_.HoldAcks(false);
+  ASSERT_TRUE(WaitUntil([&] { return ListFiles(archive_).size() == 1; }, kWait, kPoll));
+  // Archived now; the next sweep is a minute away.
+  EXPECT_THAT(ListFiles(archive_), ElementsAre("a.csv"));
+  ASSERT_TRUE(WaitUntil([&] { return metrics_.backlog_files.Value() == 0; }, kWait, kPoll));
+  EXPECT_TRUE(StopBackground().ok());
 }
 
 TEST_F(ProcessorRunTest, OnceLoadsEveryFilePresentOldestNameFirstAndReturnsWhenAllAreCommitted) {
@@ -426,6 +451,7 @@ TEST(ProcessorOptionsTest, ValidateNamesTheFirstBadFlag) {
   expect_invalid([](ProcessorOptions& o) { o.job.csv.max_row_bytes = 10; }, "--max_row_bytes");
   expect_invalid([](ProcessorOptions& o) { o.writer.max_in_flight = 0; }, "--max_in_flight");
   expect_invalid([](ProcessorOptions& o) { o.rescan_interval = absl::ZeroDuration(); }, "--rescan_interval");
+  expect_invalid([](ProcessorOptions& o) { o.archive_retention = absl::Seconds(-1); }, "--archive_retention");
   expect_invalid([](ProcessorOptions& o) { o.job.late_after_us = -1; }, "--late_after");
   expect_invalid([](ProcessorOptions& o) { o.writer_address = "nowhere"; }, "--writer_address");
   expect_invalid([](ProcessorOptions& o) { o.tls.cert = "/etc/hostname"; }, "--tls_key");

@@ -4,6 +4,7 @@
 #include <map>
 #include <string>
 #include <tuple>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/domain.h"
@@ -25,6 +26,13 @@ struct Sums {
   int64_t events = 0;
   int64_t quantity = 0;
   int64_t revenue_cents = 0;
+};
+
+struct UserSums {
+  int64_t events = 0;
+  int64_t purchases = 0;
+  int64_t revenue_cents = 0;
+  int64_t priced = 0;
 };
 
 void AppendCents(int64_t cents, std::string* out) {
@@ -79,6 +87,46 @@ EventStatsArrays InsertedEventStats(const std::vector<const v1::Event*>& events,
     absl::StrAppend(&arrays.events, sums.events);
     absl::StrAppend(&arrays.quantities, sums.quantity);
     AppendCents(sums.revenue_cents, &arrays.revenues);
+  }
+  for (std::string* array : all) array->push_back('}');
+  return arrays;
+}
+
+SegmentUsersArrays InsertedSegmentUsers(const std::vector<const v1::Event*>& events,
+                                        const std::vector<int>& inserted) {
+  // Key: segment ("unknown" for none, as segment_users stores it), user id. add_segment_users
+  // sorts the elements again in the database's collation before it locks rows.
+  std::map<std::pair<absl::string_view, int64_t>, UserSums> groups;
+  for (int index : inserted) {
+    const v1::Event& event = *events[static_cast<size_t>(index)];
+    absl::string_view segment = domain::UserSegmentName(event.user_segment());
+    if (segment.empty()) segment = "unknown";
+    UserSums& sums = groups[{segment, event.user_id()}];
+    ++sums.events;
+    if (event.event_type() == v1::EVENT_TYPE_PURCHASE) {
+      ++sums.purchases;
+      if (event.has_total_amount_cents()) {
+        sums.revenue_cents += event.total_amount_cents();
+        ++sums.priced;
+      }
+    }
+  }
+  SegmentUsersArrays arrays;
+  std::string* const all[] = {&arrays.segments,  &arrays.user_ids, &arrays.events,
+                              &arrays.purchases, &arrays.revenues, &arrays.priced};
+  for (std::string* array : all) array->push_back('{');
+  bool first = true;
+  for (const auto& [key, sums] : groups) {
+    if (!first) {
+      for (std::string* array : all) array->push_back(',');
+    }
+    first = false;
+    AppendQuotedArrayElement(key.first, &arrays.segments);
+    absl::StrAppend(&arrays.user_ids, key.second);
+    absl::StrAppend(&arrays.events, sums.events);
+    absl::StrAppend(&arrays.purchases, sums.purchases);
+    AppendCents(sums.revenue_cents, &arrays.revenues);
+    absl::StrAppend(&arrays.priced, sums.priced);
   }
   for (std::string* array : all) array->push_back('}');
   return arrays;

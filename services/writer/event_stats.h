@@ -33,6 +33,22 @@ struct EventStatsArrays {
 // The sums over `events[i]` for each i in `inserted`.
 EventStatsArrays InsertedEventStats(const std::vector<const v1::Event*>& events, const std::vector<int>& inserted);
 
+// The arguments of ecomstream.add_segment_users (sql/010_segment_users.sql), one element per
+// (segment, user) in key order: segments text[] ("unknown" for none), user_ids bigint[],
+// events bigint[], purchases bigint[], revenues numeric[] (purchase amounts), priced bigint[]
+// (purchases with an amount).
+struct SegmentUsersArrays {
+  std::string segments;
+  std::string user_ids;
+  std::string events;
+  std::string purchases;
+  std::string revenues;
+  std::string priced;
+};
+
+// The per (segment, user) sums over `events[i]` for each i in `inserted`.
+SegmentUsersArrays InsertedSegmentUsers(const std::vector<const v1::Event*>& events, const std::vector<int>& inserted);
+
 // Appends `text` as a double-quoted array element: "a\"b" (backslash escapes " and \).
 void AppendQuotedArrayElement(absl::string_view text, std::string* out);
 

@@ -76,5 +76,47 @@ TEST(EventStatsTest, LargeRevenueKeepsEveryCent) {
   EXPECT_EQ(stats.revenues, "{90071992547409.93}");
 }
 
+SegmentUsersArrays UsersOf(const std::vector<v1::Event>& events, const std::vector<int>& inserted) {
+  std::vector<const v1::Event*> pointers;
+  for (const v1::Event& event : events) pointers.push_back(&event);
+  return InsertedSegmentUsers(pointers, inserted);
+}
+
+v1::Event UserEvent(v1::EventType type, v1::UserSegment segment, int64_t user_id) {
+  v1::Event event = Event(type, "toys", k2026);
+  event.set_user_segment(segment);
+  event.set_user_id(user_id);
+  return event;
+}
+
+TEST(EventStatsTest, SegmentUsersSumEventsPurchasesAndPricedRevenuePerSegmentAndUserOfTheInsertedRowsOnly) {
+  std::vector<v1::Event> events = {
+      UserEvent(v1::EVENT_TYPE_VIEW, v1::USER_SEGMENT_PREMIUM, 7),
+      UserEvent(v1::EVENT_TYPE_PURCHASE, v1::USER_SEGMENT_PREMIUM, 7),
+      UserEvent(v1::EVENT_TYPE_PURCHASE, v1::USER_SEGMENT_PREMIUM, 7),      // no amount: not priced
+      UserEvent(v1::EVENT_TYPE_PURCHASE, v1::USER_SEGMENT_NEW, 7),          // same user, other segment
+      UserEvent(v1::EVENT_TYPE_SEARCH, v1::USER_SEGMENT_UNSPECIFIED, 0),    // no segment: "unknown"
+      UserEvent(v1::EVENT_TYPE_PURCHASE, v1::USER_SEGMENT_PREMIUM, 8),      // not inserted
+  };
+  events[1].set_total_amount_cents(1999);
+  events[3].set_total_amount_cents(5);
+  events[0].set_total_amount_cents(700);  // not a purchase: no revenue
+  const SegmentUsersArrays users = UsersOf(events, {0, 1, 2, 3, 4});
+  EXPECT_EQ(users.segments, "{\"new\",\"premium\",\"unknown\"}");
+  EXPECT_EQ(users.user_ids, "{7,7,0}");
+  EXPECT_EQ(users.events, "{1,3,1}");
+  EXPECT_EQ(users.purchases, "{1,2,0}");
+  EXPECT_EQ(users.revenues, "{0.05,19.99,0.00}");
+  EXPECT_EQ(users.priced, "{1,1,0}");
+}
+
+TEST(EventStatsTest, NoSegmentUserInsertedIsEmptyArrays) {
+  const SegmentUsersArrays users = UsersOf({UserEvent(v1::EVENT_TYPE_VIEW, v1::USER_SEGMENT_NEW, 1)}, {});
+  for (const std::string* array :
+       {&users.segments, &users.user_ids, &users.events, &users.purchases, &users.revenues, &users.priced}) {
+    EXPECT_EQ(*array, "{}");
+  }
+}
+
 }  // namespace
 }  // namespace ecomstream::writer

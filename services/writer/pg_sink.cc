@@ -117,8 +117,8 @@ WHERE e.event_id = s.event_id
        s.campaign_id))sql";
 
 // One statement: record the batch in the ledger, advance the file (committing it with its last
-// batch) and add the inserted events to event_stats_hourly ($19-$24, event_stats.h). Returns the
-// ledger's commit time.
+// batch) and add the inserted events to event_stats_hourly ($19-$24) and segment_users
+// ($25-$30, event_stats.h). Returns the ledger's commit time.
 constexpr char kFinishBatch[] = R"sql(
 WITH batch AS (
   INSERT INTO ecomstream.ingest_batches (
@@ -152,6 +152,10 @@ SELECT (extract(epoch FROM b.committed_at) * 1000000)::bigint,
        CASE WHEN cardinality($22::bigint[]) > 0
             THEN ecomstream.add_event_stats($19::timestamptz[], $20::text[], $21::text[], $22::bigint[],
                                             $23::bigint[], $24::numeric[])
+            ELSE 0 END,
+       CASE WHEN cardinality($27::bigint[]) > 0
+            THEN ecomstream.add_segment_users($25::text[], $26::bigint[], $27::bigint[], $28::bigint[],
+                                              $29::numeric[], $30::bigint[])
             ELSE 0 END
 FROM batch b, file f)sql";
 
@@ -281,12 +285,14 @@ class BatchTransaction {
     ack.set_duplicates(batch_.duplicate_rows() + prepared_.duplicate_ids);
     const int64_t rows = batch_.last_row() - batch_.first_row() + 1;
     const EventStatsArrays stats = InsertedEventStats(events_, upsert.inserted_rows);
+    const SegmentUsersArrays users = InsertedSegmentUsers(events_, upsert.inserted_rows);
     const pqxx::row recorded = txn.exec_params1(
         kFinishBatch, batch_.file_id(), batch_.first_row(), batch_.last_row(), batch_.file_name(), batch_.last_batch(),
         rows, ack.inserted(), ack.updated(), ack.unchanged(), ack.duplicates(), ack.dead_lettered(),
         ReasonsJson(*reasons), file[0][1].as<std::string>(), batch_.file_drop_time_us(), batch_.read_time_us(),
         batch_.sent_time_us(), prepared_.received_us, prepared_.trace_id, stats.hours, stats.event_types,
-        stats.categories, stats.events, stats.quantities, stats.revenues);
+        stats.categories, stats.events, stats.quantities, stats.revenues, users.segments, users.user_ids,
+        users.events, users.purchases, users.revenues, users.priced);
     txn.commit();
     // The ledger's commit time (taken just before COMMIT), so a replay answers with the same.
     ack.set_commit_time_us(recorded[0].as<int64_t>());

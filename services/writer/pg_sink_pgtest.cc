@@ -237,6 +237,7 @@ TEST_F(PgSinkTest, ExtremeTimestampsAreDeadLetteredNotFatal) {
 
 TEST_F(PgSinkTest, EventStatsEqualAFreshGroupByAfterRandomInsertsUpdatesReplaysAndDeadLetters) {
   std::mt19937_64 rng(20261121);
+  std::mt19937_64 moves(20261204);
   const std::vector<std::string> categories = {"electronics", "books", "toys", ""};
   const std::vector<v1::EventType> types = {v1::EVENT_TYPE_VIEW, v1::EVENT_TYPE_ADD_TO_CART, v1::EVENT_TYPE_PURCHASE,
                                             v1::EVENT_TYPE_SEARCH};
@@ -256,6 +257,11 @@ TEST_F(PgSinkTest, EventStatsEqualAFreshGroupByAfterRandomInsertsUpdatesReplaysA
           event.set_event_time_us(event.event_time_us() + static_cast<int64_t>(rng() % 5) * 3'600'000'000);
           if (rng() % 3 == 0) event.clear_quantity();
           event.set_total_amount_cents(event.price_cents() * (event.has_quantity() ? event.quantity() : 1));
+          // Moves the event to another (segment, user), or to no segment at all (its own
+          // generator, so the batches above stay as they were).
+          event.set_user_segment(static_cast<v1::UserSegment>(moves() % 6));
+          event.set_user_id(static_cast<int64_t>(moves() % 4));
+          if (moves() % 5 == 0) event.clear_total_amount_cents();
         }
         // Now and then minutes into the hour, or a row only the database rejects (bisected out).
         if (rng() % 4 == 0) event.set_event_time_us(event.event_time_us() + static_cast<int64_t>(rng() % 3600) * 1'000'000);
@@ -325,6 +331,51 @@ TEST_F(PgSinkTest, InsertsCountOnceWhateverTheSessionSaysAboutTheSetting) {
   ASSERT_TRUE(sink_->Commit(**prepared, nullptr, [] {}).ok());  // the careful way
   EXPECT_EQ(Sql("SELECT sum(events) FROM ecomstream.event_stats_hourly"), "3");
   EXPECT_EQ(StatsDrift(), "");
+}
+
+// v_user_segment_analysis reads segment_users: distinct users and buyers per segment stay exact
+// when the writer inserts events and when an update moves an event to another segment and user.
+TEST_F(PgSinkTest, SegmentAnalysisCountsDistinctUsersAndBuyersThroughInsertsAndUpdatesThatMoveEvents) {
+  const TestFile file = Claim("segments.csv");
+  v1::Event a = MakeEvent(1);  // purchase of 40.00 by user 2, returning
+  v1::Event b = MakeEvent(2);  // purchase of 40.00 by user 3, returning
+  b.set_total_amount_cents(4000);
+  v1::Event c = MakeEvent(3);
+  c.set_user_id(2);  // user 2 again: two events, one user
+  c.set_event_type(v1::EVENT_TYPE_VIEW);
+  WriteOk(MakeBatch(file, 1, {a, b, c}));
+  // concat_ws skips NULLs: no avg_order_value without a purchase.
+  const char kView[] = "SELECT string_agg(concat_ws('|', user_segment, users, events, purchases, buyers, revenue, "
+                       "avg_order_value, buyer_rate), ',' ORDER BY user_segment) FROM ecomstream.v_user_segment_analysis";
+  EXPECT_EQ(Sql(kView), "returning|2|3|2|2|80.00|40.00|1.0000");
+  // b moves to premium and becomes a view; a's user becomes anonymous with no segment.
+  b.set_user_segment(v1::USER_SEGMENT_PREMIUM);
+  b.set_event_type(v1::EVENT_TYPE_VIEW);
+  a.set_user_segment(v1::USER_SEGMENT_UNSPECIFIED);
+  a.set_user_id(0);
+  WriteOk(MakeBatch(file, 4, {b, a}, {}, 0, true));
+  EXPECT_EQ(Sql(kView), "premium|1|1|0|0|0.00|0.0000,returning|1|1|0|0|0.00|0.0000,unknown|1|1|1|1|40.00|40.00|1.0000");
+  EXPECT_EQ(Sql("SELECT count(*) FROM ecomstream.segment_users"), "3");
+  EXPECT_EQ(StatsDrift(), "");
+  // A delete by the owner goes through the delete trigger: the user's row goes with its last event.
+  Sql("DELETE FROM ecomstream.events WHERE user_id = 0");
+  EXPECT_EQ(Sql(kView), "premium|1|1|0|0|0.00|0.0000,returning|1|1|0|0|0.00|0.0000");
+  EXPECT_EQ(StatsDrift(), "");
+}
+
+TEST_F(PgSinkTest, AddSegmentUsersRefusesCountsThatAreNotPositiveOrInconsistent) {
+  for (const char* args : {"'{new}', '{1}', '{0}', '{0}', '{0}', '{0}'", "'{new}', '{1}', '{1}', '{2}', '{0}', '{0}'",
+                           "'{new}', '{1}', '{1}', '{1}', '{-5}', '{1}'", "'{NULL}', '{1}', '{1}', '{0}', '{0}', '{0}'"}) {
+    auto result = testing::SqlAs(writer_dsn_, absl::StrCat("SELECT ecomstream.add_segment_users(", args, ")"));
+    EXPECT_FALSE(result.ok()) << args;
+    EXPECT_THAT(result.status().ToString(), HasSubstr("every count must be positive and consistent")) << args;
+  }
+  EXPECT_EQ(Sql("SELECT count(*) FROM ecomstream.segment_users"), "0");
+  // The writer cannot subtract through the internal function either.
+  auto internal = testing::SqlAs(writer_dsn_, "SELECT ecomstream.apply_segment_users('{new}', '{1}', '{-1}', '{0}', "
+                                              "'{0}', '{0}')");
+  EXPECT_FALSE(internal.ok());
+  EXPECT_THAT(internal.status().ToString(), HasSubstr("permission denied"));
 }
 
 TEST_F(PgSinkTest, AddEventStatsRefusesCountsThatAreNotPositive) {

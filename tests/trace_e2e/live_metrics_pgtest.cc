@@ -42,6 +42,7 @@ const std::vector<Requirement>& Requirements() {
       {"processor", "files by outcome", "ecomstream_processor_files_total", "counter", {"outcome"}},
       {"processor", "batches", "ecomstream_processor_batches_total", "counter", {}},
       {"processor", "in-flight window", "ecomstream_processor_in_flight_batches", "gauge", {}},
+      {"processor", "backlog", "ecomstream_processor_backlog_files", "gauge", {}},
       {"processor", "reconnects", "ecomstream_processor_stream_reconnects_total", "counter", {}},
       {"processor", "retries", "ecomstream_processor_claim_retries_total", "counter", {}},
       {"processor", "discovery delay", "ecomstream_processor_file_discovery_delay_seconds", "histogram", {}},

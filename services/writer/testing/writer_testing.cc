@@ -182,10 +182,30 @@ WITH fresh AS (
          coalesce(sum(quantity), 0)::bigint AS quantity,
          coalesce(sum(total_amount) FILTER (WHERE event_type = 'purchase'), 0)::numeric(18,2) AS revenue
   FROM ecomstream.events GROUP BY 1, 2, 3),
-kept AS (SELECT hour, event_type, category, events, quantity, revenue FROM ecomstream.event_stats_hourly)
+kept AS (SELECT hour, event_type, category, events, quantity, revenue FROM ecomstream.event_stats_hourly),
+fresh_users AS (
+  SELECT coalesce(user_segment, 'unknown') AS user_segment, user_id, count(*) AS events,
+         count(*) FILTER (WHERE event_type = 'purchase') AS purchases,
+         coalesce(sum(total_amount) FILTER (WHERE event_type = 'purchase'), 0)::numeric(18,2) AS revenue,
+         count(total_amount) FILTER (WHERE event_type = 'purchase') AS priced_purchases
+  FROM ecomstream.events GROUP BY 1, 2),
+fresh_totals AS (
+  SELECT user_segment, count(*) AS users, count(*) FILTER (WHERE purchases > 0) AS buyers, sum(events)::bigint AS events,
+         sum(purchases)::bigint AS purchases, sum(revenue)::numeric(18,2) AS revenue,
+         sum(priced_purchases)::bigint AS priced_purchases
+  FROM fresh_users GROUP BY 1),
+kept_totals AS (SELECT * FROM ecomstream.segment_totals WHERE users > 0 OR events <> 0)
 SELECT 'missing ' || f::text FROM (SELECT * FROM fresh EXCEPT SELECT * FROM kept) f
 UNION ALL
-SELECT 'extra ' || k::text FROM (SELECT * FROM kept EXCEPT SELECT * FROM fresh) k)sql");
+SELECT 'extra ' || k::text FROM (SELECT * FROM kept EXCEPT SELECT * FROM fresh) k
+UNION ALL
+SELECT 'missing user ' || f::text FROM (SELECT * FROM fresh_users EXCEPT SELECT * FROM ecomstream.segment_users) f
+UNION ALL
+SELECT 'extra user ' || k::text FROM (SELECT * FROM ecomstream.segment_users EXCEPT SELECT * FROM fresh_users) k
+UNION ALL
+SELECT 'missing segment ' || f::text FROM (SELECT * FROM fresh_totals EXCEPT SELECT * FROM kept_totals) f
+UNION ALL
+SELECT 'extra segment ' || k::text FROM (SELECT * FROM kept_totals EXCEPT SELECT * FROM fresh_totals) k)sql");
 }
 
 }  // namespace ecomstream::writer::testing

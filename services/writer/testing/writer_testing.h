@@ -72,7 +72,8 @@ class WriterDbTest : public ::testing::Test {
   TestFile Claim(absl::string_view name, absl::string_view claimant = "test-processor", int64_t lease_ms = 60'000);
   // Runs `sql` as the superuser on this test's database.
   std::string Sql(absl::string_view sql) { return testing::Sql(owner_dsn_, sql); }
-  // Rows of `event_stats_hourly` that differ from a fresh GROUP BY over events (both ways).
+  // Rows of `event_stats_hourly`, `segment_users` and `segment_totals` that differ from a fresh
+  // GROUP BY over events (both ways).
   std::string StatsDrift();
 
   std::string owner_dsn_;
