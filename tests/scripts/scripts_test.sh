@@ -11,7 +11,7 @@ case "$1" in
       "$ROOT/scripts/$script" --help >"${TMPDIR:-/tmp}/help.$$" || fail "scripts/$script --help exited $?"
       grep -q "Usage: scripts/$script" "${TMPDIR:-/tmp}/help.$$" || fail "scripts/$script --help has no usage line"
     done
-    for topic in "--seconds" "--rate" "stop" "psql" ".run/"; do
+    for topic in "--seconds" "--rate" "stop" "psql" ".run/" "/tap"; do
       "$ROOT/scripts/demo" --help | grep -qF -- "$topic" || fail "scripts/demo --help does not mention $topic"
     done
     rm -f "${TMPDIR:-/tmp}/help.$$"
