@@ -330,24 +330,26 @@ absl::StatusOr<v1::RedriveResponse> RunRedrive(pqxx::work& txn, const v1::Redriv
     bool inserted = false;
     std::optional<bool> same;
     std::string refused;
-    pqxx::subtransaction savepoint(txn, "redrive_event");
+    // A savepoint per event, so a row the database refuses leaves the rest of the page alone.
+    // (Plain SQL: after a failed statement libpqxx 6.4's subtransaction did not roll back.)
+    txn.exec0("SAVEPOINT redrive_event");
     try {
-      inserted = !savepoint
-                      .exec_params(kInsertEvent, params[0], params[1], params[2], params[3], params[4], params[5],
-                                   params[6], params[7], params[8], params[9], params[10], params[11], params[12],
-                                   params[13], params[14], params[15], params[16], params[17], params[18], params[19])
+      inserted = !txn.exec_params(kInsertEvent, params[0], params[1], params[2], params[3], params[4], params[5],
+                                  params[6], params[7], params[8], params[9], params[10], params[11], params[12],
+                                  params[13], params[14], params[15], params[16], params[17], params[18], params[19])
                       .empty();
       if (!inserted) {
         const pqxx::result r =
-            savepoint.exec_params(kSameEvent, params[0], params[1], params[2], params[3], params[4], params[5],
-                                  params[6], params[7], params[8], params[9], params[10], params[11], params[12],
-                                  params[13], params[14], params[15], params[16], params[17], params[18], params[19]);
+            txn.exec_params(kSameEvent, params[0], params[1], params[2], params[3], params[4], params[5], params[6],
+                            params[7], params[8], params[9], params[10], params[11], params[12], params[13],
+                            params[14], params[15], params[16], params[17], params[18], params[19]);
         if (!r.empty()) same = r[0][0].as<bool>();
       }
-      savepoint.commit();
+      txn.exec0("RELEASE SAVEPOINT redrive_event");
     } catch (const pqxx::sql_error& e) {
       if (!IsDataError(SqlState(e))) throw;
-      savepoint.abort();  // back to before this event; the transaction goes on
+      txn.exec0("ROLLBACK TO SAVEPOINT redrive_event");
+      txn.exec0("RELEASE SAVEPOINT redrive_event");
       refused = absl::StrCat("the database refused the event: ", e.what());
       while (!refused.empty() && (refused.back() == '\n' || refused.back() == ' ')) refused.pop_back();
     }
