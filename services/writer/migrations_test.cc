@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "absl/strings/str_cat.h"
+
 namespace ecomstream::writer {
 namespace {
 
@@ -11,12 +13,17 @@ using ::testing::HasSubstr;
 TEST(MigrationsTest, EmbedsEverySqlFileInVersionOrder) {
   auto migrations = EmbeddedMigrations();
   ASSERT_TRUE(migrations.ok()) << migrations.status();
-  ASSERT_EQ(migrations->size(), 6u);
+  // Every sql/ file, versions increasing (ranges of numbers may be left free: gaps are allowed).
+  ASSERT_EQ(migrations->size(), EmbeddedSqlFiles().size());
+  ASSERT_GE(migrations->size(), 7u);
   for (size_t i = 0; i < migrations->size(); ++i) {
-    EXPECT_EQ((*migrations)[i].version, static_cast<int>(i) + 1) << (*migrations)[i].name;
+    if (i > 0) EXPECT_GT((*migrations)[i].version, (*migrations)[i - 1].version) << (*migrations)[i].name;
+    EXPECT_EQ((*migrations)[i].name.substr(0, 4), absl::StrCat(absl::Dec((*migrations)[i].version, absl::kZeroPad3), "_"));
     EXPECT_FALSE((*migrations)[i].sql.empty());
     EXPECT_EQ((*migrations)[i].checksum.size(), 64u);
   }
+  EXPECT_EQ(migrations->front().version, 1);
+  EXPECT_EQ(migrations->back().name, "020_redrive.sql");
   EXPECT_EQ((*migrations)[0].name, "001_core.sql");
   EXPECT_THAT((*migrations)[0].sql, HasSubstr("CREATE TABLE IF NOT EXISTS ecomstream.events"));
 }

@@ -37,16 +37,16 @@ TEST(MigratorTest, AppliesEveryMigrationOnceAndRecordsIt) {
   auto first = migrator.Apply();
   ASSERT_TRUE(first.ok()) << first.status();
   EXPECT_THAT(first->applied, ElementsAre("001_core.sql", "002_event_stats.sql", "003_views.sql", "004_roles.sql",
-                                          "005_writer_grants.sql", "006_writer_event_stats.sql"));
-  EXPECT_EQ(first->version, 6);
+                                          "005_writer_grants.sql", "006_writer_event_stats.sql", "020_redrive.sql"));
+  EXPECT_EQ(first->version, 20);
   auto second = migrator.Apply();
   ASSERT_TRUE(second.ok()) << second.status();
   EXPECT_TRUE(second->applied.empty());
-  EXPECT_EQ(second->version, 6);
+  EXPECT_EQ(second->version, 20);
   EXPECT_EQ(Sql(dsn, "SELECT string_agg(version || ':' || name || ':' || length(checksum), ',' ORDER BY version) "
                      "FROM ecomstream.schema_migrations"),
             "1:001_core.sql:64,2:002_event_stats.sql:64,3:003_views.sql:64,4:004_roles.sql:64,"
-            "5:005_writer_grants.sql:64,6:006_writer_event_stats.sql:64");
+            "5:005_writer_grants.sql:64,6:006_writer_event_stats.sql:64,20:020_redrive.sql:64");
   EXPECT_EQ(Sql(dsn, "SELECT count(*) FROM pg_tables WHERE schemaname = 'ecomstream' AND tableowner = 'ecomstream_owner'"),
             "6");
 }
@@ -60,8 +60,8 @@ TEST(MigratorTest, TwoWritersMigratingAtOnceBothSucceedAndApplyEachFileOnce) {
   b.join();
   ASSERT_TRUE(reports[0].ok()) << reports[0].status();
   ASSERT_TRUE(reports[1].ok()) << reports[1].status();
-  EXPECT_EQ(reports[0]->applied.size() + reports[1]->applied.size(), 6u);
-  EXPECT_EQ(Sql(dsn, "SELECT count(*) FROM ecomstream.schema_migrations"), "6");
+  EXPECT_EQ(reports[0]->applied.size() + reports[1]->applied.size(), 7u);
+  EXPECT_EQ(Sql(dsn, "SELECT count(*) FROM ecomstream.schema_migrations"), "7");
 }
 
 TEST(MigratorTest, MigrationFilesAreIdempotentWhenRunAgainByHand) {
@@ -89,13 +89,13 @@ TEST(MigratorTest, AnEditedAppliedMigrationIsRefused) {
 TEST(MigratorTest, AFailingMigrationIsNamedAndRolledBack) {
   const std::string dsn = NewDatabase("migrate_broken");
   std::vector<Migration> migrations = Embedded();
-  migrations.push_back(Migration{7, "007_broken.sql",
+  migrations.push_back(Migration{99, "099_broken.sql",
                                  "CREATE TABLE ecomstream.half_done (id int); SELECT * FROM no_such_table;", "x"});
   auto report = Migrator(dsn, migrations).Apply();
   EXPECT_EQ(report.status().code(), absl::StatusCode::kInternal);
-  EXPECT_THAT(std::string(report.status().message()), HasSubstr("migration 007_broken.sql failed"));
+  EXPECT_THAT(std::string(report.status().message()), HasSubstr("migration 099_broken.sql failed"));
   EXPECT_THAT(std::string(report.status().message()), HasSubstr("no_such_table"));
-  EXPECT_EQ(Sql(dsn, "SELECT max(version) FROM ecomstream.schema_migrations"), "6");
+  EXPECT_EQ(Sql(dsn, "SELECT max(version) FROM ecomstream.schema_migrations"), "20");
   EXPECT_EQ(Sql(dsn, "SELECT count(*) FROM pg_tables WHERE tablename = 'half_done'"), "0");
 }
 

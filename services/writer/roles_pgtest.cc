@@ -32,7 +32,9 @@ TEST_F(RolesTest, WriterRoleCannotDeleteTruncateOrChangeTheSchema) {
   ExpectDenied(writer_dsn_, "DELETE FROM ecomstream.ingest_files");
   ExpectDenied(writer_dsn_, "UPDATE ecomstream.event_stats_hourly SET events = 0");
   ExpectDenied(writer_dsn_, "UPDATE ecomstream.events SET ingested_at = now(), event_id = gen_random_uuid()");
-  ExpectDenied(writer_dsn_, "UPDATE ecomstream.dead_letter_events SET detail = 'x'");
+  // Redrive may update a dead letter's reasons and marks, never its stored bytes or origin.
+  ExpectDenied(writer_dsn_, "UPDATE ecomstream.dead_letter_events SET raw = 'x'");
+  ExpectDenied(writer_dsn_, "UPDATE ecomstream.dead_letter_events SET file_id = 'x', row_number = 0");
   ExpectDenied(writer_dsn_, "UPDATE ecomstream.ingest_batches SET inserted = 0");
   ExpectDenied(writer_dsn_, "INSERT INTO ecomstream.schema_migrations VALUES (99, 'x', 'y')");
   ExpectDenied(writer_dsn_, "CREATE TABLE ecomstream.evil (id int)");
