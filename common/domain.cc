@@ -40,6 +40,8 @@ constexpr absl::string_view kCountryCodes =
 
 }  // namespace
 
+std::string NormalizeName(absl::string_view text) { return Normalize(text); }
+
 absl::string_view EventTypeName(EventType type) {
   switch (type) {
     case v1::EVENT_TYPE_VIEW: return "view";

@@ -24,6 +24,10 @@ inline constexpr int64_t kAnonymousUserId = 0;
 inline constexpr int64_t kMaxPriceCents = 10'000'000;
 inline constexpr int32_t kMaxQuantity = 1000;
 
+// The form names are matched in: lower case, trimmed, runs of ' ', '-', '_' and '&' as one '_'
+// ("Home & Garden" -> "home_garden").
+std::string NormalizeName(absl::string_view text);
+
 // "view", "add_to_cart", ... (the stored form).
 absl::string_view EventTypeName(EventType type);
 // Accepts the stored form and cleanable variants: any case, surrounding space, '-' or ' ' for

@@ -30,6 +30,10 @@ StatusServer::StatusServer(metrics::Registry* registry, std::function<bool()> re
 
 StatusServer::~StatusServer() { Stop(); }
 
+void StatusServer::AddGet(std::string path, Handler handler) {
+  extra_gets_.emplace_back(std::move(path), std::move(handler));
+}
+
 absl::Status StatusServer::Start(absl::string_view address) {
   auto host_port = SplitHostPort(address);
   if (!host_port.ok()) return host_port.status();
@@ -49,6 +53,7 @@ absl::Status StatusServer::Start(absl::string_view address) {
     res.status = ready ? 200 : 503;
     res.set_content(ready ? "ready\n" : "not ready\n", "text/plain");
   });
+  for (const auto& [path, handler] : extra_gets_) server_->Get(path, handler);
   const auto& [host, port] = *host_port;
   if (port == 0) {
     port_ = server_->bind_to_any_port(host);

@@ -10,6 +10,8 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -18,7 +20,9 @@
 
 namespace httplib {
 class Server;
-}
+struct Request;
+struct Response;
+}  // namespace httplib
 
 namespace ecomstream {
 
@@ -34,6 +38,10 @@ class StatusServer {
   StatusServer(const StatusServer&) = delete;
   StatusServer& operator=(const StatusServer&) = delete;
 
+  // Serves GET `path` with `handler` too (from the server's threads). Call before Start.
+  using Handler = std::function<void(const httplib::Request&, httplib::Response&)>;
+  void AddGet(std::string path, Handler handler);
+
   // Binds `address` (port 0 picks a free port) and serves on a background thread.
   // kInvalidArgument for a malformed address, kUnavailable when the port cannot be bound.
   absl::Status Start(absl::string_view address);
@@ -44,6 +52,7 @@ class StatusServer {
  private:
   metrics::Registry* registry_;
   std::function<bool()> ready_;
+  std::vector<std::pair<std::string, Handler>> extra_gets_;
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
   int port_ = 0;

@@ -43,8 +43,14 @@ absl::StatusOr<FileJobResult> RunFileJob(const FileFacts& facts, const FileClaim
     return absl::DataLossError(absl::StrCat(facts.path, " has another header than when it was inspected"));
   }
 
-  RowValidator validator(*schema, RowValidatorOptions{facts.reference_time_us, options.late_after_us,
-                                                     options.max_future_us, options.csv.max_row_bytes});
+  RowValidatorOptions validator_options{facts.reference_time_us, options.late_after_us, options.max_future_us,
+                                        options.csv.max_row_bytes};
+  if (options.rules != nullptr) {
+    validator_options.late_after_us = options.rules->late_after_us();
+    validator_options.max_future_us = options.rules->max_future_us();
+    validator_options.rules = options.rules.get();
+  }
+  RowValidator validator(*schema, validator_options);
   FileBatchInfo info{facts.file_id, facts.name, claim.claim_token, claim.trace, claim.drop_time_us, NowMicros()};
   Batcher batcher(options.batch, std::move(info), claim.resume_after_row + 1, tracer);
   FileJobResult result;
@@ -61,6 +67,7 @@ absl::StatusOr<FileJobResult> RunFileJob(const FileFacts& facts, const FileClaim
     ++row;
     const RowOutcome outcome = validator.Validate(record, row);
     if (row <= claim.resume_after_row) continue;  // already committed by an earlier claimant
+    if (options.tap != nullptr && options.tap->active()) options.tap->Offer(facts.name, row, record, outcome, validator);
     // A full batch is cut when the next row arrives, so the file's last rows always travel in
     // the last batch (no empty trailing batch).
     if (batcher.Full()) {

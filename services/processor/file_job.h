@@ -23,6 +23,8 @@
 #include "services/processor/file_inspector.h"
 #include "services/processor/processor_metrics.h"
 #include "services/processor/row_validator.h"
+#include "services/processor/rules.h"
+#include "services/processor/tap.h"
 
 namespace ecomstream::processor {
 
@@ -39,6 +41,11 @@ struct FileJobOptions {
   BatcherOptions batch;
   int64_t late_after_us = 3600LL * 1000000;
   int64_t max_future_us = 3600LL * 1000000;
+  // The catalogues and windows to validate with (the two above are ignored then); null: the
+  // built-in catalogues with the windows above.
+  std::shared_ptr<const Rules> rules;
+  // Gets every row sent when someone watches (may be null); must outlive the job.
+  Tap* tap = nullptr;
 };
 
 // What ClaimFile granted.

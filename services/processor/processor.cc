@@ -15,6 +15,7 @@
 #include "common/status.h"
 #include "common/time_util.h"
 #include "services/processor/archive_retention.h"
+#include "services/processor/redrive.h"
 
 namespace ecomstream::processor {
 namespace {
@@ -105,6 +106,12 @@ class Processor::CountingSink : public BatchSink {
   Processor* processor_;
   std::string file_id_;
 };
+
+FileJobOptions Processor::JobOptions() const {
+  FileJobOptions job = options_.job;
+  if (options_.rules != nullptr) job.rules = options_.rules->Get();  // SIGHUP may have swapped them
+  return job;
+}
 
 Processor::Processor(ProcessorOptions options, std::shared_ptr<grpc::Channel> channel, ProcessorMetrics* metrics,
                      const tracing::Tracer* tracer)
@@ -354,6 +361,8 @@ Processor::Step Processor::ProcessFile(const std::string& name) {
   request.set_file_drop_time_us(entry.drop_time_us);
   request.set_schema_version(facts->schema.version);
   request.set_expected_rows(facts->has_manifest ? facts->manifest.rows() : 0);
+  request.set_header(HeaderText(facts->schema));  // what a redrive re-parses its dead letters with
+  request.set_reference_time_us(facts->reference_time_us);
   absl::StatusOr<v1::ClaimFileResponse> claim = writer_.ClaimFile(request, span.context());
   if (!claim.ok()) {
     if (absl::IsUnavailable(claim.status()) || absl::IsDeadlineExceeded(claim.status())) {
@@ -437,7 +446,7 @@ Processor::Step Processor::Claimed(const FileFacts& facts, const v1::ClaimFileRe
   CountingSink sink(this, facts.file_id);
   const FileClaim file_claim{claim.claim_token(), resume_after_row, entry.drop_time_us, trace};
   absl::StatusOr<FileJobResult> result =
-      RunFileJob(facts, file_claim, options_.job, tracer_, &sink, [this] { return stopping_.load(); }, metrics_);
+      RunFileJob(facts, file_claim, JobOptions(), tracer_, &sink, [this] { return stopping_.load(); }, metrics_);
   if (result.ok()) return Step::kDone;  // the ack of the last batch finishes it
 
   // Reading stopped before the last batch. The batches already queued still get their acks;

@@ -43,6 +43,7 @@
 #include "services/processor/file_job.h"
 #include "services/processor/file_lifecycle.h"
 #include "services/processor/processor_metrics.h"
+#include "services/processor/rules.h"
 #include "services/processor/writer_client.h"
 
 namespace ecomstream::processor {
@@ -64,6 +65,9 @@ struct ProcessorOptions {
   int once_max_attempts = 3;  // with once: refusals of one file before giving it up
   bool watch = true;          // inotify (false: rescans only)
   FileJobOptions job;
+  // The active rules, read as each file starts (job.rules is used when null). Must outlive the
+  // processor.
+  const RulesStore* rules = nullptr;
   WriterClientOptions writer;
   // Used by main to build the channel and the status server (the processor gets the channel).
   std::string writer_address = "127.0.0.1:50051";
@@ -124,6 +128,8 @@ class Processor : public AckHandler {
   enum class Step { kDone, kRetryLater, kWriterUnavailable };
   class CountingSink;
 
+  // options_.job with the rules active now.
+  FileJobOptions JobOptions() const;
   void Merge(const std::vector<DiscoveredFile>& files);
   // Deletes expired archived files, at most every archive_retention / 10 (1 min .. 1 h).
   void SweepArchive();

@@ -5,7 +5,11 @@
 #include <cstdint>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/domain.h"
+#include "common/status.h"
 #include "absl/time/time.h"
 #include "common/uuid.h"
 
@@ -46,8 +50,34 @@ ABSL_FLAG(absl::Duration, archive_retention, absl::Hours(7 * 24),
           "0 keeps them forever. Never touches the inbox or the quarantine.");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(30), "On SIGTERM, wait this long for in-flight acks.");
 
+ABSL_FLAG(std::string, rules_file, "",
+          "Business rules (protobuf JSON of ecomstream.v1.Rules, docs/rules.md): categories, countries, synonyms, "
+          "windows. Empty: the built-in rules. SIGHUP reloads it (a bad file keeps the rules in force).");
+ABSL_FLAG(bool, redrive, false,
+          "Redrive: re-validate stored dead letters with the current rules, load what passes now, exit.");
+ABSL_FLAG(std::string, redrive_reason, "",
+          "With --redrive: only dead letters with one of these reasons (comma-separated, e.g. unknown_category).");
+ABSL_FLAG(std::string, redrive_file, "", "With --redrive: only dead letters of this file (base name).");
+ABSL_FLAG(std::string, redrive_from, "", "With --redrive: only dead letters stored at or after this RFC 3339 time.");
+ABSL_FLAG(std::string, redrive_to, "", "With --redrive: only dead letters stored before this RFC 3339 time.");
+ABSL_FLAG(int64_t, redrive_limit, 0, "With --redrive: examine at most this many dead letters (0 = all).");
+ABSL_FLAG(int, redrive_page_size, 500, "With --redrive: dead letters per List call and per Redrive transaction (1..1000).");
+ABSL_FLAG(bool, dry_run, false, "With --redrive: report what would load and what would still fail; change nothing.");
+
 namespace ecomstream::processor {
 namespace {
+
+absl::Status TimeFlag(const char* flag, const std::string& text, int64_t* us) {
+  if (text.empty()) return absl::OkStatus();
+  absl::Time t;
+  std::string error;
+  if (!absl::ParseTime(absl::RFC3339_full, text, &t, &error) || t < absl::UnixEpoch()) {
+    return absl::InvalidArgumentError(absl::StrCat("--", flag, "=\"", text.substr(0, 64),
+                                                   "\" is not an RFC 3339 time after 1970 (2024-05-01T12:00:00Z)"));
+  }
+  *us = absl::ToUnixMicros(t);
+  return absl::OkStatus();
+}
 
 // "inbox" -> "archive" beside it: /data/inbox -> /data/archive.
 std::string Sibling(const std::string& dir, const char* name) {
@@ -72,6 +102,8 @@ const char kUsage[] =
     "  ecomstream-processor --input_dir=inbox --writer_address=127.0.0.1:50051\n"
     "  ecomstream-processor --input_dir=inbox --once          load what is there, exit when committed\n"
     "  ecomstream-processor --health_check=127.0.0.1:9102     exit 0 if that processor is ready\n"
+    "  ecomstream-processor --redrive --rules_file=rules.json --redrive_reason=unknown_category [--dry_run]\n"
+    "                                   load the dead letters the rules now accept, exit\n"
     "Every flag also reads ECOMSTREAM_<FLAG>. Exit codes: 0 ok, 1 runtime failure (with --once: a file\n"
     "could not be committed), 2 bad configuration. SIGTERM stops intake and drains in-flight batches.";
 
@@ -111,5 +143,45 @@ ProcessorOptions OptionsFromFlags() {
 }
 
 std::string HealthCheckAddressFromFlags() { return absl::GetFlag(FLAGS_health_check); }
+
+std::string RulesFileFromFlags() { return absl::GetFlag(FLAGS_rules_file); }
+
+RulesWindows RulesWindowsFromFlags() {
+  return RulesWindows{absl::ToInt64Microseconds(absl::GetFlag(FLAGS_late_after)),
+                      absl::ToInt64Microseconds(absl::GetFlag(FLAGS_max_future))};
+}
+
+bool RedriveFromFlags() { return absl::GetFlag(FLAGS_redrive); }
+
+absl::StatusOr<RedriveOptions> RedriveOptionsFromFlags() {
+  RedriveOptions options;
+  for (absl::string_view name : absl::StrSplit(absl::GetFlag(FLAGS_redrive_reason), ',', absl::SkipWhitespace())) {
+    name = absl::StripAsciiWhitespace(name);
+    bool found = false;
+    for (int r = 1; r < kNumRejectReasons && !found; ++r) {
+      if (v1::RejectReason_IsValid(r) && domain::RejectReasonName(static_cast<RejectReason>(r)) == name) {
+        options.filter.add_reasons(static_cast<RejectReason>(r));
+        found = true;
+      }
+    }
+    if (!found) {
+      return absl::InvalidArgumentError(absl::StrCat("--redrive_reason: \"", name.substr(0, 64),
+                                                     "\" is not a reason code (docs/rows.md lists them)"));
+    }
+  }
+  options.filter.set_file_name(absl::GetFlag(FLAGS_redrive_file));
+  int64_t from_us = 0, to_us = 0;
+  RETURN_IF_ERROR(TimeFlag("redrive_from", absl::GetFlag(FLAGS_redrive_from), &from_us));
+  RETURN_IF_ERROR(TimeFlag("redrive_to", absl::GetFlag(FLAGS_redrive_to), &to_us));
+  options.filter.set_from_us(from_us);
+  options.filter.set_to_us(to_us);
+  options.limit = absl::GetFlag(FLAGS_redrive_limit);
+  options.dry_run = absl::GetFlag(FLAGS_dry_run);
+  options.page_size = absl::GetFlag(FLAGS_redrive_page_size);
+  options.max_row_bytes = static_cast<size_t>(std::max<int64_t>(0, absl::GetFlag(FLAGS_max_row_bytes)));
+  options.rpc_timeout = std::max(absl::GetFlag(FLAGS_rpc_timeout), absl::Seconds(30));
+  RETURN_IF_ERROR(ValidateRedriveOptions(options));
+  return options;
+}
 
 }  // namespace ecomstream::processor

@@ -5,7 +5,10 @@
 
 #include <string>
 
+#include "absl/status/statusor.h"
 #include "services/processor/processor.h"
+#include "services/processor/redrive.h"
+#include "services/processor/rules.h"
 
 namespace ecomstream::processor {
 
@@ -15,6 +18,14 @@ extern const char kUsage[];
 ProcessorOptions OptionsFromFlags();
 // --health_check=ADDRESS, "" when not given.
 std::string HealthCheckAddressFromFlags();
+// --rules_file, "" for the built-in rules; the windows a rules file may leave out.
+std::string RulesFileFromFlags();
+RulesWindows RulesWindowsFromFlags();
+// --redrive: run a redrive instead of tailing the inbox.
+bool RedriveFromFlags();
+// The --redrive_* filters and --dry_run. kInvalidArgument naming the flag and value for an
+// unknown reason, a time that is not RFC 3339, a reversed range or a negative limit.
+absl::StatusOr<RedriveOptions> RedriveOptionsFromFlags();
 
 }  // namespace ecomstream::processor
 

@@ -15,7 +15,7 @@ namespace {
 constexpr size_t kMaxDetailValueBytes = 64;
 constexpr size_t kEnumBufferBytes = 32;
 
-std::optional<v1::EventType> ParseEventTypeFast(absl::string_view t) {
+std::optional<v1::EventType> ParseEventTypeFast(const Rules& rules, absl::string_view t) {
   // The stored spellings first; everything else (case, '-', synonyms) through domain.
   switch (t.size()) {
     case 4:
@@ -35,7 +35,7 @@ std::optional<v1::EventType> ParseEventTypeFast(absl::string_view t) {
       if (t == "remove_from_cart") return v1::EVENT_TYPE_REMOVE_FROM_CART;
       break;
   }
-  return domain::ParseEventType(t);
+  return rules.ParseEventType(t);
 }
 
 // The canonical spelling from `list` of a case-folded `text`, or empty.
@@ -49,18 +49,16 @@ absl::string_view FindInList(const std::vector<absl::string_view>& list, absl::s
   return {};
 }
 
-const domain::Category* FindCategoryFast(absl::string_view text) {
+const domain::Category* FindCategoryFast(const Rules& rules, absl::string_view text) {
   char buffer[kEnumBufferBytes];
   absl::string_view folded;
   if (FoldEnumName(text, buffer, sizeof(buffer), &folded)) {
-    for (const domain::Category& category : domain::Categories()) {
-      if (category.name == folded) return &category;
-    }
+    if (const domain::Category* category = rules.FindCategoryFolded(folded)) return category;
   }
-  return domain::FindCategory(text);  // display names such as "Home & Garden"
+  return rules.FindCategory(text);  // display names such as "Home & Garden"
 }
 
-std::optional<v1::UserSegment> ParseUserSegmentFast(absl::string_view text) {
+std::optional<v1::UserSegment> ParseUserSegmentFast(const Rules& rules, absl::string_view text) {
   char buffer[kEnumBufferBytes];
   absl::string_view folded;
   if (FoldEnumName(text, buffer, sizeof(buffer), &folded)) {
@@ -68,16 +66,12 @@ std::optional<v1::UserSegment> ParseUserSegmentFast(absl::string_view text) {
       if (domain::UserSegmentName(static_cast<v1::UserSegment>(s)) == folded) return static_cast<v1::UserSegment>(s);
     }
   }
-  return domain::ParseUserSegment(text);
+  return rules.ParseUserSegment(text);
 }
 
-const domain::Category* CategoryOfProduct(int64_t product_id) {
-  for (const domain::Category& category : domain::Categories()) {
-    if (product_id >= category.first_product_id && product_id < category.first_product_id + category.product_count) {
-      return &category;
-    }
-  }
-  return nullptr;
+const Rules& BuiltinRules() {
+  static const auto* rules = new std::shared_ptr<const Rules>(Rules::Builtin());
+  return **rules;
 }
 
 std::pair<uint64_t, uint64_t> UuidKey(const Uuid& uuid) {
@@ -117,7 +111,7 @@ std::string RowCounts::ReasonSummary() const {
 }
 
 RowValidator::RowValidator(const Schema& schema, RowValidatorOptions options)
-    : schema_(schema), options_(options) {
+    : schema_(schema), options_(options), rules_(options.rules != nullptr ? options.rules : &BuiltinRules()) {
   issues_.reserve(8);
 }
 
@@ -175,7 +169,7 @@ void RowValidator::CheckFields() {
   v = Field(Column::kEventType, &present);
   if (!present) {
     AddIssue(v1::REJECT_REASON_MISSING_REQUIRED, Column::kEventType, v, "a value is required");
-  } else if (std::optional<v1::EventType> type = ParseEventTypeFast(v)) {
+  } else if (std::optional<v1::EventType> type = ParseEventTypeFast(*rules_, v)) {
     p.event_type = *type;
     type_ok = true;
   } else {
@@ -220,12 +214,12 @@ void RowValidator::CheckFields() {
 
   if (schema_.version == 1) {
     if (p.has_product) {
-      if (const domain::Category* category = CategoryOfProduct(p.product_id)) p.category = category->name;
+      if (const domain::Category* category = rules_->CategoryOfProduct(p.product_id)) p.category = category->name;
     }
   } else {
     v = Field(Column::kCategory, &present);
     if (present) {
-      if (const domain::Category* category = FindCategoryFast(v)) {
+      if (const domain::Category* category = FindCategoryFast(*rules_, v)) {
         p.category = category->name;
       } else {
         AddIssue(v1::REJECT_REASON_UNKNOWN_CATEGORY, Column::kCategory, v, "not a catalogue category");
@@ -268,7 +262,7 @@ void RowValidator::CheckFields() {
       if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
       upper[i] = c;
     }
-    if (ok && domain::IsCountryCode(absl::string_view(upper, 2))) {
+    if (ok && rules_->IsCountryCode(absl::string_view(upper, 2))) {
       p.geo_country[0] = upper[0];
       p.geo_country[1] = upper[1];
       p.has_country = true;
@@ -279,7 +273,7 @@ void RowValidator::CheckFields() {
 
   v = Field(Column::kUserSegment, &present);
   if (present) {
-    if (std::optional<v1::UserSegment> segment = ParseUserSegmentFast(v)) {
+    if (std::optional<v1::UserSegment> segment = ParseUserSegmentFast(*rules_, v)) {
       p.user_segment = *segment;
     } else {
       AddIssue(v1::REJECT_REASON_BAD_ENUM_VALUE, Column::kUserSegment, v, "not a user segment");

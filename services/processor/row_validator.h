@@ -19,6 +19,7 @@
 #include "common/uuid.h"
 #include "ecomstream/v1/ingest.pb.h"
 #include "services/processor/csv_reader.h"
+#include "services/processor/rules.h"
 #include "services/processor/schema_registry.h"
 
 namespace ecomstream::processor {
@@ -33,6 +34,9 @@ struct RowValidatorOptions {
   int64_t late_after_us = 3600LL * 1000000;  // event_time < reference - late_after: late_arrival
   int64_t max_future_us = 3600LL * 1000000;  // event_time > reference + max_future: rejected
   size_t max_row_bytes = 65536;              // for the row_too_large detail only
+  // Catalogues (categories, countries, synonyms); null: the built-in rules. Must outlive the
+  // validator. (Its windows are late_after_us and max_future_us above.)
+  const Rules* rules = nullptr;
 };
 
 enum class RowOutcome { kEvent, kDeadLetter, kDuplicate };
@@ -110,6 +114,7 @@ class RowValidator {
 
   Schema schema_;
   RowValidatorOptions options_;
+  const Rules* rules_;
   RowCounts counts_;
 
   // Current row.

@@ -11,14 +11,16 @@
 namespace ecomstream::writer {
 namespace {
 
-// $6 claimant, $7 token, $8 lease in ms. Returns nothing if the file is already known.
+// $6 claimant, $7 token, $8 lease in ms, $10 header, $11 reference time (redrive re-parses with
+// them; sql/020_redrive.sql). Returns nothing if the file is already known.
 constexpr char kInsertClaim[] = R"sql(
 INSERT INTO ecomstream.ingest_files (
   file_id, file_name, size_bytes, schema_version, expected_rows, state, claimant, claim_token, lease_ms,
-  lease_expires_at, file_drop_time)
+  lease_expires_at, file_drop_time, header, reference_time)
 VALUES ($1, $2, $3::bigint, nullif($4::smallint, 0), nullif($5::bigint, 0), 'claimed', $6, $7::uuid,
         $8::bigint, clock_timestamp() + $8::bigint * interval '1 millisecond',
-        to_timestamp(nullif($9::bigint, 0) / 1e6))
+        to_timestamp(nullif($9::bigint, 0) / 1e6), nullif($10, ''),
+        timestamptz 'epoch' + nullif($11::bigint, 0) * interval '1 microsecond')
 ON CONFLICT (file_id) DO NOTHING
 RETURNING (extract(epoch FROM lease_expires_at) * 1000000)::bigint)sql";
 
@@ -45,6 +47,9 @@ absl::Status ValidateRequest(const v1::ClaimFileRequest& request) {
     return absl::InvalidArgumentError(absl::StrCat("size_bytes (", request.size_bytes(), "), expected_rows (",
                                                    request.expected_rows(), ") and lease_ms (", request.lease_ms(),
                                                    ") must not be negative"));
+  }
+  if (!request.header().empty()) {
+    if (absl::Status status = ValidateText("header", request.header()); !status.ok()) return status;
   }
   if (request.schema_version() < 0 || request.schema_version() > 3) {
     return absl::InvalidArgumentError(
@@ -74,7 +79,7 @@ absl::StatusOr<v1::ClaimFileResponse> FileLedger::Claim(const v1::ClaimFileReque
     const pqxx::result inserted =
         txn.exec_params(kInsertClaim, request.file_id(), request.file_name(), request.size_bytes(),
                         request.schema_version(), request.expected_rows(), request.claimant(), token, lease_ms,
-                        request.file_drop_time_us());
+                        request.file_drop_time_us(), request.header(), request.reference_time_us());
     if (!inserted.empty()) {
       response.set_outcome(v1::ClaimFileResponse::OUTCOME_CLAIMED);
       response.set_claim_token(token);

@@ -5,6 +5,7 @@
 
 #include <string>
 #include <vector>
+#include "absl/strings/str_cat.h"
 
 namespace ecomstream::writer {
 namespace {
@@ -18,13 +19,16 @@ TEST(MigrationsTest, EmbedsEverySqlFileInVersionOrder) {
   std::vector<std::string> names;
   for (size_t i = 0; i < migrations->size(); ++i) {
     if (i > 0) EXPECT_GT((*migrations)[i].version, (*migrations)[i - 1].version) << (*migrations)[i].name;
+    EXPECT_EQ((*migrations)[i].name.substr(0, 4), absl::StrCat(absl::Dec((*migrations)[i].version, absl::kZeroPad3), "_"));
     EXPECT_FALSE((*migrations)[i].sql.empty());
     EXPECT_EQ((*migrations)[i].checksum.size(), 64u);
     names.push_back((*migrations)[i].name);
   }
   EXPECT_THAT(names, ::testing::IsSupersetOf({"001_core.sql", "002_event_stats.sql", "003_views.sql", "004_roles.sql",
                                               "005_writer_grants.sql", "006_writer_event_stats.sql",
-                                              "010_segment_users.sql", "011_health_retention.sql"}));
+                                              "010_segment_users.sql", "011_health_retention.sql", "020_redrive.sql"}));
+  EXPECT_EQ(migrations->front().version, 1);
+  EXPECT_EQ(migrations->back().name, "020_redrive.sql");
   EXPECT_EQ((*migrations)[0].name, "001_core.sql");
   EXPECT_THAT((*migrations)[0].sql, HasSubstr("CREATE TABLE IF NOT EXISTS ecomstream.events"));
 }

@@ -32,7 +32,9 @@ TEST_F(RolesTest, WriterRoleCannotDeleteTruncateOrChangeTheSchema) {
   ExpectDenied(writer_dsn_, "DELETE FROM ecomstream.ingest_files");
   ExpectDenied(writer_dsn_, "UPDATE ecomstream.event_stats_hourly SET events = 0");
   ExpectDenied(writer_dsn_, "UPDATE ecomstream.events SET ingested_at = now(), event_id = gen_random_uuid()");
-  ExpectDenied(writer_dsn_, "UPDATE ecomstream.dead_letter_events SET detail = 'x'");
+  // Redrive may update a dead letter's reasons and marks, never its stored bytes or origin.
+  ExpectDenied(writer_dsn_, "UPDATE ecomstream.dead_letter_events SET raw = 'x'");
+  ExpectDenied(writer_dsn_, "UPDATE ecomstream.dead_letter_events SET file_id = 'x', row_number = 0");
   ExpectDenied(writer_dsn_, "UPDATE ecomstream.ingest_batches SET inserted = 0");
   ExpectDenied(writer_dsn_, "INSERT INTO ecomstream.schema_migrations VALUES (99, 'x', 'y')");
   ExpectDenied(writer_dsn_, "CREATE TABLE ecomstream.evil (id int)");
@@ -48,7 +50,8 @@ TEST_F(RolesTest, WriterRoleHoldsNoTableWidePrivilegeBeyondTheLedgers) {
             "0");
   EXPECT_EQ(Sql("SELECT string_agg(table_name || ':' || privilege_type, ',' ORDER BY table_name, privilege_type) "
                 "FROM information_schema.table_privileges WHERE grantee = 'ecomstream_writer'"),
-            "ingest_batches:INSERT,ingest_batches:SELECT,ingest_files:SELECT");
+            // dead_letter_events: redrive lists the stored dead letters (sql/020_redrive.sql).
+            "dead_letter_events:SELECT,ingest_batches:INSERT,ingest_batches:SELECT,ingest_files:SELECT");
   // Events: no UPDATE of the key or of ingested_at's default path beyond what the upsert sets.
   EXPECT_EQ(Sql("SELECT count(*) FROM information_schema.column_privileges WHERE grantee = 'ecomstream_writer' "
                 "AND table_name = 'events' AND privilege_type = 'UPDATE' AND column_name = 'event_id'"),

@@ -50,7 +50,9 @@ WriterServer::WriterServer(WriterConfig config, metrics::Registry* registry, con
       pool_(WithConfig(std::move(pool_options), config_)),
       sink_(&pool_, &metrics_, tracer),
       ledger_(&pool_, &metrics_, LedgerOptions(config_)),
-      service_(&sink_, &ledger_, &metrics_, tracer) {
+      service_(&sink_, &ledger_, &metrics_, tracer),
+      redrive_store_(&pool_),
+      redrive_service_(&redrive_store_) {
   pool_.SetHealthListener([this](bool healthy) {
     database_up_ = healthy;
     metrics_.SetDatabaseUp(healthy);
@@ -92,6 +94,7 @@ absl::Status WriterServer::Start() {
   grpc::ServerBuilder builder;
   builder.AddListeningPort(config_.listen_address, credentials, &port_);
   builder.RegisterService(&service_);
+  builder.RegisterService(&redrive_service_);
   builder.SetMaxReceiveMessageSize(static_cast<int>(config_.max_message_bytes));
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, config_.keepalive_seconds * 1000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10'000);

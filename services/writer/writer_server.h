@@ -23,6 +23,7 @@
 #include "services/writer/ingest_service.h"
 #include "services/writer/pg_pool.h"
 #include "services/writer/pg_sink.h"
+#include "services/writer/redrive_service.h"
 #include "services/writer/writer_metrics.h"
 
 namespace ecomstream::writer {
@@ -59,6 +60,8 @@ class WriterServer {
   PgSink sink_;
   FileLedger ledger_;
   IngestService service_;
+  RedriveStore redrive_store_;
+  RedriveService redrive_service_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<StatusServer> status_server_;
   int port_ = 0;

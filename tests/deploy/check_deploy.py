@@ -212,7 +212,8 @@ class KubernetesTest(unittest.TestCase):
 
     def test_base_has_every_piece(self):
         self.assertEqual(self.kustomization["namespace"], "ecomstream")
-        expected = {("Namespace", "ecomstream"), ("ConfigMap", "ecomstream-config"), ("Service", "postgres"),
+        expected = {("Namespace", "ecomstream"), ("ConfigMap", "ecomstream-config"), ("ConfigMap", "ecomstream-rules"),
+                    ("Service", "postgres"),
                     ("StatefulSet", "postgres"), ("PersistentVolumeClaim", "ecomstream-inbox"),
                     ("Service", "ecomstream-writer"), ("Deployment", "ecomstream-writer"),
                     ("Deployment", "ecomstream-processor"), ("Deployment", "ecomstream-generator")}
@@ -281,6 +282,16 @@ class KubernetesTest(unittest.TestCase):
         gen = flag_values(self.workload("Deployment", "ecomstream-generator")["spec"]["template"]["spec"]["containers"][0]["args"])
         proc = flag_values(self.workload("Deployment", "ecomstream-processor")["spec"]["template"]["spec"]["containers"][0]["args"])
         self.assertEqual(gen["output_dir"], proc["input_dir"])
+
+    def test_processor_rules_come_from_the_rules_configmap_equal_to_the_example(self):
+        data = self.workload("ConfigMap", "ecomstream-rules")["data"]["rules.json"]
+        with open(os.path.join(DEPLOY, "rules", "rules.json"), encoding="utf-8") as f:
+            self.assertEqual(data, f.read())
+        spec = self.workload("Deployment", "ecomstream-processor")["spec"]["template"]["spec"]
+        volume = next(v for v in spec["volumes"] if v.get("configMap", {}).get("name") == "ecomstream-rules")
+        mount = next(m for m in spec["containers"][0]["volumeMounts"] if m["name"] == volume["name"])
+        rules_file = flag_values(spec["containers"][0]["args"])["rules_file"]
+        self.assertEqual(rules_file, mount["mountPath"] + "/rules.json")
 
     def test_database_password_comes_from_a_secret(self):
         for name in ("postgres",):

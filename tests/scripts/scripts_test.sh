@@ -17,7 +17,7 @@ case "$1" in
     for label in unit pg e2e deploy containers "scripts/test -L pg"; do
       grep -qF -- "$label" "$dir/help" || fail "scripts/test --help does not mention $label"
     done
-    for topic in "--seconds" "--rate" "stop" "psql" ".run/"; do
+    for topic in "--seconds" "--rate" "stop" "psql" ".run/" "/tap"; do
       "$ROOT/scripts/demo" --help | grep -qF -- "$topic" || fail "scripts/demo --help does not mention $topic"
     done
     if "$ROOT/scripts/demo" --bogus >/dev/null 2>&1; then fail "scripts/demo accepted --bogus"; fi
