@@ -131,7 +131,7 @@ TEST_F(ProcessorBinaryTest, CreatesAMissingInboxArchiveAndQuarantine) {
                  "--writer_address=" + fake_.address()}),
             0)
       << Log();
-  for (const std::string& sub : {"/inbox", "/archive", "/quarantine"}) {
+  for (const char* sub : {"/inbox", "/archive", "/quarantine"}) {
     struct stat st;
     ASSERT_EQ(::stat((root + sub).c_str(), &st), 0) << sub;
     EXPECT_TRUE(S_ISDIR(st.st_mode)) << sub;

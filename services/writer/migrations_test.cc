@@ -18,7 +18,9 @@ TEST(MigrationsTest, EmbedsEverySqlFileInVersionOrder) {
   // Versions ascend; numbers may have gaps (ranges are reserved per topic).
   std::vector<std::string> names;
   for (size_t i = 0; i < migrations->size(); ++i) {
-    if (i > 0) EXPECT_GT((*migrations)[i].version, (*migrations)[i - 1].version) << (*migrations)[i].name;
+    if (i > 0) {
+      EXPECT_GT((*migrations)[i].version, (*migrations)[i - 1].version) << (*migrations)[i].name;
+    }
     EXPECT_EQ((*migrations)[i].name.substr(0, 4), absl::StrCat(absl::Dec((*migrations)[i].version, absl::kZeroPad3), "_"));
     EXPECT_FALSE((*migrations)[i].sql.empty());
     EXPECT_EQ((*migrations)[i].checksum.size(), 64u);
