@@ -79,6 +79,23 @@ TEST_F(OperationsTest, ThresholdsComeFromThePipelineSettingsTable) {
   EXPECT_THAT(negative.status().ToString(), HasSubstr("pipeline_settings_value_check"));
 }
 
+TEST_F(OperationsTest, RedriveTransactionsAreLeftOutOfTheVerdictAndTheQualityDashboard) {
+  const TestFile file = Claim("clean.csv");
+  Write(file, 1, 20, 0, absl::Milliseconds(200), true);
+  // A redrive run's transaction in the batch ledger: 10 dead letters read again, 7 loaded, 3 still
+  // failing. They were counted once already, with their file.
+  Sql("INSERT INTO ecomstream.ingest_batches (file_id, first_row, last_row, file_name, last_batch, rows, inserted, "
+      "updated, unchanged, duplicates, dead_lettered, reason_counts, received_at, committed_at, source) VALUES "
+      "('redrive:0192d6a0-0000-7000-8000-000000000001', 1, 10, 'redrive', true, 10, 7, 0, 0, 0, 3, "
+      "'{\"bad_price\": 3}', now(), now(), 'redrive')");
+  EXPECT_EQ(Sql(kVerdict), "HEALTHY|");
+  EXPECT_EQ(Sql("SELECT batches, rows, dead_lettered, last_commit_at IS NOT NULL FROM ecomstream.v_pipeline_health"),
+            "1|20|0|t");
+  EXPECT_EQ(Sql("SELECT sum(files), sum(batches), sum(rows), sum(dead_lettered) FROM ecomstream.v_data_quality_dashboard"),
+            "1|1|20|0");
+  EXPECT_EQ(Sql("SELECT count(*) FROM ecomstream.v_redrive_runs"), "1");
+}
+
 TEST_F(OperationsTest, SlowBatchesAreDegradedByTheirP99Latency) {
   const TestFile file = Claim("slow.csv");
   Write(file, 1, 5, 0, absl::Seconds(60), true);
