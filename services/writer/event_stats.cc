@@ -1,11 +1,13 @@
 #include "services/writer/event_stats.h"
 
+#include <algorithm>
 #include <cstdint>
-#include <map>
 #include <string>
 #include <tuple>
 #include <utility>
+#include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "common/domain.h"
 #include "common/time_util.h"
@@ -35,6 +37,16 @@ struct UserSums {
   int64_t priced = 0;
 };
 
+// Groups in a hash map (a batch's thousands of rows fall into hundreds of groups), then the
+// groups in key order, so that the arrays are the same for the same rows.
+template <typename Key, typename Value>
+std::vector<std::pair<Key, Value>> SortedGroups(absl::flat_hash_map<Key, Value> groups) {
+  std::vector<std::pair<Key, Value>> sorted(std::make_move_iterator(groups.begin()),
+                                            std::make_move_iterator(groups.end()));
+  std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  return sorted;
+}
+
 void AppendCents(int64_t cents, std::string* out) {
   const bool negative = cents < 0;
   const uint64_t magnitude = negative ? 0 - static_cast<uint64_t>(cents) : static_cast<uint64_t>(cents);
@@ -55,7 +67,8 @@ void AppendQuotedArrayElement(absl::string_view text, std::string* out) {
 
 EventStatsArrays InsertedEventStats(const std::vector<const v1::Event*>& events, const std::vector<int>& inserted) {
   // Key: hour, event type, category ("" = NULL, as copy_encoder stores it).
-  std::map<std::tuple<int64_t, absl::string_view, absl::string_view>, Sums> groups;
+  absl::flat_hash_map<std::tuple<int64_t, absl::string_view, absl::string_view>, Sums> groups;
+  groups.reserve(inserted.size() / 4);
   for (int index : inserted) {
     const v1::Event& event = *events[static_cast<size_t>(index)];
     const absl::string_view type = domain::EventTypeName(event.event_type());
@@ -70,7 +83,7 @@ EventStatsArrays InsertedEventStats(const std::vector<const v1::Event*>& events,
   std::string* const all[] = {&arrays.hours,  &arrays.event_types, &arrays.categories,
                               &arrays.events, &arrays.quantities,  &arrays.revenues};
   for (std::string* array : all) array->push_back('{');
-  for (const auto& [key, sums] : groups) {
+  for (const auto& [key, sums] : SortedGroups(std::move(groups))) {
     if (arrays.events.size() > 1) {
       for (std::string* array : all) array->push_back(',');
     }
@@ -96,7 +109,8 @@ SegmentUsersArrays InsertedSegmentUsers(const std::vector<const v1::Event*>& eve
                                         const std::vector<int>& inserted) {
   // Key: segment ("unknown" for none, as segment_users stores it), user id. add_segment_users
   // sorts the elements again in the database's collation before it locks rows.
-  std::map<std::pair<absl::string_view, int64_t>, UserSums> groups;
+  absl::flat_hash_map<std::pair<absl::string_view, int64_t>, UserSums> groups;
+  groups.reserve(inserted.size() / 2);
   for (int index : inserted) {
     const v1::Event& event = *events[static_cast<size_t>(index)];
     absl::string_view segment = domain::UserSegmentName(event.user_segment());
@@ -116,7 +130,7 @@ SegmentUsersArrays InsertedSegmentUsers(const std::vector<const v1::Event*>& eve
                               &arrays.purchases, &arrays.revenues, &arrays.priced};
   for (std::string* array : all) array->push_back('{');
   bool first = true;
-  for (const auto& [key, sums] : groups) {
+  for (const auto& [key, sums] : SortedGroups(std::move(groups))) {
     if (!first) {
       for (std::string* array : all) array->push_back(',');
     }
