@@ -9,11 +9,14 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "common/status.h"
 
 namespace ecomstream {
 namespace {
 
 constexpr size_t kBufferBytes = 1 << 20;
+// An Append at least this large is written directly rather than copied into the buffer.
+constexpr size_t kDirectWriteBytes = 64 << 10;
 
 }  // namespace
 
@@ -93,36 +96,56 @@ absl::Status AtomicFileWriter::Open() {
   if (!status.ok()) return status;
   fd_ = ::open(temp_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd_ < 0) return ErrnoToStatus(errno, absl::StrCat("create ", temp_path_));
-  buffer_.reserve(kBufferBytes);
   return absl::OkStatus();
 }
 
-absl::Status AtomicFileWriter::FlushBuffer() {
-  const char* data = buffer_.data();
-  size_t left = buffer_.size();
+absl::Status AtomicFileWriter::WriteOut(absl::string_view data) {
+  const uint64_t offset = bytes_flushed_;
+  const char* p = data.data();
+  size_t left = data.size();
   while (left > 0) {
-    ssize_t n = ::write(fd_, data, left);
+    ssize_t n = ::write(fd_, p, left);
     if (n < 0) {
       if (errno == EINTR) continue;
       return ErrnoToStatus(errno, absl::StrCat("write ", temp_path_));
     }
-    data += n;
+    p += n;
     left -= static_cast<size_t>(n);
   }
+  bytes_flushed_ += data.size();
+  // Only a hint: an error here leaves the work to fsync.
+  (void)::sync_file_range(fd_, static_cast<off_t>(offset), static_cast<off_t>(data.size()), SYNC_FILE_RANGE_WRITE);
+  return absl::OkStatus();
+}
+
+absl::Status AtomicFileWriter::FlushBuffer() {
+  RETURN_IF_ERROR(WriteOut(buffer_));  // on an error the bytes stay: Sync() reports it again
   buffer_.clear();
   return absl::OkStatus();
 }
 
 absl::Status AtomicFileWriter::Append(absl::string_view data) {
   if (fd_ < 0) return absl::FailedPreconditionError("AtomicFileWriter::Append before Open");
-  buffer_.append(data.data(), data.size());
   bytes_written_ += data.size();
-  if (buffer_.size() >= kBufferBytes) return FlushBuffer();
-  return absl::OkStatus();
+  if (data.size() < kDirectWriteBytes && buffer_.size() + data.size() < kBufferBytes) {
+    buffer_.append(data.data(), data.size());
+    return absl::OkStatus();
+  }
+  // A large piece goes out as it is, after what is buffered: no copy into the buffer.
+  if (!buffer_.empty()) RETURN_IF_ERROR(FlushBuffer());
+  absl::Status status = WriteOut(data);
+  if (!status.ok()) buffer_.assign(data.data(), data.size());  // for Sync() to report again
+  return status;
 }
 
 absl::Status AtomicFileWriter::Commit() {
-  if (fd_ < 0) return absl::FailedPreconditionError("AtomicFileWriter::Commit before Open");
+  RETURN_IF_ERROR(Sync());
+  RETURN_IF_ERROR(Publish());
+  return SyncDirectory(final_dir_);
+}
+
+absl::Status AtomicFileWriter::Sync() {
+  if (fd_ < 0) return absl::FailedPreconditionError("AtomicFileWriter::Sync before Open");
   absl::Status status = FlushBuffer();
   if (status.ok() && modification_time_us_ >= 0) {
     struct timespec times[2];
@@ -138,15 +161,23 @@ absl::Status AtomicFileWriter::Commit() {
     fd_ = -1;
     if (rc != 0) status = ErrnoToStatus(errno, absl::StrCat("close ", temp_path_));
   }
-  if (status.ok() && ::rename(temp_path_.c_str(), final_path_.c_str()) != 0) {
-    status = ErrnoToStatus(errno, absl::StrCat("rename ", temp_path_, " to ", final_path_));
-  }
   if (!status.ok()) {
     Abort();
     return status;
   }
+  synced_ = true;
+  return absl::OkStatus();
+}
+
+absl::Status AtomicFileWriter::Publish() {
+  if (!synced_ || temp_path_.empty()) return absl::FailedPreconditionError("AtomicFileWriter::Publish before Sync");
+  if (::rename(temp_path_.c_str(), final_path_.c_str()) != 0) {
+    const absl::Status status = ErrnoToStatus(errno, absl::StrCat("rename ", temp_path_, " to ", final_path_));
+    Abort();
+    return status;
+  }
   temp_path_.clear();
-  return SyncDirectory(final_dir_);
+  return absl::OkStatus();
 }
 
 void AtomicFileWriter::Abort() {

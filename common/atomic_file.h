@@ -26,8 +26,16 @@ class AtomicFileWriter {
   // Buffered append; errors as for Open.
   absl::Status Append(absl::string_view data);
   // Flushes, fsyncs, renames into place and fsyncs the directory. On error the temp file is
-  // removed and nothing appears under the final name.
+  // removed and nothing appears under the final name. Same as Sync(), Publish(), then
+  // SyncDirectory(final_dir).
   absl::Status Commit();
+  // The first half of Commit: flushes, sets the modification time, fsyncs and closes the temp
+  // file, which stays under its temp name. On error the temp file is removed.
+  absl::Status Sync();
+  // The second half, after Sync(): renames the temp file to its final name. The rename is
+  // durable only once the caller has fsynced the final directory (one SyncDirectory may serve
+  // several files). On error the temp file is removed.
+  absl::Status Publish();
   // Removes the temp file.
   void Abort();
   // Makes Commit() set the file's modification time to `unix_us` before the rename (a reader
@@ -39,6 +47,9 @@ class AtomicFileWriter {
 
  private:
   absl::Status FlushBuffer();
+  // Writes `data` to the file descriptor, then asks the kernel to start writing it back, so a
+  // later fsync waits for less.
+  absl::Status WriteOut(absl::string_view data);
 
   std::string final_dir_;
   std::string temp_dir_;
@@ -46,7 +57,9 @@ class AtomicFileWriter {
   std::string final_path_;
   std::string buffer_;
   int fd_ = -1;
+  bool synced_ = false;
   uint64_t bytes_written_ = 0;
+  uint64_t bytes_flushed_ = 0;
   int64_t modification_time_us_ = -1;
 };
 

@@ -50,6 +50,27 @@ TEST(AtomicFileTest, FileAppearsOnlyAfterCommit) {
   EXPECT_TRUE(List(dir + "/.tmp").empty());
 }
 
+TEST(AtomicFileTest, SyncKeepsTheTempNameUntilPublishAndALargeAppendKeepsTheBytesInOrder) {
+  std::string dir = FreshDir("sync_publish");
+  AtomicFileWriter writer(dir, "events.csv");
+  EXPECT_EQ(writer.Publish().code(), absl::StatusCode::kFailedPrecondition) << "Publish before Sync";
+  ASSERT_TRUE(writer.Open().ok());
+  ASSERT_TRUE(writer.Append("head\n").ok());
+  const std::string large((1 << 20) + 7, 'x');  // above the buffer: written directly, after "head\n"
+  ASSERT_TRUE(writer.Append(large).ok());
+  ASSERT_TRUE(writer.Append("tail\n").ok());
+  ASSERT_TRUE(writer.Sync().ok());
+  EXPECT_EQ(List(dir), std::vector<std::string>{".tmp"});
+  EXPECT_EQ(List(dir + "/.tmp"), std::vector<std::string>{"events.csv"});
+  ASSERT_TRUE(writer.Publish().ok());
+  EXPECT_TRUE(List(dir + "/.tmp").empty());
+  std::ifstream in(dir + "/events.csv");
+  std::stringstream content;
+  content << in.rdbuf();
+  EXPECT_EQ(content.str(), "head\n" + large + "tail\n");
+  EXPECT_EQ(writer.bytes_written(), content.str().size());
+}
+
 TEST(AtomicFileTest, AbortLeavesNothing) {
   std::string dir = FreshDir("abort");
   {

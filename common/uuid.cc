@@ -55,15 +55,15 @@ Uuid NewUuidV4() {
 }
 
 void AppendUuid(absl::string_view raw16, std::string* out) {
-  const size_t start = out->size();
-  out->resize(start + 36);
-  char* p = &(*out)[start];
+  char text[36];  // appended at once: no zero-filled resize first
+  char* p = text;
   for (size_t i = 0; i < 16 && i < raw16.size(); ++i) {
     if (i == 4 || i == 6 || i == 8 || i == 10) *p++ = '-';
     const auto b = static_cast<uint8_t>(raw16[i]);
     *p++ = kHex[b >> 4];
     *p++ = kHex[b & 0x0f];
   }
+  out->append(text, static_cast<size_t>(p - text));
 }
 
 std::string FormatUuid(const Uuid& uuid) {

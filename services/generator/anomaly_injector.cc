@@ -12,12 +12,258 @@
 namespace ecomstream::generator {
 namespace {
 
+constexpr int64_t kHourMs = 3'600'000;
+constexpr int64_t kDayMs = 24 * kHourMs;
+
+// The row one anomaly bends: the injector's draws, the file's schema version, the event and the
+// encoder's plan. Each kind below is one function of it; every draw is made in the order written.
+struct Bend {
+  Rng& rng;
+  SchemaVersion version;
+  ShopperEvent& e;
+  RowPlan& plan;
+
+  bool v2() const { return version != SchemaVersion::kV1; }
+  bool v3() const { return version == SchemaVersion::kV3; }
+  // `column`'s field becomes the returned text (emptied here), written as is.
+  std::string& Override(Column column) {
+    plan.has_override = true;
+    plan.column = column;
+    plan.text.clear();
+    return plan.text;
+  }
+  template <typename T>
+  T PickOf(std::initializer_list<T> options) {
+    return options.begin()[rng.Uniform(options.size())];
+  }
+  absl::string_view Pick(const std::vector<absl::string_view>& options) {
+    return options[rng.Uniform(options.size())];
+  }
+  // `column`'s field becomes one of `values`.
+  void OverrideWithOneOf(Column column, std::initializer_list<absl::string_view> values) {
+    std::string& text = Override(column);
+    text = std::string(PickOf(values));
+  }
+};
+using BendFn = void (*)(Bend&);
+
+// Spellings docs/rows.md cleans back to the event type (domain::ParseEventType).
+const std::vector<absl::string_view>& Synonyms(v1::EventType type);
+// "add_to_cart" -> "Add_To_Cart".
+std::string TitleCase(absl::string_view text);
+
+// Upper or title case event type; upper-case category (v2+); lower-case country (v3).
+void NoiseCase(Bend& b) {
+  const int choice = static_cast<int>(b.rng.Uniform(b.v3() ? 4 : b.v2() ? 3 : 2));
+  if (choice == 2 && b.e.category != nullptr) {
+    b.Override(Column::kCategory) = absl::AsciiStrToUpper(b.e.category->name);
+  } else if (choice == 3) {
+    b.Override(Column::kGeoCountry) = absl::AsciiStrToLower(b.e.place->country);
+  } else {
+    std::string& text = b.Override(Column::kEventType);
+    const absl::string_view name = domain::EventTypeName(b.e.event_type);
+    text = choice == 0 ? absl::AsciiStrToUpper(name) : TitleCase(name);
+  }
+}
+
+// Spaces or a tab around a clean value.
+void NoiseWhitespace(Bend& b) {
+  const bool product = domain::IsProductEvent(b.e.event_type);
+  const Column column =
+      product ? b.PickOf({Column::kEventType, Column::kUserId, Column::kEventId, Column::kEventTime, Column::kPrice})
+              : b.PickOf({Column::kEventType, Column::kUserId, Column::kEventId, Column::kEventTime});
+  std::string& text = b.Override(column);
+  text = std::string(b.PickOf<absl::string_view>({" ", "  ", "\t", ""}));
+  AppendCleanField(b.e, column, &text);
+  absl::StrAppend(&text, b.PickOf<absl::string_view>({" ", "   ", "\t "}));
+}
+
+void NoiseSynonym(Bend& b) {
+  std::string& text = b.Override(Column::kEventType);
+  text = std::string(b.Pick(Synonyms(b.e.event_type)));
+}
+
+// The same instant in another of the accepted formats.
+void NoiseTimestampFormat(Bend& b) {
+  std::string& text = b.Override(Column::kEventTime);
+  const int64_t ms = b.e.event_time_ms;
+  switch (b.rng.Uniform(5)) {
+    case 0:  // space instead of T, no zone (UTC)
+      AppendIsoMillis(ms, &text);
+      text[10] = ' ';
+      text.pop_back();
+      break;
+    case 1: {  // local time with an offset
+      const int64_t offset_min = b.PickOf<int64_t>({330, -480, 60, -300, 540, 120});
+      AppendIsoMillis(ms + offset_min * 60'000, &text);
+      text.pop_back();
+      const int64_t a = offset_min < 0 ? -offset_min : offset_min;
+      absl::StrAppend(&text, offset_min < 0 ? "-" : "+", a / 60 < 10 ? "0" : "", a / 60, ":", a % 60 < 10 ? "0" : "",
+                      a % 60);
+      break;
+    }
+    case 2:  // epoch seconds (10 digits)
+      AppendInt(ms / 1000, &text);
+      break;
+    case 3:  // epoch milliseconds (13 digits)
+      AppendInt(ms, &text);
+      break;
+    default:  // no fraction
+      AppendIsoMillis(ms / 1000 * 1000, &text);
+      text.erase(19, 4);
+      break;
+  }
+}
+
+// A NULL marker in a nullable column the version has.
+void NoiseNullMarker(Bend& b) {
+  Column column;
+  if (!b.v2()) {
+    column = b.PickOf({Column::kProductId, Column::kPrice});
+  } else if (!b.v3()) {
+    column = b.PickOf({Column::kSessionId, Column::kCategory, Column::kQuantity, Column::kUserSegment});
+  } else {
+    column = b.PickOf({Column::kSessionId, Column::kCategory, Column::kQuantity, Column::kUserSegment,
+                       Column::kDeviceType, Column::kBrowser, Column::kGeoCountry, Column::kGeoCity,
+                       Column::kReferrer, Column::kCampaignId});
+  }
+  b.OverrideWithOneOf(column, {"N/A", "NULL", "null", "n/a", "None"});
+}
+
+void MissingRequired(Bend& b) {
+  b.OverrideWithOneOf(b.PickOf({Column::kUserId, Column::kEventTime}), {"", "NULL", "N/A"});
+}
+
+// A UUID column (event_id or session_id) that is not a UUID.
+void BadUuid(Bend& b, bool event_id) {
+  std::string& text = b.Override(event_id ? Column::kEventId : Column::kSessionId);
+  AppendUuid(UuidBytes(event_id ? b.e.event_id : b.e.session_id), &text);
+  switch (b.rng.Uniform(4)) {
+    case 0: text.pop_back(); break;                         // 35 characters
+    case 1: text[b.rng.Uniform(8)] = 'g'; break;            // not hex
+    case 2: absl::StrReplaceAll({{"-", ""}}, &text); break;  // no dashes
+    default: text = absl::StrCat(event_id ? "evt-" : "sess-", b.rng.Range(10000000, 99999999)); break;
+  }
+}
+void BadEventId(Bend& b) { BadUuid(b, /*event_id=*/true); }
+void BadSessionId(Bend& b) { BadUuid(b, /*event_id=*/false); }
+
+void BadUserId(Bend& b) {
+  std::string& text = b.Override(Column::kUserId);
+  const int64_t id = b.e.user_id == 0 ? 1 : b.e.user_id;
+  switch (b.rng.Uniform(4)) {
+    case 0: text = absl::StrCat("-", id); break;
+    case 1: text = absl::StrCat("user_", id); break;
+    case 2: text = absl::StrCat(id, ".5"); break;
+    default: text = "abc"; break;
+  }
+}
+
+void UnknownEventType(Bend& b) {
+  b.OverrideWithOneOf(Column::kEventType, {"teleport", "refund", "click_ad", "share", "rate_product"});
+}
+
+void AnonymousAction(Bend& b) { b.e.user_id = domain::kAnonymousUserId; }
+
+void MissingProduct(Bend& b) { b.OverrideWithOneOf(Column::kProductId, {"", "NULL", "N/A"}); }
+
+void BadProductId(Bend& b) {
+  std::string& text = b.Override(Column::kProductId);
+  switch (b.rng.Uniform(5)) {
+    case 0: text = "0"; break;
+    case 1: text = absl::StrCat("-", b.e.product_id); break;
+    case 2: text = "abc"; break;
+    case 3: text = absl::StrCat(b.e.product_id, ".5"); break;
+    default: text = absl::StrCat("SKU-", b.e.product_id); break;
+  }
+}
+
+void UnknownCategory(Bend& b) {
+  b.OverrideWithOneOf(Column::kCategory, {"spaceships", "antiques", "pet_rocks", "timeshares"});
+}
+
+void BadPrice(Bend& b) {
+  std::string& text = b.Override(Column::kPrice);
+  switch (b.rng.Uniform(7)) {
+    case 0: AppendCents(-b.e.price_cents, &text); break;                  // negative
+    case 1: text = "100000.01"; break;                                     // just above the limit
+    case 2: text = "250000.00"; break;                                     // absurd
+    case 3: absl::StrAppend(&text, b.e.price_cents / 100, ".999"); break;  // three decimals
+    case 4: text = "abc"; break;
+    case 5: text = "12.3.4"; break;
+    default: text = std::string(b.PickOf<absl::string_view>({"", "N/A"})); break;  // product without price
+  }
+}
+
+void BadQuantity(Bend& b) { b.OverrideWithOneOf(Column::kQuantity, {"0", "-1", "1001", "two", "2.5"}); }
+
+void BadTimestamp(Bend& b) {
+  b.OverrideWithOneOf(Column::kEventTime, {"yesterday", "not a date", "12/31/2025 10:00", "soon"});
+}
+
+// 2-30 days ahead: beyond the processor's 1 h --max_future whatever the file's span.
+void FutureTimestamp(Bend& b) { b.e.event_time_ms += b.rng.Range(2 * kDayMs, 30 * kDayMs); }
+
+void BadCountry(Bend& b) { b.OverrideWithOneOf(Column::kGeoCountry, {"XX", "ZZ", "QQ", "USA", "12"}); }
+
+void BadEnumValue(Bend& b) {
+  const Column column =
+      b.v3() ? b.PickOf({Column::kUserSegment, Column::kDeviceType, Column::kBrowser, Column::kReferrer})
+             : Column::kUserSegment;
+  switch (column) {
+    case Column::kUserSegment: b.OverrideWithOneOf(column, {"gold", "platinum", "churned", "whale"}); break;
+    case Column::kDeviceType: b.OverrideWithOneOf(column, {"toaster", "smartwatch", "fridge"}); break;
+    case Column::kBrowser: b.OverrideWithOneOf(column, {"netscape", "lynx", "mosaic"}); break;
+    default: b.OverrideWithOneOf(column, {"carrier_pigeon", "billboard", "radio"}); break;
+  }
+}
+
+void MalformedQuoting(Bend& b) {
+  const Column column = b.PickOf({Column::kEventType, Column::kEventId, Column::kUserId});
+  std::string& text = b.Override(column);
+  AppendCleanField(b.e, column, &text);
+  if (b.rng.Chance(0.5)) {
+    text.insert(1 + b.rng.Uniform(text.size() - 1), 1, '"');  // a quote inside an unquoted field
+  } else {
+    // Text after the closing quote.
+    text = absl::StrCat("\"", text, "\"", b.PickOf<absl::string_view>({"x", "1", "abc"}));
+  }
+}
+
+void WrongColumnCount(Bend& b) {
+  const auto& columns = ColumnsOf(b.version);
+  std::string& text = b.Override(columns[b.rng.Uniform(columns.size())]);
+  if (b.rng.Chance(0.5)) {
+    b.plan.omit_column = true;
+  } else {
+    AppendCleanField(b.e, b.plan.column, &text);
+    text += ",";  // one field too many
+  }
+}
+
+void InvalidUtf8(Bend& b) {
+  if (b.v3()) {
+    // A city spelled in ISO-8859-1, as a legacy upstream system would send it.
+    std::string& text = b.Override(Column::kGeoCity);
+    const Place& place = *b.e.place;
+    if (!place.city_latin1.empty()) {
+      text = std::string(place.city_latin1);
+    } else {
+      text = std::string(place.city_csv);
+      text.insert(text.back() == '"' ? text.size() - 1 : text.size(), "\xE9");
+    }
+  } else {
+    b.Override(Column::kEventType) = absl::StrCat(domain::EventTypeName(b.e.event_type), "\xA0");  // Latin-1 no-break space
+  }
+}
+
 struct KindInfo {
   AnomalyKind kind;
   absl::string_view name;
   RowOutcome outcome;
   v1::RejectReason reason;
   absl::string_view group;
+  BendFn bend;  // null: the injector's own (a late event, the duplicates of a remembered row)
 };
 
 constexpr RowOutcome kEvent = RowOutcome::kEvent;
@@ -25,39 +271,35 @@ constexpr RowOutcome kDead = RowOutcome::kDeadLetter;
 
 // Indexed by AnomalyKind.
 const KindInfo kKinds[kNumAnomalyKinds] = {
-    {AnomalyKind::kNoiseCase, "noise_case", kEvent, v1::REJECT_REASON_UNSPECIFIED, "noise"},
-    {AnomalyKind::kNoiseWhitespace, "noise_whitespace", kEvent, v1::REJECT_REASON_UNSPECIFIED, "noise"},
-    {AnomalyKind::kNoiseSynonym, "noise_synonym", kEvent, v1::REJECT_REASON_UNSPECIFIED, "noise"},
-    {AnomalyKind::kNoiseTimestampFormat, "noise_timestamp_format", kEvent, v1::REJECT_REASON_UNSPECIFIED, "noise"},
-    {AnomalyKind::kNoiseNullMarker, "noise_null_marker", kEvent, v1::REJECT_REASON_UNSPECIFIED, "noise"},
-    {AnomalyKind::kMissingRequired, "missing_required", kDead, v1::REJECT_REASON_MISSING_REQUIRED, "invalid"},
-    {AnomalyKind::kBadEventId, "bad_event_id", kDead, v1::REJECT_REASON_BAD_EVENT_ID, "invalid"},
-    {AnomalyKind::kBadUserId, "bad_user_id", kDead, v1::REJECT_REASON_BAD_USER_ID, "invalid"},
-    {AnomalyKind::kBadSessionId, "bad_session_id", kDead, v1::REJECT_REASON_BAD_SESSION_ID, "invalid"},
-    {AnomalyKind::kUnknownEventType, "unknown_event_type", kDead, v1::REJECT_REASON_UNKNOWN_EVENT_TYPE, "invalid"},
-    {AnomalyKind::kAnonymousAction, "anonymous_action", kDead, v1::REJECT_REASON_ANONYMOUS_ACTION, "invalid"},
-    {AnomalyKind::kMissingProduct, "missing_product", kDead, v1::REJECT_REASON_MISSING_PRODUCT, "invalid"},
-    {AnomalyKind::kBadProductId, "bad_product_id", kDead, v1::REJECT_REASON_BAD_PRODUCT_ID, "invalid"},
-    {AnomalyKind::kUnknownCategory, "unknown_category", kDead, v1::REJECT_REASON_UNKNOWN_CATEGORY, "invalid"},
-    {AnomalyKind::kBadPrice, "bad_price", kDead, v1::REJECT_REASON_BAD_PRICE, "invalid"},
-    {AnomalyKind::kBadQuantity, "bad_quantity", kDead, v1::REJECT_REASON_BAD_QUANTITY, "invalid"},
-    {AnomalyKind::kBadTimestamp, "bad_timestamp", kDead, v1::REJECT_REASON_BAD_TIMESTAMP, "invalid"},
-    {AnomalyKind::kFutureTimestamp, "future_timestamp", kDead, v1::REJECT_REASON_FUTURE_TIMESTAMP, "invalid"},
-    {AnomalyKind::kBadCountry, "bad_country", kDead, v1::REJECT_REASON_BAD_COUNTRY, "invalid"},
-    {AnomalyKind::kBadEnumValue, "bad_enum_value", kDead, v1::REJECT_REASON_BAD_ENUM_VALUE, "invalid"},
-    {AnomalyKind::kConflictingDuplicate, "conflicting_duplicate", kDead, v1::REJECT_REASON_CONFLICTING_DUPLICATE,
-     "invalid"},
-    {AnomalyKind::kMalformedQuoting, "malformed_quoting", kDead, v1::REJECT_REASON_MALFORMED_QUOTING, "malformed"},
-    {AnomalyKind::kWrongColumnCount, "wrong_column_count", kDead, v1::REJECT_REASON_WRONG_COLUMN_COUNT, "malformed"},
-    {AnomalyKind::kInvalidUtf8, "invalid_utf8", kDead, v1::REJECT_REASON_INVALID_UTF8, "malformed"},
-    {AnomalyKind::kExactDuplicate, "exact_duplicate", RowOutcome::kExactDuplicate, v1::REJECT_REASON_UNSPECIFIED, ""},
-    {AnomalyKind::kLateEvent, "late_event", kEvent, v1::REJECT_REASON_UNSPECIFIED, ""},
+    {AnomalyKind::kNoiseCase, "noise_case", kEvent, v1::REJECT_REASON_UNSPECIFIED, "noise", NoiseCase},
+    {AnomalyKind::kNoiseWhitespace, "noise_whitespace", kEvent, v1::REJECT_REASON_UNSPECIFIED, "noise", NoiseWhitespace},
+    {AnomalyKind::kNoiseSynonym, "noise_synonym", kEvent, v1::REJECT_REASON_UNSPECIFIED, "noise", NoiseSynonym},
+    {AnomalyKind::kNoiseTimestampFormat, "noise_timestamp_format", kEvent, v1::REJECT_REASON_UNSPECIFIED, "noise", NoiseTimestampFormat},
+    {AnomalyKind::kNoiseNullMarker, "noise_null_marker", kEvent, v1::REJECT_REASON_UNSPECIFIED, "noise", NoiseNullMarker},
+    {AnomalyKind::kMissingRequired, "missing_required", kDead, v1::REJECT_REASON_MISSING_REQUIRED, "invalid", MissingRequired},
+    {AnomalyKind::kBadEventId, "bad_event_id", kDead, v1::REJECT_REASON_BAD_EVENT_ID, "invalid", BadEventId},
+    {AnomalyKind::kBadUserId, "bad_user_id", kDead, v1::REJECT_REASON_BAD_USER_ID, "invalid", BadUserId},
+    {AnomalyKind::kBadSessionId, "bad_session_id", kDead, v1::REJECT_REASON_BAD_SESSION_ID, "invalid", BadSessionId},
+    {AnomalyKind::kUnknownEventType, "unknown_event_type", kDead, v1::REJECT_REASON_UNKNOWN_EVENT_TYPE, "invalid", UnknownEventType},
+    {AnomalyKind::kAnonymousAction, "anonymous_action", kDead, v1::REJECT_REASON_ANONYMOUS_ACTION, "invalid", AnonymousAction},
+    {AnomalyKind::kMissingProduct, "missing_product", kDead, v1::REJECT_REASON_MISSING_PRODUCT, "invalid", MissingProduct},
+    {AnomalyKind::kBadProductId, "bad_product_id", kDead, v1::REJECT_REASON_BAD_PRODUCT_ID, "invalid", BadProductId},
+    {AnomalyKind::kUnknownCategory, "unknown_category", kDead, v1::REJECT_REASON_UNKNOWN_CATEGORY, "invalid", UnknownCategory},
+    {AnomalyKind::kBadPrice, "bad_price", kDead, v1::REJECT_REASON_BAD_PRICE, "invalid", BadPrice},
+    {AnomalyKind::kBadQuantity, "bad_quantity", kDead, v1::REJECT_REASON_BAD_QUANTITY, "invalid", BadQuantity},
+    {AnomalyKind::kBadTimestamp, "bad_timestamp", kDead, v1::REJECT_REASON_BAD_TIMESTAMP, "invalid", BadTimestamp},
+    {AnomalyKind::kFutureTimestamp, "future_timestamp", kDead, v1::REJECT_REASON_FUTURE_TIMESTAMP, "invalid", FutureTimestamp},
+    {AnomalyKind::kBadCountry, "bad_country", kDead, v1::REJECT_REASON_BAD_COUNTRY, "invalid", BadCountry},
+    {AnomalyKind::kBadEnumValue, "bad_enum_value", kDead, v1::REJECT_REASON_BAD_ENUM_VALUE, "invalid", BadEnumValue},
+    {AnomalyKind::kConflictingDuplicate, "conflicting_duplicate", kDead, v1::REJECT_REASON_CONFLICTING_DUPLICATE, "invalid", nullptr},
+    {AnomalyKind::kMalformedQuoting, "malformed_quoting", kDead, v1::REJECT_REASON_MALFORMED_QUOTING, "malformed", MalformedQuoting},
+    {AnomalyKind::kWrongColumnCount, "wrong_column_count", kDead, v1::REJECT_REASON_WRONG_COLUMN_COUNT, "malformed", WrongColumnCount},
+    {AnomalyKind::kInvalidUtf8, "invalid_utf8", kDead, v1::REJECT_REASON_INVALID_UTF8, "malformed", InvalidUtf8},
+    {AnomalyKind::kExactDuplicate, "exact_duplicate", RowOutcome::kDuplicate, v1::REJECT_REASON_UNSPECIFIED, "", nullptr},
+    {AnomalyKind::kLateEvent, "late_event", kEvent, v1::REJECT_REASON_UNSPECIFIED, "", nullptr},
 };
 
 const KindInfo& Info(AnomalyKind kind) { return kKinds[static_cast<int>(kind)]; }
-
-constexpr int64_t kHourMs = 3'600'000;
-constexpr int64_t kDayMs = 24 * kHourMs;
 
 // Spellings docs/rows.md cleans back to the event type (domain::ParseEventType).
 const std::vector<absl::string_view>& Synonyms(v1::EventType type) {
@@ -209,201 +451,9 @@ void AnomalyInjector::Remember(const ShopperEvent& event, absl::string_view reco
   slot.record.assign(record.data(), record.size());
 }
 
-absl::string_view AnomalyInjector::Pick(const std::vector<absl::string_view>& options) {
-  return options[rng_.Uniform(options.size())];
-}
-
-void AnomalyInjector::Override(Column column, RowPlan* plan) const {
-  plan->has_override = true;
-  plan->column = column;
-  plan->text.clear();
-}
-
 void AnomalyInjector::Inject(AnomalyKind kind, ShopperEvent* e, RowPlan* plan) {
-  const bool v2 = version_ != SchemaVersion::kV1;
-  const bool v3 = version_ == SchemaVersion::kV3;
-  std::string& text = plan->text;
   switch (kind) {
-    case AnomalyKind::kNoiseCase: {
-      // Upper or title case event type; upper-case category (v2+); lower-case country (v3).
-      const int choice = static_cast<int>(rng_.Uniform(v3 ? 4 : v2 ? 3 : 2));
-      if (choice == 2 && e->category != nullptr) {
-        Override(Column::kCategory, plan);
-        text = absl::AsciiStrToUpper(e->category->name);
-      } else if (choice == 3) {
-        Override(Column::kGeoCountry, plan);
-        text = absl::AsciiStrToLower(e->place->country);
-      } else {
-        Override(Column::kEventType, plan);
-        const absl::string_view name = domain::EventTypeName(e->event_type);
-        text = choice == 0 ? absl::AsciiStrToUpper(name) : TitleCase(name);
-      }
-      return;
-    }
-    case AnomalyKind::kNoiseWhitespace: {
-      const bool product = domain::IsProductEvent(e->event_type);
-      const Column column = product ? PickOf({Column::kEventType, Column::kUserId, Column::kEventId,
-                                              Column::kEventTime, Column::kPrice})
-                                    : PickOf({Column::kEventType, Column::kUserId, Column::kEventId,
-                                              Column::kEventTime});
-      Override(column, plan);
-      text = std::string(PickOf<absl::string_view>({" ", "  ", "\t", ""}));
-      AppendCleanField(*e, column, &text);
-      absl::StrAppend(&text, PickOf<absl::string_view>({" ", "   ", "\t "}));
-      return;
-    }
-    case AnomalyKind::kNoiseSynonym:
-      Override(Column::kEventType, plan);
-      text = std::string(Pick(Synonyms(e->event_type)));
-      return;
-    case AnomalyKind::kNoiseTimestampFormat: {
-      Override(Column::kEventTime, plan);
-      const int64_t ms = e->event_time_ms;
-      switch (rng_.Uniform(5)) {
-        case 0:  // space instead of T, no zone (UTC)
-          AppendIsoMillis(ms, &text);
-          text[10] = ' ';
-          text.pop_back();
-          break;
-        case 1: {  // local time with an offset
-          const int64_t offset_min = PickOf<int64_t>({330, -480, 60, -300, 540, 120});
-          AppendIsoMillis(ms + offset_min * 60'000, &text);
-          text.pop_back();
-          const int64_t a = offset_min < 0 ? -offset_min : offset_min;
-          absl::StrAppend(&text, offset_min < 0 ? "-" : "+", a / 60 < 10 ? "0" : "", a / 60, ":", a % 60 < 10 ? "0" : "",
-                          a % 60);
-          break;
-        }
-        case 2:  // epoch seconds (10 digits)
-          AppendInt(ms / 1000, &text);
-          break;
-        case 3:  // epoch milliseconds (13 digits)
-          AppendInt(ms, &text);
-          break;
-        default:  // no fraction
-          AppendIsoMillis(ms / 1000 * 1000, &text);
-          text.erase(19, 4);
-          break;
-      }
-      return;
-    }
-    case AnomalyKind::kNoiseNullMarker: {
-      Column column;
-      if (!v2) {
-        column = PickOf({Column::kProductId, Column::kPrice});
-      } else if (!v3) {
-        column = PickOf({Column::kSessionId, Column::kCategory, Column::kQuantity, Column::kUserSegment});
-      } else {
-        column = PickOf({Column::kSessionId, Column::kCategory, Column::kQuantity, Column::kUserSegment,
-                         Column::kDeviceType, Column::kBrowser, Column::kGeoCountry, Column::kGeoCity,
-                         Column::kReferrer, Column::kCampaignId});
-      }
-      Override(column, plan);
-      text = std::string(PickOf<absl::string_view>({"N/A", "NULL", "null", "n/a", "None"}));
-      return;
-    }
-    case AnomalyKind::kMissingRequired:
-      Override(PickOf({Column::kUserId, Column::kEventTime}), plan);
-      text = std::string(PickOf<absl::string_view>({"", "NULL", "N/A"}));
-      return;
-    case AnomalyKind::kBadEventId:
-    case AnomalyKind::kBadSessionId: {
-      const bool event_id = kind == AnomalyKind::kBadEventId;
-      Override(event_id ? Column::kEventId : Column::kSessionId, plan);
-      AppendUuid(UuidBytes(event_id ? e->event_id : e->session_id), &text);
-      switch (rng_.Uniform(4)) {
-        case 0: text.pop_back(); break;                         // 35 characters
-        case 1: text[rng_.Uniform(8)] = 'g'; break;             // not hex
-        case 2: absl::StrReplaceAll({{"-", ""}}, &text); break;  // no dashes
-        default: text = absl::StrCat(event_id ? "evt-" : "sess-", rng_.Range(10000000, 99999999)); break;
-      }
-      return;
-    }
-    case AnomalyKind::kBadUserId: {
-      Override(Column::kUserId, plan);
-      const int64_t id = e->user_id == 0 ? 1 : e->user_id;
-      switch (rng_.Uniform(4)) {
-        case 0: text = absl::StrCat("-", id); break;
-        case 1: text = absl::StrCat("user_", id); break;
-        case 2: text = absl::StrCat(id, ".5"); break;
-        default: text = "abc"; break;
-      }
-      return;
-    }
-    case AnomalyKind::kUnknownEventType:
-      Override(Column::kEventType, plan);
-      text = std::string(PickOf<absl::string_view>({"teleport", "refund", "click_ad", "share", "rate_product"}));
-      return;
-    case AnomalyKind::kAnonymousAction:
-      e->user_id = domain::kAnonymousUserId;
-      return;
-    case AnomalyKind::kMissingProduct:
-      Override(Column::kProductId, plan);
-      text = std::string(PickOf<absl::string_view>({"", "NULL", "N/A"}));
-      return;
-    case AnomalyKind::kBadProductId:
-      Override(Column::kProductId, plan);
-      switch (rng_.Uniform(5)) {
-        case 0: text = "0"; break;
-        case 1: text = absl::StrCat("-", e->product_id); break;
-        case 2: text = "abc"; break;
-        case 3: text = absl::StrCat(e->product_id, ".5"); break;
-        default: text = absl::StrCat("SKU-", e->product_id); break;
-      }
-      return;
-    case AnomalyKind::kUnknownCategory:
-      Override(Column::kCategory, plan);
-      text = std::string(PickOf<absl::string_view>({"spaceships", "antiques", "pet_rocks", "timeshares"}));
-      return;
-    case AnomalyKind::kBadPrice:
-      Override(Column::kPrice, plan);
-      switch (rng_.Uniform(7)) {
-        case 0: AppendCents(-e->price_cents, &text); break;                    // negative
-        case 1: text = "100000.01"; break;                                      // just above the limit
-        case 2: text = "250000.00"; break;                                      // absurd
-        case 3: absl::StrAppend(&text, e->price_cents / 100, ".999"); break;    // three decimals
-        case 4: text = "abc"; break;
-        case 5: text = "12.3.4"; break;
-        default: text = std::string(PickOf<absl::string_view>({"", "N/A"})); break;  // product without price
-      }
-      return;
-    case AnomalyKind::kBadQuantity:
-      Override(Column::kQuantity, plan);
-      text = std::string(PickOf<absl::string_view>({"0", "-1", "1001", "two", "2.5"}));
-      return;
-    case AnomalyKind::kBadTimestamp:
-      Override(Column::kEventTime, plan);
-      text = std::string(PickOf<absl::string_view>({"yesterday", "not a date", "12/31/2025 10:00", "soon"}));
-      return;
-    case AnomalyKind::kFutureTimestamp:
-      e->event_time_ms += rng_.Range(2 * kDayMs, 30 * kDayMs);
-      return;
-    case AnomalyKind::kBadCountry:
-      Override(Column::kGeoCountry, plan);
-      text = std::string(PickOf<absl::string_view>({"XX", "ZZ", "QQ", "USA", "12"}));
-      return;
-    case AnomalyKind::kBadEnumValue: {
-      const Column column =
-          v3 ? PickOf({Column::kUserSegment, Column::kDeviceType, Column::kBrowser, Column::kReferrer})
-             : Column::kUserSegment;
-      Override(column, plan);
-      switch (column) {
-        case Column::kUserSegment:
-          text = std::string(PickOf<absl::string_view>({"gold", "platinum", "churned", "whale"}));
-          break;
-        case Column::kDeviceType:
-          text = std::string(PickOf<absl::string_view>({"toaster", "smartwatch", "fridge"}));
-          break;
-        case Column::kBrowser:
-          text = std::string(PickOf<absl::string_view>({"netscape", "lynx", "mosaic"}));
-          break;
-        default:
-          text = std::string(PickOf<absl::string_view>({"carrier_pigeon", "billboard", "radio"}));
-          break;
-      }
-      return;
-    }
-    case AnomalyKind::kConflictingDuplicate: {
+    case AnomalyKind::kConflictingDuplicate:
       // Same event_id as an earlier valid row, one non-id column changed, otherwise valid.
       *e = pool_[rng_.Uniform(pool_size_)].event;
       if (e->price_cents >= 0) {
@@ -412,51 +462,14 @@ void AnomalyInjector::Inject(AnomalyKind kind, ShopperEvent* e, RowPlan* plan) {
         e->event_time_ms += 1000;
       }
       return;
-    }
-    case AnomalyKind::kMalformedQuoting: {
-      const Column column = PickOf({Column::kEventType, Column::kEventId, Column::kUserId});
-      Override(column, plan);
-      AppendCleanField(*e, column, &text);
-      if (rng_.Chance(0.5)) {
-        text.insert(1 + rng_.Uniform(text.size() - 1), 1, '"');  // a quote inside an unquoted field
-      } else {
-        // Text after the closing quote.
-        text = absl::StrCat("\"", text, "\"", PickOf<absl::string_view>({"x", "1", "abc"}));
-      }
-      return;
-    }
-    case AnomalyKind::kWrongColumnCount: {
-      const auto& columns = ColumnsOf(version_);
-      Override(columns[rng_.Uniform(columns.size())], plan);
-      if (rng_.Chance(0.5)) {
-        plan->omit_column = true;
-      } else {
-        AppendCleanField(*e, plan->column, &text);
-        text += ",";  // one field too many
-      }
-      return;
-    }
-    case AnomalyKind::kInvalidUtf8: {
-      if (v3) {
-        // A city spelled in ISO-8859-1, as a legacy upstream system would send it.
-        Override(Column::kGeoCity, plan);
-        const Place& place = *e->place;
-        if (!place.city_latin1.empty()) {
-          text = std::string(place.city_latin1);
-        } else {
-          text = std::string(place.city_csv);
-          text.insert(text.back() == '"' ? text.size() - 1 : text.size(), "\xE9");
-        }
-      } else {
-        Override(Column::kEventType, plan);
-        text = absl::StrCat(domain::EventTypeName(e->event_type), "\xA0");  // Latin-1 no-break space
-      }
-      return;
-    }
     case AnomalyKind::kExactDuplicate:
       plan->verbatim = pool_[rng_.Uniform(pool_size_)].record;
       return;
-    case AnomalyKind::kLateEvent:
+    default:
+      if (const BendFn bend = Info(kind).bend; bend != nullptr) {
+        Bend row{rng_, version_, *e, *plan};
+        bend(row);
+      }
       return;
   }
 }

@@ -65,8 +65,6 @@ enum class AnomalyKind : uint8_t {
 inline constexpr int kNumAnomalyKinds = 26;
 using AnomalyKindSet = std::bitset<kNumAnomalyKinds>;
 
-enum class RowOutcome { kEvent, kDeadLetter, kExactDuplicate };
-
 // "noise_case", "bad_price", ... (dead-letter kinds carry their reason's stored name).
 absl::string_view AnomalyKindName(AnomalyKind kind);
 RowOutcome OutcomeOf(AnomalyKind kind);
@@ -113,13 +111,9 @@ class AnomalyInjector {
   };
 
   bool Applicable(AnomalyKind kind, const ShopperEvent& event) const;
+  // Bends the row into `kind`: the kind's own function (anomaly_injector.cc's table), or for the
+  // two duplicates, a row remembered from this file.
   void Inject(AnomalyKind kind, ShopperEvent* event, RowPlan* plan);
-  void Override(Column column, RowPlan* plan) const;
-  absl::string_view Pick(const std::vector<absl::string_view>& options);
-  template <typename T>
-  T PickOf(std::initializer_list<T> options) {
-    return options.begin()[rng_.Uniform(options.size())];
-  }
 
   Rng rng_;
   Options options_;

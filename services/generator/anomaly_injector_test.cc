@@ -78,7 +78,7 @@ TEST(AnomalyInjectorTest, EveryKindLandsInExactlyItsOutcomeForEverySchemaVersion
             ASSERT_EQ(row.reasons.size(), 1u);
             EXPECT_EQ(row.reasons[0], ReasonOf(v.kind)) << domain::RejectReasonName(row.reasons[0]);
             break;
-          case RowOutcome::kExactDuplicate:
+          case RowOutcome::kDuplicate:
             EXPECT_TRUE(row.reasons.empty());
             EXPECT_TRUE(row.duplicate);
             break;
@@ -136,7 +136,7 @@ TEST(AnomalyInjectorTest, RatesAreHonouredAndCountsAreExact) {
   int64_t dead = 0, dups = 0;
   for (const RowVerdict& v : file.verdicts) {
     dead += v.anomalous && v.outcome == RowOutcome::kDeadLetter;
-    dups += v.anomalous && v.outcome == RowOutcome::kExactDuplicate;
+    dups += v.anomalous && v.outcome == RowOutcome::kDuplicate;
   }
   EXPECT_EQ(oracle.dead_letters, dead);
   EXPECT_EQ(oracle.duplicates, dups);

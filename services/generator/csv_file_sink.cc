@@ -54,6 +54,7 @@ CsvFileSink::~CsvFileSink() {
     stopping_ = true;
   }
   if (io_thread_.joinable()) io_thread_.join();
+  if (publisher_.joinable()) publisher_.join();
 }
 
 absl::StatusOr<int> CsvFileSink::Start() {
@@ -63,7 +64,10 @@ absl::StatusOr<int> CsvFileSink::Start() {
     return ErrnoToStatus(errno, absl::StrCat("output directory ", options_.output_dir));
   }
   const int removed = RemoveStaleTempFiles(temp_dir_);
-  if (options_.background && !io_thread_.joinable()) io_thread_ = std::thread(&CsvFileSink::IoLoop, this);
+  if (options_.background && !io_thread_.joinable()) {
+    io_thread_ = std::thread(&CsvFileSink::IoLoop, this);
+    publisher_ = std::thread(&CsvFileSink::PublishLoop, this);
+  }
   return removed;
 }
 
@@ -89,26 +93,63 @@ absl::Status CsvFileSink::Append(absl::string_view data) {
   return Closed(Queue([this, copy = std::string(data)] { return DoAppend(copy); }, data.size()));
 }
 
+absl::Status CsvFileSink::Append(std::string* data) {
+  if (!options_.background || !open_) {
+    absl::Status status = Append(absl::string_view(*data));
+    data->clear();
+    return status;
+  }
+  open_bytes_ += static_cast<int64_t>(data->size());
+  std::string taken;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!spare_.empty()) {
+      taken = std::move(spare_.back());
+      spare_.pop_back();
+    }
+  }
+  taken.swap(*data);
+  const size_t size = taken.size();
+  return Closed(Queue(
+      [this, buffer = std::move(taken)]() mutable {
+        absl::Status status = DoAppend(buffer);
+        Recycle(std::move(buffer));
+        return status;
+      },
+      size));
+}
+
+void CsvFileSink::Recycle(std::string buffer) {
+  constexpr size_t kMaxSpare = 4;
+  buffer.clear();
+  absl::MutexLock lock(&mu_);
+  if (spare_.size() < kMaxSpare) spare_.push_back(std::move(buffer));
+}
+
 absl::Status CsvFileSink::Commit(v1::FileManifest* manifest, int64_t created_time_us, Committed committed) {
   if (!open_) return absl::FailedPreconditionError("commit without an open file");
   open_ = false;
   if (!options_.background) {
-    RETURN_IF_ERROR(DoCommit(manifest, created_time_us));
-    if (committed) committed(*manifest);
-    return absl::OkStatus();
+    ASSIGN_OR_RETURN(Sealed sealed, DoSeal(manifest, created_time_us));
+    sealed.committed = std::move(committed);
+    std::vector<Sealed> group;
+    group.push_back(std::move(sealed));
+    return PublishGroup(group);
   }
   return Queue(
       [this, copy = *manifest, created_time_us, committed = std::move(committed)]() mutable -> absl::Status {
-        RETURN_IF_ERROR(DoCommit(&copy, created_time_us));
-        if (committed) committed(copy);
-        return absl::OkStatus();
+        ASSIGN_OR_RETURN(Sealed sealed, DoSeal(&copy, created_time_us));
+        sealed.committed = std::move(committed);
+        return QueueSealed(std::move(sealed));
       },
       0);
 }
 
 absl::Status CsvFileSink::Flush() {
   absl::MutexLock lock(&mu_);
-  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return queue_.empty() && !busy_; };
+  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return queue_.empty() && !busy_ && sealed_.empty() && !publishing_;
+  };
   mu_.Await(absl::Condition(&idle));
   return error_;
 }
@@ -182,36 +223,134 @@ absl::Status CsvFileSink::DoAppend(absl::string_view data) {
   return Fail(writer_->Append(data));
 }
 
-absl::Status CsvFileSink::DoCommit(v1::FileManifest* manifest, int64_t created_time_us) {
+absl::StatusOr<CsvFileSink::Sealed> CsvFileSink::DoSeal(v1::FileManifest* manifest, int64_t created_time_us) {
   if (writer_ == nullptr) return absl::FailedPreconditionError("commit without an open file");
   manifest->set_file_name(name_);
   manifest->set_sha256(sha_->HexDigest());
-  const auto size_bytes = static_cast<int64_t>(writer_->bytes_written());
-  manifest->set_size_bytes(size_bytes);
+  manifest->set_size_bytes(static_cast<int64_t>(writer_->bytes_written()));
   manifest->set_created_time_us(created_time_us);
   writer_->set_modification_time_us(created_time_us);
-  std::string manifest_path;
+  Sealed sealed;
   if (options_.write_manifests) {
     absl::StatusOr<std::string> json = ManifestJson(*manifest);
     if (!json.ok()) return Fail(json.status());
-    const std::string manifest_name = absl::StrCat(name_, ".manifest.json");
-    RETURN_IF_ERROR(Fail(WriteFileAtomically(options_.output_dir, manifest_name, *json, temp_dir_)));
-    manifest_path = absl::StrCat(options_.output_dir, "/", manifest_name);
+    sealed.manifest_json = *std::move(json);
   }
-  absl::Status status = writer_->Commit();
-  if (!status.ok()) {
-    // The CSV is not there: take its manifest back, so no final name points at nothing.
-    if (!manifest_path.empty() && ::unlink(manifest_path.c_str()) == 0) (void)SyncDirectory(options_.output_dir);
-    return Fail(status);
+  sealed.name = name_;
+  sealed.csv = std::move(writer_);
+  sealed.manifest = *manifest;
+  sha_.reset();
+  return sealed;
+}
+
+absl::Status CsvFileSink::QueueSealed(Sealed sealed) {
+  absl::MutexLock lock(&mu_);
+  auto room = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return !error_.ok() || sealed_.size() < options_.max_sealed_files;
+  };
+  mu_.Await(absl::Condition(&room));
+  if (!error_.ok()) {
+    ++stats_.failed;
+    return error_;  // `sealed` goes, and its temp file with it
   }
+  sealed_.push_back(std::move(sealed));
+  return absl::OkStatus();
+}
+
+void CsvFileSink::PublishLoop() {
+  for (;;) {
+    std::vector<Sealed> group;
+    bool skip = false;
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !sealed_.empty(); };
+      mu_.Await(absl::Condition(&ready));
+      if (sealed_.empty()) return;  // stopping, nothing left
+      while (!sealed_.empty()) {
+        group.push_back(std::move(sealed_.front()));
+        sealed_.pop_front();
+      }
+      publishing_ = true;
+      skip = !error_.ok();  // after an error nothing more lands
+      if (skip) stats_.failed += static_cast<int64_t>(group.size());
+    }
+    const absl::Status status = skip ? absl::OkStatus() : PublishGroup(group);
+    group.clear();  // removes the temp files of files that did not land
+    absl::MutexLock lock(&mu_);
+    publishing_ = false;
+    if (!status.ok() && error_.ok()) error_ = status;
+  }
+}
+
+absl::Status CsvFileSink::PublishGroup(std::vector<Sealed>& group) {
+  // 1. Every file's bytes durable under its temp name; stop at the first failure.
+  absl::Status status;
+  size_t landing = 0;  // files [0, landing) go on
+  for (; landing < group.size(); ++landing) {
+    Sealed& file = group[landing];
+    status = file.csv->Sync();
+    if (status.ok() && options_.write_manifests) {
+      file.manifest_file = std::make_unique<AtomicFileWriter>(
+          options_.output_dir, absl::StrCat(file.name, ".manifest.json"), temp_dir_);
+      status = file.manifest_file->Open();
+      if (status.ok()) status = file.manifest_file->Append(file.manifest_json);
+      if (status.ok()) status = file.manifest_file->Sync();
+    }
+    if (!status.ok()) break;
+  }
+  auto manifest_path = [this](const Sealed& file) {
+    return absl::StrCat(options_.output_dir, "/", file.name, ".manifest.json");
+  };
+  // 2. The manifests in place, durably, before any of their CSVs.
+  size_t manifests = 0;  // manifests [0, manifests) are renamed
+  if (options_.write_manifests) {
+    for (; manifests < landing; ++manifests) {
+      absl::Status renamed = group[manifests].manifest_file->Publish();
+      if (!renamed.ok()) {
+        if (status.ok()) status = renamed;
+        landing = manifests;
+        break;
+      }
+    }
+    if (manifests > 0) {
+      absl::Status synced = SyncDirectory(options_.output_dir);
+      if (!synced.ok()) {
+        if (status.ok()) status = synced;
+        for (size_t i = 0; i < manifests; ++i) ::unlink(manifest_path(group[i]).c_str());
+        landing = manifests = 0;
+      }
+    }
+  }
+  // 3. The CSVs in place, in order; a CSV that cannot be renamed takes its manifest (and the
+  // later ones) back, so no final name points at nothing.
+  size_t shown = 0;
+  for (; shown < landing; ++shown) {
+    absl::Status renamed = group[shown].csv->Publish();
+    if (!renamed.ok()) {
+      if (status.ok()) status = renamed;
+      break;
+    }
+  }
+  for (size_t i = shown; i < manifests; ++i) ::unlink(manifest_path(group[i]).c_str());
+  if (shown > 0 || manifests > shown) {
+    absl::Status synced = SyncDirectory(options_.output_dir);
+    if (!synced.ok()) {
+      if (status.ok()) status = synced;
+      shown = 0;  // in place, but not known to be durable: no file counts as committed
+    }
+  }
+  int64_t bytes = 0;
+  for (size_t i = 0; i < shown; ++i) bytes += group[i].manifest.size_bytes();
   {
     absl::MutexLock lock(&mu_);
-    ++stats_.files;
-    stats_.bytes += size_bytes;
+    stats_.files += static_cast<int64_t>(shown);
+    stats_.bytes += bytes;
+    stats_.failed += static_cast<int64_t>(group.size() - shown);
   }
-  writer_.reset();
-  sha_.reset();
-  return absl::OkStatus();
+  for (size_t i = 0; i < shown; ++i) {
+    if (group[i].committed) group[i].committed(group[i].manifest);
+  }
+  return status;
 }
 
 absl::Status CsvFileSink::Fail(absl::Status status) {

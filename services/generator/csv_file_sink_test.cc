@@ -154,6 +154,33 @@ TEST(CsvFileSinkTest, InTheBackgroundADiskFullStopsTheSinkAndLeavesNothingUnderA
   EXPECT_EQ(sink.stats().files, 0);
 }
 
+// The second file's manifest cannot be written: the first file lands, the second and the third
+// (committed after it) do not, whether the publisher took them as one group or apart.
+TEST(CsvFileSinkTest, InTheBackgroundAFailedFileStopsTheFilesAfterItButNotTheOnesBefore) {
+  const std::string dir = FreshPath("sink_background_middle");
+  CsvFileSink sink({dir, true, /*background=*/true});
+  ASSERT_TRUE(sink.Start().ok());
+  ASSERT_EQ(symlink("/dev/full", (dir + "/.tmp/events-2.csv.manifest.json").c_str()), 0);
+  std::vector<std::string> landed;  // the publisher's, read after Flush
+  for (int i = 1; i <= 3; ++i) {
+    const std::string name = absl::StrCat("events-", i, ".csv");
+    if (!sink.Open(name).ok()) break;
+    if (!sink.Append("a\n1\n").ok()) break;
+    v1::FileManifest manifest;
+    if (!sink.Commit(&manifest, 1, [&landed](const v1::FileManifest& done) { landed.push_back(done.file_name()); })
+             .ok()) {
+      break;
+    }
+  }
+  const absl::Status status = sink.Flush();
+  sink.Abort();  // a file the caller opened after the failure
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
+  EXPECT_EQ(landed, std::vector<std::string>{"events-1.csv"});
+  EXPECT_EQ(ListDir(dir), (std::vector<std::string>{".tmp", "events-1.csv", "events-1.csv.manifest.json"}));
+  EXPECT_TRUE(ListDir(dir + "/.tmp").empty());
+  EXPECT_EQ(sink.stats().files, 1);
+}
+
 // The CSV fits but its manifest does not: neither may appear.
 TEST(CsvFileSinkTest, ManifestWriteFailureLeavesNoCsvBehind) {
   const std::string dir = FreshPath("sink_manifestfull");

@@ -1,7 +1,5 @@
 #include "services/generator/generator.h"
 
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <cmath>
 #include <memory>
@@ -11,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/atomic_file.h"
+#include "common/file_util.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "common/time_util.h"
@@ -44,11 +43,6 @@ absl::StatusOr<std::optional<int64_t>> ParseStartTime(absl::string_view text) {
     return absl::InvalidArgumentError(absl::StrCat("--start_time='", text, "' must lie in [2001-09-10, 2200-01-01)"));
   }
   return std::optional<int64_t>(absl::ToUnixMicros(t));
-}
-
-bool IsDirectory(const std::string& path) {
-  struct stat st;
-  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
 // ecomstream_generator_expected_rows_total{outcome=...}.
@@ -276,8 +270,8 @@ void Generator::EmitRow(int64_t now_us) {
 }
 
 absl::Status Generator::FlushChunk() {
-  absl::Status status = sink_.Append(chunk_);
-  chunk_.clear();
+  absl::Status status = sink_.Append(&chunk_);  // hands the bytes over; chunk_ comes back empty
+  chunk_.reserve(kChunkBytes + (64 << 10));
   return status;
 }
 

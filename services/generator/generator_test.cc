@@ -14,6 +14,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/file_util.h"
 #include "common/metrics.h"
 #include "common/status.h"
 #include "common/trace_context.h"
@@ -647,7 +648,7 @@ TEST(GeneratorTest, WithoutManifestsTheMtimeCarriesTheSimulatedCreationTime) {
   struct stat st;
   ASSERT_EQ(stat((config.output_dir + "/" + names[1]).c_str(), &st), 0);
   // 100 rows 1 ms apart from the start; created just after the last.
-  EXPECT_EQ(static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000 + st.st_mtim.tv_nsec / 1000, kStartUs + 100'000);
+  EXPECT_EQ(MtimeMicros(st), kStartUs + 100'000);
 }
 
 TEST(GeneratorConfigTest, RejectsEachBadSettingNamingIt) {

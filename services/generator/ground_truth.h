@@ -18,7 +18,7 @@ struct GroundTruth {
 
   // Rows of kinds whose outcome (OutcomeOf) is a dead letter, resp. an exact duplicate.
   int64_t dead_letters() const { return RowsWithOutcome(RowOutcome::kDeadLetter); }
-  int64_t exact_duplicates() const { return RowsWithOutcome(RowOutcome::kExactDuplicate); }
+  int64_t exact_duplicates() const { return RowsWithOutcome(RowOutcome::kDuplicate); }
   // Valid events older than their file's creation time - 1 h (only late_event rows are).
   int64_t late_events() const { return anomalies[static_cast<int>(AnomalyKind::kLateEvent)]; }
   // Rows that end up in ecomstream.events.

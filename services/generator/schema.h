@@ -1,9 +1,6 @@
-// The CSV schema versions of docs/rows.md and their columns.
+// The generator's side of the CSV schema (common/csv_schema.h): the --schema_version choice.
 #ifndef ECOMSTREAM_SERVICES_GENERATOR_SCHEMA_H_
 #define ECOMSTREAM_SERVICES_GENERATOR_SCHEMA_H_
-
-#include <cstdint>
-#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -11,16 +8,12 @@
 
 namespace ecomstream::generator {
 
-enum class SchemaVersion : uint8_t { kV1 = 1, kV2 = 2, kV3 = 3 };
-
-// Every column of the latest schema (common/csv_schema.h): a version's columns are a prefix.
-using Column = csv_schema::Column;
+// The schema versions and their columns, as common/csv_schema.h defines them.
+using csv_schema::Column;
 using csv_schema::ColumnName;
-
-// "v1", "v2", "v3".
-absl::string_view SchemaVersionName(SchemaVersion version);
-// The version's columns in canonical order.
-const std::vector<Column>& ColumnsOf(SchemaVersion version);
+using csv_schema::ColumnsOf;
+using csv_schema::SchemaVersion;
+using csv_schema::SchemaVersionName;
 
 // What --schema_version asks for: one version for every file, or a per-file choice ("mixed").
 struct SchemaChoice {

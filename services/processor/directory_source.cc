@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/atomic_file.h"
+#include "common/file_util.h"
 #include "common/status.h"
 #include "common/time_util.h"
 
@@ -63,8 +64,7 @@ absl::StatusOr<std::vector<DiscoveredFile>> DirectorySource::Scan() {
     struct stat st;
     const std::string path = absl::StrCat(options_.dir, "/", name);
     if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
-    files.push_back(DiscoveredFile{std::string(name), static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000 +
-                                                          st.st_mtim.tv_nsec / 1000});
+    files.push_back(DiscoveredFile{std::string(name), MtimeMicros(st)});
   }
   ::closedir(dir);
   return files;

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/atomic_file.h"
+#include "common/file_util.h"
 #include "common/sha256.h"
 #include "common/status.h"
 #include "google/protobuf/util/json_util.h"
@@ -106,7 +107,7 @@ absl::StatusOr<FileFacts> InspectFile(const std::string& dir, const std::string&
   if (::stat(facts.path.c_str(), &st) != 0) return ErrnoToStatus(errno, absl::StrCat("stat ", facts.path));
   if (!S_ISREG(st.st_mode)) return absl::NotFoundError(absl::StrCat(facts.path, " is not a regular file"));
   facts.size_bytes = st.st_size;
-  facts.mtime_us = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000 + st.st_mtim.tv_nsec / 1000;
+  facts.mtime_us = MtimeMicros(st);
   facts.reference_time_us = facts.mtime_us;
 
   if (!IsValidUtf8(name)) {

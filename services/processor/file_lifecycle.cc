@@ -67,31 +67,6 @@ absl::Status MoveFile(const std::string& from, const std::string& to) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> ReadSmallFile(const std::string& path, size_t limit) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return ErrnoToStatus(errno, absl::StrCat("open ", path));
-  std::string content;
-  char buffer[64 * 1024];
-  absl::Status status;
-  for (;;) {
-    const ssize_t n = ::read(fd, buffer, sizeof(buffer));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      status = ErrnoToStatus(errno, absl::StrCat("read ", path));
-      break;
-    }
-    if (n == 0) break;
-    content.append(buffer, static_cast<size_t>(n));
-    if (content.size() > limit) {
-      status = absl::OutOfRangeError(absl::StrCat(path, " is larger than ", limit, " bytes"));
-      break;
-    }
-  }
-  ::close(fd);
-  if (!status.ok()) return status;
-  return content;
-}
-
 FileLifecycle::FileLifecycle(FileLifecycleOptions options, ProcessorMetrics* metrics)
     : options_(std::move(options)), metrics_(metrics) {}
 

@@ -17,6 +17,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/file_util.h"  // ReadSmallFile, for this header's users
 #include "services/processor/processor_metrics.h"
 
 namespace ecomstream::processor {
@@ -58,10 +59,6 @@ class FileLifecycle {
 
 // Renames `from` to `to`; across filesystems copies (fsynced) and unlinks instead.
 absl::Status MoveFile(const std::string& from, const std::string& to);
-
-// Reads a whole small file (manifests, PEM files). kNotFound when absent; kOutOfRange when
-// larger than `limit` bytes; other filesystem errors as canonical codes.
-absl::StatusOr<std::string> ReadSmallFile(const std::string& path, size_t limit);
 
 }  // namespace ecomstream::processor
 

@@ -78,12 +78,5 @@ TEST_F(FileLifecycleTest, AFileThatIsGoneIsNotFound) {
   EXPECT_EQ(Make().Quarantine("never.csv", "why").status().code(), absl::StatusCode::kNotFound);
 }
 
-TEST_F(FileLifecycleTest, ReadSmallFileRefusesLargerFiles) {
-  testing::DropFile(inbox_, "big", std::string(100, 'x'));
-  EXPECT_EQ(ReadSmallFile(inbox_ + "/big", 99).status().code(), absl::StatusCode::kOutOfRange);
-  EXPECT_EQ(ReadSmallFile(inbox_ + "/big", 100)->size(), 100u);
-  EXPECT_EQ(ReadSmallFile(inbox_ + "/none", 100).status().code(), absl::StatusCode::kNotFound);
-}
-
 }  // namespace
 }  // namespace ecomstream::processor

@@ -16,6 +16,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/string_view.h"
+#include "common/csv_schema.h"  // RowOutcome
 #include "common/uuid.h"
 #include "ecomstream/v1/ingest.pb.h"
 #include "services/processor/csv_reader.h"
@@ -38,8 +39,6 @@ struct RowValidatorOptions {
   // validator. (Its windows are late_after_us and max_future_us above.)
   const Rules* rules = nullptr;
 };
-
-enum class RowOutcome { kEvent, kDeadLetter, kDuplicate };
 
 // Counts over every record a validator has seen.
 struct RowCounts {

@@ -29,10 +29,7 @@ absl::StatusOr<Schema> SchemaRegistry::Detect(const std::vector<absl::string_vie
   int highest = -1;
   for (size_t i = 0; i < header.size(); ++i) {
     const std::string name = absl::AsciiStrToLower(absl::StripAsciiWhitespace(header[i]));
-    int column = -1;
-    for (int c = 0; c < Column::kNumColumns; ++c) {
-      if (csv_schema::kColumnNames[c] == name) column = c;
-    }
+    const int column = csv_schema::FindColumn(name);
     if (column < 0) {
       unknown.push_back(Printable(name));
     } else if (schema.index[column] >= 0) {
@@ -42,15 +39,16 @@ absl::StatusOr<Schema> SchemaRegistry::Detect(const std::vector<absl::string_vie
       highest = std::max(highest, column);
     }
   }
-  for (int version = 1; version <= 3; ++version) {
+  // The first version that has every column named.
+  for (csv_schema::SchemaVersion version : csv_schema::kSchemaVersions) {
     if (highest < csv_schema::ColumnCount(version)) {
-      schema.version = version;
+      schema.version = static_cast<int>(version);
       break;
     }
   }
   if (schema.version != 0) {
     for (int c = 0; c < csv_schema::ColumnCount(schema.version); ++c) {
-      if (schema.index[c] < 0) missing.push_back(std::string(csv_schema::kColumnNames[c]));
+      if (schema.index[c] < 0) missing.push_back(std::string(ColumnName(static_cast<Column>(c))));
     }
   }
   if (unknown.empty() && repeated.empty() && missing.empty() && schema.version != 0) return schema;

@@ -15,7 +15,7 @@
 
 namespace ecomstream::processor {
 
-// The v3 columns and the header name of each (common/csv_schema.h).
+// The v3 columns and the header name of each, as common/csv_schema.h defines them.
 using Column = csv_schema::Column;
 using csv_schema::ColumnName;
 

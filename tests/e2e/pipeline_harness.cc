@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/csv.h"
 #include "common/sha256.h"
 #include "gtest/gtest.h"
 #include "tests/pg_fixture.h"
@@ -226,96 +227,20 @@ std::string Pipeline::Logs() const {
 
 // --- Source files -------------------------------------------------------------------------------
 
+// Records as common/csv.h splits them: the plain reading, independent of the processor's
+// streaming reader whose results this checks.
 absl::StatusOr<SourceFile> ParseSourceCsv(absl::string_view name, absl::string_view content) {
   SourceFile file;
   file.name = std::string(name);
-  const size_t n = content.size();
-  size_t pos = 0;
-  int64_t line = 1;
-  bool have_header = false;
-  int64_t row_number = 0;
-  if (content.substr(0, 3) == "\xEF\xBB\xBF") pos = 3;
-  auto is_crlf = [&](size_t at) { return at + 1 < n && content[at] == '\r' && content[at + 1] == '\n'; };
-
-  while (pos < n) {
-    if (content[pos] == '\n') { ++pos; ++line; continue; }  // an empty line is not a record
-    if (is_crlf(pos)) { pos += 2; ++line; continue; }
-    SourceRow rec;
-    rec.line = line;
-    const size_t start = pos;
-    size_t end = n;   // end of the record's bytes (terminator excluded)
-    size_t next = n;  // where the next record starts
-    bool to_end_of_line = false;
-    std::string field;
-    while (true) {
-      if (pos < n && content[pos] == '"') {
-        ++pos;
-        bool closed = false;
-        while (pos < n) {
-          if (content[pos] == '"') {
-            if (pos + 1 < n && content[pos + 1] == '"') { field += '"'; pos += 2; continue; }
-            ++pos;
-            closed = true;
-            break;
-          }
-          if (content[pos] == '\n') ++line;
-          field += content[pos++];
-        }
-        if (!closed) {  // unterminated quote: the rest of the file is one malformed record
-          rec.malformed = true;
-          end = n;
-          if (end > start && content[end - 1] == '\n') --end;
-          if (end > start && content[end - 1] == '\r') --end;
-          next = n;
-          break;
-        }
-        if (pos >= n) { rec.fields.push_back(field); end = next = n; break; }
-        if (content[pos] == ',') { rec.fields.push_back(std::move(field)); field.clear(); ++pos; continue; }
-        if (content[pos] == '\n' || is_crlf(pos)) {
-          rec.fields.push_back(std::move(field));
-          end = pos;
-          next = pos + (content[pos] == '\n' ? 1 : 2);
-          ++line;
-          break;
-        }
-        to_end_of_line = true;  // something after a closing quote
-        break;
-      }
-      while (pos < n && content[pos] != ',' && content[pos] != '\n' && !is_crlf(pos) && content[pos] != '"') {
-        field += content[pos++];
-      }
-      if (pos < n && content[pos] == '"') { to_end_of_line = true; break; }  // quote inside a bare field
-      if (pos >= n) { rec.fields.push_back(field); end = next = n; break; }
-      if (content[pos] == ',') { rec.fields.push_back(std::move(field)); field.clear(); ++pos; continue; }
-      rec.fields.push_back(std::move(field));
-      end = pos;
-      next = pos + (content[pos] == '\n' ? 1 : 2);
-      ++line;
-      break;
-    }
-    if (to_end_of_line) {
-      rec.malformed = true;
-      size_t newline = content.find('\n', pos);
-      if (newline == absl::string_view::npos) {
-        end = next = n;
-      } else {
-        end = (newline > start && content[newline - 1] == '\r') ? newline - 1 : newline;
-        next = newline + 1;
-        ++line;
-      }
-    }
-    rec.raw = std::string(content.substr(start, end - start));
-    pos = next;
-    if (!have_header) {
-      if (rec.malformed) return absl::InvalidArgumentError(absl::StrCat(name, ": malformed header"));
-      for (const auto& f : rec.fields) file.header.push_back(absl::AsciiStrToLower(Trim(f)));
-      have_header = true;
-      continue;
-    }
-    rec.row = ++row_number;
-    file.rows.push_back(std::move(rec));
+  std::vector<CsvTextRecord> records = SplitCsvRecords(content);
+  if (records.empty()) return absl::InvalidArgumentError(absl::StrCat(name, ": no header"));
+  if (records[0].malformed) return absl::InvalidArgumentError(absl::StrCat(name, ": malformed header"));
+  for (const auto& f : records[0].fields) file.header.push_back(absl::AsciiStrToLower(Trim(f)));
+  for (size_t i = 1; i < records.size(); ++i) {
+    CsvTextRecord& record = records[i];
+    file.rows.push_back(SourceRow{static_cast<int64_t>(i), record.line, std::move(record.raw),
+                                  std::move(record.fields), record.malformed});
   }
-  if (!have_header) return absl::InvalidArgumentError(absl::StrCat(name, ": no header"));
   return file;
 }
 

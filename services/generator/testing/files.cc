@@ -5,20 +5,14 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "tests/testing/files.h"
 #include "tests/testing/temp_dir.h"
 
 namespace ecomstream::generator::testing {
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream content;
-  content << in.rdbuf();
-  return content.str();
-}
+std::string ReadFile(const std::string& path) { return ::ecomstream::testing::ReadFileToString(path).value_or(""); }
 
 std::vector<std::string> ListDir(const std::string& dir) {
   std::vector<std::string> names;

@@ -7,6 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "common/csv.h"
 #include "common/csv_schema.h"
 #include "common/domain.h"
 #include "common/uuid.h"
@@ -17,109 +18,9 @@ namespace {
 constexpr int64_t kHourUs = 3'600'000'000;
 constexpr size_t kMaxRowBytes = 65536;
 
-struct Record {
-  int64_t line = 0;
-  std::string raw;
-  std::vector<std::string> fields;
-  bool malformed = false;
-};
-
-// Splits into records per docs/rows.md ("Records, rows and lines").
-std::vector<Record> SplitRecords(absl::string_view s) {
-  std::vector<Record> records;
-  size_t i = 0;
-  int64_t line = 1;
-  if (s.substr(0, 3) == "\xEF\xBB\xBF") i = 3;
-  while (i < s.size()) {
-    // A completely empty line is not a record.
-    if (s[i] == '\n') {
-      ++i;
-      ++line;
-      continue;
-    }
-    if (s[i] == '\r' && i + 1 < s.size() && s[i + 1] == '\n') {
-      i += 2;
-      ++line;
-      continue;
-    }
-    Record r;
-    r.line = line;
-    const size_t start = i;
-    std::string field;
-    bool done = false;
-    auto end_at_line_end = [&](size_t from) {
-      size_t nl = s.find('\n', from);
-      if (nl == absl::string_view::npos) nl = s.size();
-      size_t end = nl;
-      if (end > start && s[end - 1] == '\r') --end;
-      r.raw = std::string(s.substr(start, end - start));
-      r.malformed = true;
-      i = nl < s.size() ? nl + 1 : s.size();
-      ++line;
-      done = true;
-    };
-    while (!done) {
-      field.clear();
-      if (i < s.size() && s[i] == '"') {
-        ++i;
-        bool closed = false;
-        while (i < s.size()) {
-          if (s[i] == '"') {
-            if (i + 1 < s.size() && s[i + 1] == '"') {
-              field.push_back('"');
-              i += 2;
-              continue;
-            }
-            closed = true;
-            ++i;
-            break;
-          }
-          if (s[i] == '\n') ++line;
-          field.push_back(s[i++]);
-        }
-        if (!closed) {  // unterminated quote: the rest of the file
-          r.raw = std::string(s.substr(start));
-          r.malformed = true;
-          i = s.size();
-          done = true;
-          break;
-        }
-        if (i < s.size() && s[i] != ',' && s[i] != '\r' && s[i] != '\n') {
-          end_at_line_end(i);
-          break;
-        }
-        if (i < s.size() && s[i] == '\r' && !(i + 1 < s.size() && s[i + 1] == '\n')) {
-          end_at_line_end(i);
-          break;
-        }
-      } else {
-        while (i < s.size() && s[i] != ',' && s[i] != '\n' && !(s[i] == '\r' && i + 1 < s.size() && s[i + 1] == '\n')) {
-          if (s[i] == '"') break;
-          field.push_back(s[i++]);
-        }
-        if (i < s.size() && s[i] == '"') {
-          end_at_line_end(i);
-          break;
-        }
-      }
-      r.fields.push_back(field);
-      if (i >= s.size()) {
-        r.raw = std::string(s.substr(start));
-        done = true;
-      } else if (s[i] == ',') {
-        ++i;
-      } else {
-        const size_t end = i;
-        i += s[i] == '\r' ? 2 : 1;
-        r.raw = std::string(s.substr(start, end - start));
-        ++line;
-        done = true;
-      }
-    }
-    records.push_back(std::move(r));
-  }
-  return records;
-}
+// The records as common/csv.h splits them per docs/rows.md: a plain whole-text reading shared
+// with the pipeline's oracle, not the processor's streaming reader that these checks judge.
+using Record = CsvTextRecord;
 
 bool ValidUtf8(absl::string_view s) {
   size_t i = 0;
@@ -214,10 +115,10 @@ bool InList(const std::vector<absl::string_view>& list, const std::string& value
 int SchemaOf(const std::vector<std::string>& header) {
   const std::set<std::string> names(header.begin(), header.end());
   if (names.size() != header.size()) return 0;
-  for (int version = 1; version <= 3; ++version) {
+  for (csv_schema::SchemaVersion version : csv_schema::kSchemaVersions) {
     std::set<std::string> expected;
-    for (int c = 0; c < csv_schema::ColumnCount(version); ++c) expected.insert(std::string(csv_schema::kColumnNames[c]));
-    if (names == expected) return version;
+    for (csv_schema::Column c : csv_schema::ColumnsOf(version)) expected.insert(std::string(csv_schema::ColumnName(c)));
+    if (names == expected) return static_cast<int>(version);
   }
   return 0;
 }
@@ -250,7 +151,7 @@ bool ParseEventTime(absl::string_view text, int64_t* unix_us) {
 
 OracleFile ClassifyCsv(absl::string_view content, int64_t reference_time_us) {
   OracleFile file;
-  std::vector<Record> records = SplitRecords(content);
+  std::vector<Record> records = SplitCsvRecords(content);
   if (records.empty()) return file;
   for (const std::string& name : records[0].fields) {
     file.header.push_back(absl::AsciiStrToLower(absl::StripAsciiWhitespace(name)));
@@ -285,7 +186,12 @@ OracleFile ClassifyCsv(absl::string_view content, int64_t reference_time_us) {
       const auto& user_id = get("user_id");
       const auto& event_type = get("event_type");
       const auto& event_time = get("event_time");
-      if (!event_id || !user_id || !event_type || !event_time) add(v1::REJECT_REASON_MISSING_REQUIRED);
+      bool missing = false;
+      for (int c = 0; c < csv_schema::kNumColumns; ++c) {
+        const auto column = static_cast<csv_schema::Column>(c);
+        if (csv_schema::IsRequired(column) && !get(std::string(csv_schema::ColumnName(column)))) missing = true;
+      }
+      if (missing) add(v1::REJECT_REASON_MISSING_REQUIRED);
       Uuid uuid;
       const bool event_id_ok = event_id && ParseUuid(*event_id, &uuid);
       if (event_id && !event_id_ok) add(v1::REJECT_REASON_BAD_EVENT_ID);
