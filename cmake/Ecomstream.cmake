@@ -2,7 +2,8 @@
 #
 #   ecomstream_library(NAME SRCS a.cc b.cc DEPS x y)
 #   ecomstream_binary(NAME SRCS main.cc DEPS x)          -> build/bin/NAME
-#   ecomstream_test(NAME SRCS a_test.cc DEPS x [LABELS pg] [OWN_PG_CLUSTER] [TIMEOUT s] [TEST_PREFIX p.])
+#   ecomstream_test(NAME SRCS a_test.cc DEPS x [LABELS pg] [OWN_PG_CLUSTER] [TIMEOUT s] [TEST_PREFIX p.]
+#                   [COST n])
 #
 # Every dependency is a namespaced target; no global include directories.
 
@@ -27,15 +28,25 @@ endfunction()
 # summary reports: unit (the default), pg (needs PostgreSQL), e2e (the real binaries against
 # PostgreSQL), deploy, containers.
 #
+# A unit binary is ONE ctest test named TEST_PREFIX + NAME (e.g. processor.processor_test): its
+# tests take milliseconds each, and a process per test cost ten times the tests themselves. Run
+# one of its tests with the binary and --gtest_filter. pg and e2e binaries are split into one
+# ctest test per gtest test (gtest_discover_tests, named TEST_PREFIX + Suite.Test), so `ctest -j`
+# runs them side by side.
+#
 # pg and e2e tests require the pg_cluster fixture (tests/CMakeLists.txt): one PostgreSQL cluster per
 # ctest run, described to them by ECOMSTREAM_TEST_PG. OWN_PG_CLUSTER (tests that stop or restart
 # PostgreSQL) leaves both out, so SharedPgCluster() starts a cluster of the test's own.
 # Every test gets ECOMSTREAM_BIN_DIR (where the service binaries are).
+#
+# COST orders a run without earlier timings (a fresh clone): ctest starts the costliest first, so
+# a long test does not run alone at the end. Give about the seconds the test (unit: the binary)
+# takes on a quiet machine; the default is 1 for unit, 2 for pg and 10 for e2e.
 set(ECOMSTREAM_TEST_LABELS unit pg e2e deploy containers)
 set(ECOMSTREAM_TEST_PG_INFO ${CMAKE_BINARY_DIR}/tests/pg_cluster.info)
 
 function(ecomstream_test name)
-  cmake_parse_arguments(ARG "OWN_PG_CLUSTER" "TIMEOUT;TEST_PREFIX;LABELS" "SRCS;DEPS" ${ARGN})
+  cmake_parse_arguments(ARG "OWN_PG_CLUSTER" "TIMEOUT;TEST_PREFIX;LABELS;COST" "SRCS;DEPS" ${ARGN})
   add_executable(${name} ${ARG_SRCS})
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} ecomstream_testing GTest::gtest GTest::gmock GTest::gtest_main)
   target_compile_options(${name} PRIVATE ${ECOMSTREAM_WARNINGS})
@@ -51,19 +62,30 @@ function(ecomstream_test name)
   endif()
   set(env "ECOMSTREAM_BIN_DIR=${CMAKE_BINARY_DIR}/bin")
   set(fixture "")
-  # COST orders a run without earlier timings (a fresh build): long tests start first, so one of
-  # them does not run alone at the end.
   set(cost 1)
   if(ARG_LABELS STREQUAL "e2e")
-    set(cost 50)
+    set(cost 10)
   elseif(ARG_LABELS STREQUAL "pg")
-    set(cost 5)
+    set(cost 2)
+  endif()
+  if(ARG_COST)
+    set(cost ${ARG_COST})
   endif()
   if(ARG_LABELS MATCHES "^(pg|e2e)$" AND NOT ARG_OWN_PG_CLUSTER)
     list(APPEND env "ECOMSTREAM_TEST_PG=${ECOMSTREAM_TEST_PG_INFO}")
     set(fixture pg_cluster)
   endif()
-  # TEST_PREFIX (optional) prefixes every discovered test name, e.g. so `ctest -R generator` selects a suite.
+  if(ARG_LABELS STREQUAL "unit")
+    set(test_name "${ARG_TEST_PREFIX}${name}")
+    add_test(NAME ${test_name} COMMAND ${name})
+    set_tests_properties(${test_name} PROPERTIES
+      LABELS unit
+      TIMEOUT ${ARG_TIMEOUT}
+      COST ${cost}
+      ENVIRONMENT "${env}")
+    return()
+  endif()
+  # TEST_PREFIX (optional) prefixes every discovered test name, e.g. so `ctest -R writer` selects a suite.
   gtest_discover_tests(${name}
     TEST_PREFIX "${ARG_TEST_PREFIX}"
     DISCOVERY_TIMEOUT 60)

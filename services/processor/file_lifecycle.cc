@@ -1,6 +1,7 @@
 #include "services/processor/file_lifecycle.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -56,6 +57,42 @@ absl::Status CopyFile(const std::string& from, const std::string& to) {
   if (!status.ok()) ::unlink(to.c_str());
   return status;
 }
+
+// An exclusive flock on the inbox file `path` for the life of the object: a processor moving
+// the file out holds it, so another one that found the same file committed waits, and then finds
+// it gone instead of taking the archive name the first is moving it to for taken.
+class MoveLock {
+ public:
+  explicit MoveLock(const std::string& path) : fd_(::open(path.c_str(), O_RDONLY | O_CLOEXEC)) {
+    if (fd_ < 0) {
+      status_ = ErrnoToStatus(errno, absl::StrCat("open ", path));
+      return;
+    }
+    while (::flock(fd_, LOCK_EX) != 0) {
+      if (errno != EINTR) {
+        status_ = ErrnoToStatus(errno, absl::StrCat("lock ", path));
+        return;
+      }
+    }
+    // The lock is on the file we opened; whoever held it before may have moved that file on.
+    struct stat held, named;
+    if (::fstat(fd_, &held) != 0 || ::lstat(path.c_str(), &named) != 0 || held.st_ino != named.st_ino ||
+        held.st_dev != named.st_dev) {
+      status_ = absl::NotFoundError(absl::StrCat(path, " is gone"));
+    }
+  }
+  ~MoveLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  MoveLock(const MoveLock&) = delete;
+  MoveLock& operator=(const MoveLock&) = delete;
+  // kNotFound when the file is gone (moved by another processor).
+  const absl::Status& status() const { return status_; }
+
+ private:
+  int fd_;
+  absl::Status status_;
+};
 
 }  // namespace
 
@@ -113,8 +150,12 @@ absl::StatusOr<std::string> FileLifecycle::Commit(absl::string_view name) {
       status = ErrnoToStatus(errno, absl::StrCat("unlink ", source));
     }
   } else {
-    target = FreeTarget(options_.archive_dir, name);
-    status = MoveWithManifest(name, target);
+    MoveLock lock(absl::StrCat(options_.input_dir, "/", name));
+    status = lock.status();
+    if (status.ok()) {
+      target = FreeTarget(options_.archive_dir, name);
+      status = MoveWithManifest(name, target);
+    }
   }
   if (metrics_ != nullptr) (status.ok() ? metrics_->file_lifecycle.sent : metrics_->file_lifecycle.failed).Increment();
   if (!status.ok()) return status;
@@ -123,6 +164,11 @@ absl::StatusOr<std::string> FileLifecycle::Commit(absl::string_view name) {
 
 absl::StatusOr<std::string> FileLifecycle::Quarantine(absl::string_view name, absl::string_view reason) {
   if (metrics_ != nullptr) metrics_->file_lifecycle.received.Increment();
+  MoveLock lock(absl::StrCat(options_.input_dir, "/", name));
+  if (!lock.status().ok()) {
+    if (metrics_ != nullptr) metrics_->file_lifecycle.failed.Increment();
+    return lock.status();
+  }
   const std::string target = FreeTarget(options_.quarantine_dir, name);
   const std::string target_name = target.substr(options_.quarantine_dir.size() + 1);
   // The reason first: whoever finds the CSV in quarantine finds why.

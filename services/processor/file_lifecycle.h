@@ -6,7 +6,9 @@
 // manifest moves first, so a crash in between leaves the CSV in the inbox, where it is claimed
 // again and found already committed, never a manifest without its CSV in the archive. A name
 // already taken in the target directory gets a numeric suffix ("NAME.1.csv"): nothing there is
-// overwritten.
+// overwritten. While a processor moves a file it holds an exclusive flock on the inbox file:
+// another processor moving the same file (both found it committed) waits for it and then finds
+// it gone, so it never takes the half-moved file's archive name for taken.
 //
 // Thread-safe (no shared state besides the filesystem); metrics may be null.
 #ifndef ECOMSTREAM_SERVICES_PROCESSOR_FILE_LIFECYCLE_H_

@@ -1,5 +1,13 @@
 #include "services/processor/file_lifecycle.h"
 
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "services/processor/testing/test_files.h"
@@ -50,6 +58,33 @@ TEST_F(FileLifecycleTest, ATakenNameInTheArchiveGetsASuffixAndNothingIsOverwritt
   EXPECT_EQ(*ReadFileToString(archive_ + "/a.csv"), "first");
   EXPECT_EQ(*ReadFileToString(archive_ + "/a.1.csv"), "second");
   EXPECT_THAT(ListFiles(archive_), ElementsAre("a.1.csv", "a.1.csv.manifest.json", "a.csv"));
+}
+
+// Two processors archive one file at once (the one that loaded it, and one whose claim came back
+// ALREADY_COMMITTED). The first has moved the manifest and not yet the CSV when the second comes:
+// the second waits for the move and finds the file gone; it never takes the manifest already in
+// the archive for a taken name and moves the CSV to "a.1.csv".
+TEST_F(FileLifecycleTest, ASecondProcessorArchivingAFileMidMoveFindsItGoneAndTakesNoSecondName) {
+  testing::DropFile(inbox_, "a.csv", "data");
+  testing::DropFile(inbox_, "a.csv.manifest.json", "{}");
+  FileLifecycle lifecycle = Make();
+  // The first processor, mid-move: it holds the inbox file and has moved the manifest.
+  const int first = ::open((inbox_ + "/a.csv").c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(first, 0);
+  ASSERT_EQ(::flock(first, LOCK_EX), 0);
+  ASSERT_EQ(::rename((inbox_ + "/a.csv.manifest.json").c_str(), (archive_ + "/a.csv.manifest.json").c_str()), 0);
+
+  absl::StatusOr<std::string> second = absl::UnknownError("not run");
+  std::thread mover([&] { second = lifecycle.Commit("a.csv"); });
+  absl::SleepFor(absl::Milliseconds(200));  // time for the second to run ahead if it does not wait
+  EXPECT_EQ(::rename((inbox_ + "/a.csv").c_str(), (archive_ + "/a.csv").c_str()), 0) << "the second moved it";
+  ::close(first);
+  mover.join();
+
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kNotFound) << second.status();
+  EXPECT_THAT(ListFiles(archive_), ElementsAre("a.csv", "a.csv.manifest.json"));
+  EXPECT_EQ(*ReadFileToString(archive_ + "/a.csv"), "data");
+  EXPECT_THAT(ListFiles(inbox_), IsEmpty());
 }
 
 TEST_F(FileLifecycleTest, DeleteAfterCommitRemovesTheCsvAndItsManifest) {

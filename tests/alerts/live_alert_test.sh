@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs a real Prometheus (Debian's `prometheus`) against the live writer, processor and generator
 # and checks that EcomstreamDeadLetterRateHigh and EcomstreamRejectReasonHigh fire when 30% of
-# rows are bad (all with a bad price), while EcomstreamDatabaseDown stays quiet. Everything (PostgreSQL cluster, inbox,
-# Prometheus data) lives in a temp directory of its own, removed at the end; ports are free ports.
+# rows are bad (all with a bad price), while EcomstreamDatabaseDown stays quiet. The database is a
+# new one on the ctest run's cluster ($ECOMSTREAM_TEST_PG, the pg_cluster fixture), or on a
+# cluster of its own when run by hand. Everything else (inbox, Prometheus data) lives in a temp
+# directory of its own, removed at the end; ports are free ports.
 # The rules are deploy/prometheus/rules/*.yml with their `for:` shortened to 2s (same
 # expressions), scraped and evaluated every second.
 #   tests/alerts/live_alert_test.sh BIN_DIR
@@ -28,8 +30,17 @@ trap cleanup EXIT
 export OTEL_SDK_DISABLED=true  # no collector here: no span is exported or dropped
 mkdir -p "$work/inbox" "$work/archive" "$work/quarantine" "$work/rules" "$work/prometheus"
 
-start_pg "$work" 2>/dev/null
-dsn="host=127.0.0.1 port=$(<"$work/port") user=postgres dbname=postgres"
+if [[ -n "${ECOMSTREAM_TEST_PG:-}" && -f "$ECOMSTREAM_TEST_PG" ]]; then
+  pg_port="$(sed -n 's/^port=//p' "$ECOMSTREAM_TEST_PG")"
+  pg_user="$(sed -n 's/^superuser=//p' "$ECOMSTREAM_TEST_PG")"
+  db="live_alerts_$$_${RANDOM}"
+  psql -X -q -v ON_ERROR_STOP=1 -d "host=127.0.0.1 port=$pg_port user=$pg_user dbname=postgres" \
+    -c "CREATE DATABASE $db" || die "cannot create a database on the test cluster of $ECOMSTREAM_TEST_PG"
+  dsn="host=127.0.0.1 port=$pg_port user=$pg_user dbname=$db"
+else
+  start_pg "$work" 2>/dev/null
+  dsn="host=127.0.0.1 port=$(<"$work/port") user=postgres dbname=postgres"
+fi
 "$bin/ecomstream-writer" --pg_dsn="$dsn" --migrate_only >"$work/migrate.log" 2>&1 ||
   { cat "$work/migrate.log" >&2; die "migrations failed"; }
 
@@ -87,7 +98,7 @@ while (( SECONDS < deadline )); do
   if grep -q '^EcomstreamDeadLetterRateHigh' <<<"$alerts" && grep -q '^EcomstreamRejectReasonHigh' <<<"$alerts"; then
     break
   fi
-  sleep 2
+  sleep 0.5
 done
 for service in writer processor generator; do
   echo "--- $service log (last lines)"; tail -n 3 "$work/$service.log"

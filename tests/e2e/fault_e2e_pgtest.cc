@@ -25,7 +25,8 @@ const std::vector<std::string> kSlowBatches = {"--batch_rows=100", "--max_in_fli
 
 TEST(FaultE2eTest, TwoProcessorsOnOneInboxLoadEveryFileExactlyOnce) {
   Pipeline p("two_processors");
-  auto truth = p.Generate(GeneratorFlags(9600, 400, 11));
+  // 24 files of one batch each: as many files to contend for as before, half the rows.
+  auto truth = p.Generate(GeneratorFlags(4800, 200, 11));
   ASSERT_TRUE(truth.ok()) << truth.status();
   ASSERT_EQ(truth->files, 24);
   ASSERT_TRUE(p.StartWriter().ok()) << p.Logs();
@@ -47,7 +48,8 @@ TEST(FaultE2eTest, TwoProcessorsOnOneInboxLoadEveryFileExactlyOnce) {
 
 TEST(FaultE2eTest, ProcessorKilledMidFileAndRestartedFinishesItWithoutLossOrDuplicates) {
   Pipeline p("processor_killed");
-  auto truth = p.Generate(GeneratorFlags(20000, 20000, 12));
+  // 120 batches of 100 rows: the kill after 20 leaves most of the file to the restarted one.
+  auto truth = p.Generate(GeneratorFlags(12000, 12000, 12));
   ASSERT_TRUE(truth.ok()) << truth.status();
   ASSERT_EQ(truth->files, 1);
   ASSERT_TRUE(p.StartWriter().ok()) << p.Logs();
@@ -86,7 +88,7 @@ TEST(FaultE2eTest, ProcessorKilledMidFileAndRestartedFinishesItWithoutLossOrDupl
 
 TEST(FaultE2eTest, WriterKilledMidStreamAndRestartedLosesAndDuplicatesNothing) {
   Pipeline p("writer_killed");
-  auto truth = p.Generate(GeneratorFlags(20000, 5000, 13));
+  auto truth = p.Generate(GeneratorFlags(12000, 3000, 13));
   ASSERT_TRUE(truth.ok()) << truth.status();
   ASSERT_TRUE(p.StartWriter().ok()) << p.Logs();
 

@@ -14,7 +14,7 @@ namespace {
 
 TEST(PgRestartE2eTest, DatabaseRestartedMidRunLosesAndDuplicatesNothing) {
   Pipeline p("pg_restart");
-  auto truth = p.Generate({"--total_events=20000", "--events_per_file=5000", "--events_per_second=0",
+  auto truth = p.Generate({"--total_events=12000", "--events_per_file=3000", "--events_per_second=0",
                            "--anomaly_rate=0.02", "--seed=14", "--schema_version=v3", "--file_interval=20m",
                            kStartTimeFlag});
   ASSERT_TRUE(truth.ok()) << truth.status();

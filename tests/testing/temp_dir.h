@@ -35,8 +35,9 @@ class TempDir {
   std::string path_;
 };
 
-// A directory private to this process, created on first use and removed at normal exit. ctest
-// runs every test in its own process, so under ctest it is private to the test.
+// A directory private to this process, created on first use and removed at normal exit. The
+// tests of one process run one after another: a test that uses a fixed name under it starts by
+// removing what an earlier test of the binary left there.
 const std::string& ScratchDir();
 
 // $TMPDIR, or /tmp when it is unset or empty.
