@@ -21,9 +21,9 @@
 #include "absl/time/time.h"
 #include "common/tracer.h"
 #include "ecomstream/v1/ingest.grpc.pb.h"
-#include "services/writer/file_ledger.h"
-#include "services/writer/pg_sink.h"
-#include "services/writer/writer_metrics.h"
+#include "services/writer/pg/file_ledger.h"
+#include "services/writer/pg/pg_sink.h"
+#include "services/writer/pg/writer_metrics.h"
 
 namespace ecomstream::writer {
 

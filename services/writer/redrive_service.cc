@@ -14,9 +14,9 @@
 #include "common/grpc_status.h"
 #include "common/log.h"
 #include "common/uuid.h"
-#include "services/writer/batch_validator.h"
-#include "services/writer/event_stats.h"
-#include "services/writer/pg_connection.h"
+#include "services/writer/pg/batch_validator.h"
+#include "services/writer/pg/event_stats.h"
+#include "services/writer/pg/pg_connection.h"
 
 namespace ecomstream::writer {
 namespace {

@@ -24,7 +24,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "ecomstream/v1/ingest.grpc.pb.h"
-#include "services/writer/pg_pool.h"
+#include "services/writer/pg/pg_pool.h"
 
 namespace ecomstream::writer {
 

@@ -12,7 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/uuid.h"
-#include "services/writer/testing/writer_testing.h"
+#include "services/writer/pg/testing/writer_testing.h"
 
 namespace ecomstream::writer {
 namespace {

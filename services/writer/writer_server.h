@@ -19,12 +19,12 @@
 #include "common/status_server.h"
 #include "common/tracer.h"
 #include "services/writer/config.h"
-#include "services/writer/file_ledger.h"
+#include "services/writer/pg/file_ledger.h"
 #include "services/writer/ingest_service.h"
-#include "services/writer/pg_pool.h"
-#include "services/writer/pg_sink.h"
+#include "services/writer/pg/pg_pool.h"
+#include "services/writer/pg/pg_sink.h"
 #include "services/writer/redrive_service.h"
-#include "services/writer/writer_metrics.h"
+#include "services/writer/pg/writer_metrics.h"
 
 namespace ecomstream::writer {
 
