@@ -29,14 +29,9 @@
 // the new events run first, without the file lock and without savepoints; then the file is
 // locked and order, claim and ledger are checked as above, and the stored ids are updated. If any
 // of it fails (a row the database rejects, a concurrent insert of a new id, a lost session), the
-// transaction is rolled back and the batch runs again the careful way. A stream overlaps
-// consecutive batches this way: while batch N locks its file and commits on one session, batch
-// N+1 probes and COPYs on another. Why this cannot deadlock: a batch is begun only once the
-// previous batch's new events are in, and a begun batch holds no lock the previous one's commit
-// needs (it locks stored ids the previous batch also locks only after that one commits, inserts
-// only ids stored nowhere, and touches no aggregate row before its own commit); the one
-// exception, the previous batch running again, rolls back the begun batch first (Commit's
-// before_rerun).
+// transaction is rolled back and the batch runs again the careful way. A stream overlaps its
+// consecutive batches this way through CommitPipeline (commit_pipeline.h says why that cannot
+// deadlock); Begin and Commit are the steps it puts together.
 //
 // Thread-safe: each Write borrows its own session from the pool.
 #ifndef ECOMSTREAM_SERVICES_WRITER_PG_PG_SINK_H_
@@ -94,7 +89,8 @@ class PgSink {
   //   kPermissionDenied    the login lacks a grant (see sql/004_roles.sql)
   absl::StatusOr<v1::Ack> Write(const v1::Batch& batch);
 
-  // Write in steps, so a stream can prepare its next batch, and begin it, while one commits:
+  // Write in steps, so a stream can prepare its next batch, and begin it, while one commits
+  // (CommitPipeline orders the steps of a stream's batches):
   // Write(batch) is Commit(*prepared, Begin(*prepared), [] {}) with prepared = Prepare(batch).
   // Prepare: kInvalidArgument for a malformed batch; no database access. Thread-safe.
   absl::StatusOr<std::unique_ptr<PreparedBatch>> Prepare(v1::Batch batch) const;
