@@ -16,7 +16,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
-#include "services/writer/pg/migrations.h"
+#include "services/writer/pg/migrator.h"
 #include "services/writer/pg/testing/writer_testing.h"
 #include "tests/pg_fixture.h"
 #include "tests/testing/temp_dir.h"

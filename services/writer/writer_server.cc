@@ -10,7 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "common/status.h"
-#include "services/writer/pg/migrations.h"
+#include "services/writer/pg/migrator.h"
 
 namespace ecomstream::writer {
 namespace {

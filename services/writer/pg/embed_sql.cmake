@@ -3,7 +3,7 @@
 string(REPLACE "|" ";" files "${SQL_FILES}")
 list(SORT files)
 set(out "// Generated from sql/*.sql by services/writer/pg/embed_sql.cmake. Do not edit.\n")
-string(APPEND out "#include \"services/writer/pg/migrations.h\"\n\nnamespace ecomstream::writer {\n\n")
+string(APPEND out "#include \"services/writer/pg/migrator.h\"\n\nnamespace ecomstream::writer {\n\n")
 string(APPEND out "const std::vector<SqlFile>& EmbeddedSqlFiles() {\n  static const auto* files = new std::vector<SqlFile>{\n")
 foreach(path IN LISTS files)
   get_filename_component(name "${path}" NAME)

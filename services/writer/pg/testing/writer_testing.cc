@@ -8,7 +8,6 @@
 #include "common/domain.h"
 #include "common/sha256.h"
 #include "common/uuid.h"
-#include "services/writer/pg/migrations.h"
 #include "services/writer/pg/migrator.h"
 
 namespace ecomstream::writer::testing {

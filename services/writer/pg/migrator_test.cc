@@ -1,4 +1,4 @@
-#include "services/writer/pg/migrations.h"
+#include "services/writer/pg/migrator.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
