@@ -1,4 +1,4 @@
-#include "services/writer/redrive_service.h"
+#include "services/writer/pg/redrive_store.h"
 
 #include <map>
 #include <optional>

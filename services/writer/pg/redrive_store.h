@@ -16,8 +16,8 @@
 // letter with reason database_rejected and the server's message.
 //
 // Thread-safe.
-#ifndef ECOMSTREAM_SERVICES_WRITER_REDRIVE_SERVICE_H_
-#define ECOMSTREAM_SERVICES_WRITER_REDRIVE_SERVICE_H_
+#ifndef ECOMSTREAM_SERVICES_WRITER_PG_REDRIVE_STORE_H_
+#define ECOMSTREAM_SERVICES_WRITER_PG_REDRIVE_STORE_H_
 
 #include <grpcpp/grpcpp.h>
 
@@ -60,4 +60,4 @@ class RedriveService final : public v1::DeadLetters::Service {
 
 }  // namespace ecomstream::writer
 
-#endif  // ECOMSTREAM_SERVICES_WRITER_REDRIVE_SERVICE_H_
+#endif  // ECOMSTREAM_SERVICES_WRITER_PG_REDRIVE_STORE_H_

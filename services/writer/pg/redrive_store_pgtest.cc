@@ -1,6 +1,6 @@
 // Redrive against a real PostgreSQL, logged in as ecomstream_writer: listing, the one
 // transaction that inserts and marks, idempotence, and what stays a dead letter.
-#include "services/writer/redrive_service.h"
+#include "services/writer/pg/redrive_store.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
