@@ -23,7 +23,7 @@
 #include "services/writer/ingest_service.h"
 #include "services/writer/pg/pg_pool.h"
 #include "services/writer/pg/pg_sink.h"
-#include "services/writer/pg/redrive_store.h"
+#include "services/writer/redrive_service.h"
 #include "services/writer/pg/writer_metrics.h"
 
 namespace ecomstream::writer {

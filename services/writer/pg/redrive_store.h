@@ -1,5 +1,5 @@
-// redrive_service: the writer's side of redrive (service ecomstream.v1.DeadLetters,
-// docs/redrive.md).
+// redrive_store: the writer's side of redrive in PostgreSQL (served as
+// ecomstream.v1.DeadLetters by the edge's redrive_service; docs/redrive.md).
 //
 // List pages through the dead letters not redriven yet (filters: reasons, file name, stored-at
 // range), with the header and reference time the file ledger kept for their file.
@@ -19,11 +19,9 @@
 #ifndef ECOMSTREAM_SERVICES_WRITER_PG_REDRIVE_STORE_H_
 #define ECOMSTREAM_SERVICES_WRITER_PG_REDRIVE_STORE_H_
 
-#include <grpcpp/grpcpp.h>
-
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "ecomstream/v1/ingest.grpc.pb.h"
+#include "ecomstream/v1/ingest.pb.h"
 #include "services/writer/pg/pg_pool.h"
 
 namespace ecomstream::writer {
@@ -44,18 +42,6 @@ class RedriveStore {
 
  private:
   PgPool* pool_;
-};
-
-class RedriveService final : public v1::DeadLetters::Service {
- public:
-  explicit RedriveService(RedriveStore* store) : store_(store) {}
-  grpc::Status List(grpc::ServerContext* context, const v1::ListDeadLettersRequest* request,
-                    v1::ListDeadLettersResponse* response) override;
-  grpc::Status Redrive(grpc::ServerContext* context, const v1::RedriveRequest* request,
-                       v1::RedriveResponse* response) override;
-
- private:
-  RedriveStore* store_;
 };
 
 }  // namespace ecomstream::writer
