@@ -1,5 +1,6 @@
 #include "services/writer/pg/redrive_store.h"
 
+#include <array>
 #include <map>
 #include <optional>
 #include <set>
@@ -251,32 +252,113 @@ absl::StatusOr<v1::ListDeadLettersResponse> RedriveStore::List(const v1::ListDea
 
 namespace {
 
-// One request's transaction; throws what libpqxx throws.
-absl::StatusOr<v1::RedriveResponse> RunRedrive(pqxx::work& txn, const v1::RedriveRequest& request) {
-  const std::string ledger_id = absl::StrCat("redrive:", request.run_id());
+// The recorded answer if (run_id, first_seq) is in the batch ledger.
+std::optional<v1::RedriveResponse> RecordedAnswer(pqxx::work& txn, const std::string& ledger_id, int64_t first_seq) {
+  const pqxx::result found = txn.exec_params(kFindRedriveBatch, ledger_id, first_seq);
+  if (found.empty()) return std::nullopt;
   v1::RedriveResponse response;
-  if (const pqxx::result found = txn.exec_params(kFindRedriveBatch, ledger_id, request.first_seq()); !found.empty()) {
-    response.set_inserted(found[0][0].as<int64_t>());
-    response.set_unchanged(found[0][1].as<int64_t>());
-    response.set_still_failing(found[0][2].as<int64_t>());
-    response.set_already_redriven(found[0][3].as<int64_t>());
-    response.set_already_committed(true);
-    return response;
-  }
+  response.set_inserted(found[0][0].as<int64_t>());
+  response.set_unchanged(found[0][1].as<int64_t>());
+  response.set_still_failing(found[0][2].as<int64_t>());
+  response.set_already_redriven(found[0][3].as<int64_t>());
+  response.set_already_committed(true);
+  return response;
+}
+
+// A dead letter of the request, locked.
+struct LockedDeadLetter {
+  std::string file_id, file_name;
+  bool redriven;
+};
+
+// Locks the request's dead letters; those gone are missing from the map.
+absl::flat_hash_map<int64_t, LockedDeadLetter> LockDeadLetters(pqxx::work& txn, const v1::RedriveRequest& request) {
   std::string ids = "{";
   for (const v1::RedriveItem& item : request.items()) {
     if (ids.size() > 1) ids.push_back(',');
     absl::StrAppend(&ids, item.dead_letter_id());
   }
   ids.push_back('}');
-  struct Stored {
-    std::string file_id, file_name;
-    bool redriven;
-  };
-  absl::flat_hash_map<int64_t, Stored> stored;
+  absl::flat_hash_map<int64_t, LockedDeadLetter> locked;
   for (const pqxx::row& row : txn.exec_params(kLockDeadLetters, ids)) {
-    stored[row[0].as<int64_t>()] = Stored{row[1].as<std::string>(), row[2].as<std::string>(), row[3].as<bool>()};
+    locked[row[0].as<int64_t>()] =
+        LockedDeadLetter{row[1].as<std::string>(), row[2].as<std::string>(), row[3].as<bool>()};
   }
+  return locked;
+}
+
+// The event as kInsertEvent's and kSameEvent's parameters $1..$20 (text; "" is NULL).
+using EventParams = std::array<std::string, 20>;
+EventParams EventAsParams(const v1::Event& e, const std::string& file_name) {
+  std::string event_id;
+  AppendUuid(e.event_id(), &event_id);
+  std::string session_id;
+  if (!e.session_id().empty()) AppendUuid(e.session_id(), &session_id);
+  return EventParams{
+      event_id,
+      absl::StrCat(e.user_id()),
+      session_id,
+      std::string(domain::EventTypeName(e.event_type())),
+      OptionalInt(e.has_product_id(), e.product_id()),
+      e.category(),
+      OptionalInt(e.has_price_cents(), e.price_cents()),
+      OptionalInt(e.has_quantity(), e.quantity()),
+      OptionalInt(e.has_total_amount_cents(), e.total_amount_cents()),
+      absl::StrCat(e.event_time_us()),
+      std::string(domain::UserSegmentName(e.user_segment())),
+      e.device_type(),
+      e.browser(),
+      e.geo_country(),
+      e.geo_city(),
+      e.referrer(),
+      e.campaign_id(),
+      absl::StrCat(e.schema_version()),
+      e.late_arrival() ? "true" : "false",
+      file_name,
+  };
+}
+
+// What inserting one redriven event came to.
+struct InsertOutcome {
+  bool inserted = false;
+  std::optional<bool> same;  // not inserted: whether the stored event has the same content
+  std::string refused;       // the database's message if it refused the event
+};
+
+InsertOutcome InsertEvent(pqxx::work& txn, const EventParams& p) {
+  InsertOutcome outcome;
+  // A savepoint per event, so a row the database refuses leaves the rest of the page alone.
+  // (Plain SQL: after a failed statement libpqxx 6.4's subtransaction did not roll back.)
+  txn.exec0("SAVEPOINT redrive_event");
+  try {
+    outcome.inserted = !txn.exec_params(kInsertEvent, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9],
+                                        p[10], p[11], p[12], p[13], p[14], p[15], p[16], p[17], p[18], p[19])
+                            .empty();
+    if (!outcome.inserted) {
+      const pqxx::result r = txn.exec_params(kSameEvent, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9],
+                                             p[10], p[11], p[12], p[13], p[14], p[15], p[16], p[17], p[18], p[19]);
+      if (!r.empty()) outcome.same = r[0][0].as<bool>();
+    }
+    txn.exec0("RELEASE SAVEPOINT redrive_event");
+  } catch (const pqxx::sql_error& e) {
+    if (!IsDataError(SqlState(e))) throw;
+    txn.exec0("ROLLBACK TO SAVEPOINT redrive_event");
+    txn.exec0("RELEASE SAVEPOINT redrive_event");
+    outcome.refused = absl::StrCat("the database refused the event: ", e.what());
+    while (!outcome.refused.empty() && (outcome.refused.back() == '\n' || outcome.refused.back() == ' ')) {
+      outcome.refused.pop_back();
+    }
+  }
+  return outcome;
+}
+
+// One request's transaction; throws what libpqxx throws.
+absl::StatusOr<v1::RedriveResponse> RunRedrive(pqxx::work& txn, const v1::RedriveRequest& request) {
+  const std::string ledger_id = absl::StrCat("redrive:", request.run_id());
+  if (std::optional<v1::RedriveResponse> recorded = RecordedAnswer(txn, ledger_id, request.first_seq())) {
+    return *std::move(recorded);
+  }
+  const absl::flat_hash_map<int64_t, LockedDeadLetter> locked = LockDeadLetters(txn, request);
 
   Counts counts;
   auto still_failing = [&](int64_t id, const std::vector<std::string>& reasons, const std::string& detail,
@@ -286,8 +368,8 @@ absl::StatusOr<v1::RedriveResponse> RunRedrive(pqxx::work& txn, const v1::Redriv
     for (const std::string& reason : reasons) ++counts.reasons[reason];
   };
   for (const v1::RedriveItem& item : request.items()) {
-    const auto it = stored.find(item.dead_letter_id());
-    if (it == stored.end() || it->second.redriven) {
+    const auto it = locked.find(item.dead_letter_id());
+    if (it == locked.end() || it->second.redriven) {
       ++counts.already;
       continue;
     }
@@ -298,65 +380,15 @@ absl::StatusOr<v1::RedriveResponse> RunRedrive(pqxx::work& txn, const v1::Redriv
       still_failing(item.dead_letter_id(), reasons, d.detail(), d.column());
       continue;
     }
-    const v1::Event& e = item.event();
-    std::string event_id;
-    AppendUuid(e.event_id(), &event_id);
-    std::string session_id;
-    if (!e.session_id().empty()) AppendUuid(e.session_id(), &session_id);
-    const std::string params[] = {
-        event_id,
-        absl::StrCat(e.user_id()),
-        session_id,
-        std::string(domain::EventTypeName(e.event_type())),
-        OptionalInt(e.has_product_id(), e.product_id()),
-        e.category(),
-        OptionalInt(e.has_price_cents(), e.price_cents()),
-        OptionalInt(e.has_quantity(), e.quantity()),
-        OptionalInt(e.has_total_amount_cents(), e.total_amount_cents()),
-        absl::StrCat(e.event_time_us()),
-        std::string(domain::UserSegmentName(e.user_segment())),
-        e.device_type(),
-        e.browser(),
-        e.geo_country(),
-        e.geo_city(),
-        e.referrer(),
-        e.campaign_id(),
-        absl::StrCat(e.schema_version()),
-        e.late_arrival() ? "true" : "false",
-        it->second.file_name,
-    };
-    bool inserted = false;
-    std::optional<bool> same;
-    std::string refused;
-    // A savepoint per event, so a row the database refuses leaves the rest of the page alone.
-    // (Plain SQL: after a failed statement libpqxx 6.4's subtransaction did not roll back.)
-    txn.exec0("SAVEPOINT redrive_event");
-    try {
-      inserted = !txn.exec_params(kInsertEvent, params[0], params[1], params[2], params[3], params[4], params[5],
-                                  params[6], params[7], params[8], params[9], params[10], params[11], params[12],
-                                  params[13], params[14], params[15], params[16], params[17], params[18], params[19])
-                      .empty();
-      if (!inserted) {
-        const pqxx::result r =
-            txn.exec_params(kSameEvent, params[0], params[1], params[2], params[3], params[4], params[5], params[6],
-                            params[7], params[8], params[9], params[10], params[11], params[12], params[13],
-                            params[14], params[15], params[16], params[17], params[18], params[19]);
-        if (!r.empty()) same = r[0][0].as<bool>();
-      }
-      txn.exec0("RELEASE SAVEPOINT redrive_event");
-    } catch (const pqxx::sql_error& e) {
-      if (!IsDataError(SqlState(e))) throw;
-      txn.exec0("ROLLBACK TO SAVEPOINT redrive_event");
-      txn.exec0("RELEASE SAVEPOINT redrive_event");
-      refused = absl::StrCat("the database refused the event: ", e.what());
-      while (!refused.empty() && (refused.back() == '\n' || refused.back() == ' ')) refused.pop_back();
-    }
-    if (!refused.empty()) {
-      still_failing(item.dead_letter_id(), {domain::RejectReasonName(v1::REJECT_REASON_DATABASE_REJECTED)}, refused,
-                    "");
-    } else if (inserted || same.value_or(false)) {
+    const EventParams params = EventAsParams(item.event(), it->second.file_name);
+    const std::string& event_id = params[0];
+    const InsertOutcome outcome = InsertEvent(txn, params);
+    if (!outcome.refused.empty()) {
+      still_failing(item.dead_letter_id(), {domain::RejectReasonName(v1::REJECT_REASON_DATABASE_REJECTED)},
+                    outcome.refused, "");
+    } else if (outcome.inserted || outcome.same.value_or(false)) {
       txn.exec_params(kMarkRedriven, item.dead_letter_id(), event_id, request.rules_version());
-      ++(inserted ? counts.inserted : counts.unchanged);
+      ++(outcome.inserted ? counts.inserted : counts.unchanged);
       ++counts.redriven_by_file[it->second.file_id];
     } else {
       still_failing(item.dead_letter_id(), {domain::RejectReasonName(v1::REJECT_REASON_CONFLICTING_DUPLICATE)},
@@ -377,6 +409,7 @@ absl::StatusOr<v1::RedriveResponse> RunRedrive(pqxx::work& txn, const v1::Redriv
                   counts.inserted, counts.unchanged, counts.already, counts.still_failing, reasons_json,
                   request.rules_version());
   txn.commit();
+  v1::RedriveResponse response;
   response.set_inserted(counts.inserted);
   response.set_unchanged(counts.unchanged);
   response.set_still_failing(counts.still_failing);
