@@ -242,7 +242,7 @@ class IngestService::WriteStream final : public grpc::ServerBidiReactor<v1::Batc
   bool done_ ABSL_GUARDED_BY(mu_) = false;
 };
 
-IngestService::IngestService(PgSink* sink, FileLedger* ledger, WriterMetrics* metrics, const tracing::Tracer* tracer)
+IngestService::IngestService(PgSink* sink, FileLedger* ledger, ServerMetrics* metrics, const tracing::Tracer* tracer)
     : sink_(sink), ledger_(ledger), metrics_(metrics), tracer_(tracer) {}
 
 IngestService::~IngestService() {

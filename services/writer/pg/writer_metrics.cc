@@ -34,9 +34,7 @@ WriterMetrics::WriterMetrics(metrics::Registry* registry)
                                                  "Time from the file's drop into the inbox to the commit of its batch.",
                                                  metrics::LatencyBuckets())),
       batch_rows_(registry->GetHistogram("ecomstream_writer_batch_rows", "Rows per committed batch.",
-                                         metrics::SizeBuckets())),
-      database_up_(registry->GetGauge("ecomstream_writer_database_up", "1 while the database is usable.")),
-      active_streams_(registry->GetGauge("ecomstream_writer_active_streams", "Open Write streams.")) {}
+                                         metrics::SizeBuckets())) {}
 
 void WriterMetrics::RecordBatch(const v1::Ack& ack, const std::map<std::string, int64_t>& reasons,
                                 double commit_seconds, int64_t file_drop_time_us) {

@@ -1,4 +1,6 @@
-// The writer's Prometheus series (names ecomstream_writer_..., base units, counters _total):
+// writer_metrics: the Prometheus series of what the writer commits and claims (names
+// ecomstream_writer_..., base units, counters _total; the gRPC edge's own gauges are in
+// services/writer/server_metrics.h):
 //   ecomstream_writer_rows_total{outcome}            inserted|updated|unchanged|duplicate|dead_lettered
 //   ecomstream_writer_dead_letters_total{reason}      per reject reason (database_rejected included)
 //   ecomstream_writer_batches_total{result}          committed|already_committed|failed
@@ -9,8 +11,6 @@
 //   ecomstream_end_to_end_latency_seconds            file drop (generator) .. COMMIT
 //   ecomstream_writer_batch_rows                      rows per committed batch
 //   ecomstream_writer_claims_total{outcome}           claimed|resume|already_committed|held_by_other
-//   ecomstream_writer_database_up                     1 while the database is usable
-//   ecomstream_writer_active_streams                  open Write streams (the in-flight window)
 // A batch of N rows moves the row counters by N. Thread-safe.
 #ifndef ECOMSTREAM_SERVICES_WRITER_PG_WRITER_METRICS_H_
 #define ECOMSTREAM_SERVICES_WRITER_PG_WRITER_METRICS_H_
@@ -36,9 +36,6 @@ class WriterMetrics {
   // A begun batch was finished (`finished`) or rolled back to run again the careful way.
   void RecordFastPath(bool finished) { (finished ? fast_finished_ : fast_ran_again_).Increment(); }
   void RecordClaim(v1::ClaimFileResponse::Outcome outcome);
-  void SetDatabaseUp(bool up) { database_up_.Set(up ? 1 : 0); }
-  void StreamOpened() { active_streams_.Add(1); }
-  void StreamClosed() { active_streams_.Add(-1); }
 
  private:
   metrics::Registry* registry_;
@@ -55,8 +52,6 @@ class WriterMetrics {
   metrics::Histogram& commit_latency_;
   metrics::Histogram& end_to_end_latency_;
   metrics::Histogram& batch_rows_;
-  metrics::Gauge& database_up_;
-  metrics::Gauge& active_streams_;
 };
 
 }  // namespace ecomstream::writer
