@@ -38,8 +38,8 @@
 #include "common/time_util.h"
 #include "common/uuid.h"
 #include "ecomstream/v1/ingest.grpc.pb.h"
-#include "services/writer/copy_encoder.h"
-#include "services/writer/migrator.h"
+#include "services/writer/pg/copy_encoder.h"
+#include "services/writer/pg/migrator.h"
 #include "services/writer/writer_server.h"
 #include "tests/pg_fixture.h"
 

@@ -16,8 +16,8 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
-#include "services/writer/migrations.h"
-#include "services/writer/testing/writer_testing.h"
+#include "services/writer/pg/migrator.h"
+#include "services/writer/pg/testing/writer_testing.h"
 #include "tests/pg_fixture.h"
 #include "tests/testing/temp_dir.h"
 

@@ -11,6 +11,7 @@
 #include "common/grpc_status.h"
 #include "common/log.h"
 #include "common/trace_context.h"
+#include "services/writer/pg/commit_pipeline.h"
 
 namespace ecomstream::writer {
 namespace {
@@ -106,14 +107,6 @@ class IngestService::WriteStream final : public grpc::ServerBidiReactor<v1::Batc
   }
 
  private:
-  // The batch after the one committing, begun on a helper thread (PgSink::Begin: its new events
-  // are inserted while this one locks its file and commits). Commit thread only.
-  struct Ahead {
-    std::unique_ptr<PreparedBatch> batch;
-    PgSink::BegunPtr begun;
-    std::thread thread;  // running Begin
-  };
-
   // Takes the next batch from pending_ (starting another read if there is room). mu_ held.
   absl::StatusOr<std::unique_ptr<PreparedBatch>> PopPending(bool* read_more) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     absl::StatusOr<std::unique_ptr<PreparedBatch>> next = std::move(pending_.front());
@@ -122,89 +115,23 @@ class IngestService::WriteStream final : public grpc::ServerBidiReactor<v1::Batc
     return next;
   }
 
-  // Commits `batch` (finishing `begun`, or beginning it here), and once its new events are in,
-  // begins the next pending batch in `ahead` on a helper thread.
-  absl::StatusOr<v1::Ack> CommitBatch(const PreparedBatch& batch, PgSink::BegunPtr begun, std::unique_ptr<Ahead>* ahead) {
-    if (begun == nullptr) begun = service_->sink_->Begin(batch);
+  // The pipeline's NextBatch: the next pending batch, to begin ahead, unless the stream is ending.
+  std::unique_ptr<PreparedBatch> TakeAhead() {
+    std::unique_ptr<PreparedBatch> next;
     bool read_more = false;
-    if (begun != nullptr) {
+    {
       absl::MutexLock lock(&mu_);
-      if (!end_.has_value() && !pending_.empty() && pending_.front().ok()) {
-        *ahead = std::make_unique<Ahead>();
-        (*ahead)->batch = *PopPending(&read_more);
-        ahead_ = true;
-      }
+      if (end_.has_value() || pending_.empty() || !pending_.front().ok()) return nullptr;
+      next = *PopPending(&read_more);
+      ahead_ = true;
     }
     if (read_more) StartRead(&incoming_);
-    if (*ahead != nullptr) {
-      (*ahead)->thread = std::thread([sink = service_->sink_, a = ahead->get()] { a->begun = sink->Begin(*a->batch); });
-    }
-    return service_->sink_->Commit(batch, std::move(begun), [ahead] {
-      // This batch runs again, and could wait for the new rows of the one begun after it.
-      if (*ahead == nullptr) return;
-      if ((*ahead)->thread.joinable()) (*ahead)->thread.join();
-      (*ahead)->begun.reset();
-    });
+    return next;
   }
 
   void CommitLoop() {
-    std::unique_ptr<Ahead> ahead;
-    while (true) {
-      std::optional<absl::StatusOr<std::unique_ptr<PreparedBatch>>> next;
-      PgSink::BegunPtr begun;
-      bool read_more = false;
-      if (ahead != nullptr) {
-        if (ahead->thread.joinable()) ahead->thread.join();  // before_rerun may have joined it
-        next = std::move(ahead->batch);
-        begun = std::move(ahead->begun);
-        ahead.reset();
-      }
-      {
-        absl::MutexLock lock(&mu_);
-        ahead_ = false;
-        if (!next.has_value()) {
-          auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-            return end_.has_value() || !pending_.empty() || (read_closed_ && !read_outstanding_);
-          };
-          mu_.Await(absl::Condition(&ready));
-          if (end_.has_value() || pending_.empty()) break;  // ended, or the client is done
-          next = PopPending(&read_more);
-        } else if (end_.has_value()) {
-          break;  // rolls back `begun`
-        }
-        committing_ = true;
-      }
-      if (read_more) StartRead(&incoming_);
-      absl::StatusOr<v1::Ack> ack = next->ok() ? CommitBatch(***next, std::move(begun), &ahead) : next->status();
-      if (!ack.ok()) {
-        const v1::Batch* batch = next->ok() ? (**next)->batch.get() : nullptr;
-        ECOMSTREAM_LOG_(FailureLevel(ack.status()), "Batch failed; ending the stream")
-            << Kv("file", batch != nullptr ? batch->file_name() : "")
-            << Kv("rows", batch != nullptr ? absl::StrCat(batch->first_row(), "-", batch->last_row()) : "")
-            << Kv("error", ack.status().ToString());
-      }
-      const v1::Ack* write = nullptr;
-      {
-        absl::MutexLock lock(&mu_);
-        committing_ = false;
-        if (!ack.ok()) {
-          if (!end_.has_value()) end_ = ToGrpcStatus(ack.status());
-          pending_.clear();
-        } else {
-          acks_.push_back(*std::move(ack));
-          // Freeing a batch (thousands of protobuf strings) takes about a millisecond: a gRPC
-          // thread does it (OnWriteDone), not this one, which goes on to the next transaction.
-          if (next->ok()) spent_.push_back(*std::move(*next));
-          if (!write_outstanding_) {
-            write_outstanding_ = true;
-            write = &acks_.front();
-          }
-        }
-      }
-      if (write != nullptr) StartWrite(write);
-      MaybeFinish();
-    }
-    MaybeFinish();  // (each iteration takes `ahead` first, so there is none left here)
+    CommitAll();
+    MaybeFinish();
     {
       absl::MutexLock lock(&mu_);
       auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return done_; };
@@ -213,6 +140,75 @@ class IngestService::WriteStream final : public grpc::ServerBidiReactor<v1::Batc
     service_->metrics_->StreamClosed();
     service_->Unregister(this);
     delete this;
+  }
+
+  // Commits batches in order until the stream ends or the client is done, queueing their acks.
+  void CommitAll() {
+    CommitPipeline pipeline(service_->sink_);
+    auto take_ahead = [this] { return TakeAhead(); };
+    while (true) {
+      // nullopt: the batch the pipeline holds begun ahead comes next.
+      std::optional<absl::StatusOr<std::unique_ptr<PreparedBatch>>> next;
+      bool read_more = false;
+      {
+        absl::MutexLock lock(&mu_);
+        ahead_ = false;
+        if (!pipeline.has_ahead()) {
+          auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+            return end_.has_value() || !pending_.empty() || (read_closed_ && !read_outstanding_);
+          };
+          mu_.Await(absl::Condition(&ready));
+          if (end_.has_value() || pending_.empty()) break;  // ended, or the client is done
+          next = PopPending(&read_more);
+        } else if (end_.has_value()) {
+          break;  // the pipeline rolls back its batch begun ahead
+        }
+        committing_ = true;
+      }
+      if (read_more) StartRead(&incoming_);
+      CommitPipeline::Committed committed;
+      if (!next.has_value()) {
+        committed = pipeline.CommitAhead(take_ahead);
+      } else if (next->ok()) {
+        committed = pipeline.Commit(*std::move(*next), take_ahead);
+      } else {
+        committed.ack = next->status();
+      }
+      Acknowledge(std::move(committed));
+    }
+  }
+
+  // Queues the ack of a committed batch and writes it if no write is outstanding; a failed batch
+  // ends the stream.
+  void Acknowledge(CommitPipeline::Committed committed) {
+    const absl::StatusOr<v1::Ack>& ack = committed.ack;
+    if (!ack.ok()) {
+      const v1::Batch* batch = committed.batch != nullptr ? committed.batch->batch.get() : nullptr;
+      ECOMSTREAM_LOG_(FailureLevel(ack.status()), "Batch failed; ending the stream")
+          << Kv("file", batch != nullptr ? batch->file_name() : "")
+          << Kv("rows", batch != nullptr ? absl::StrCat(batch->first_row(), "-", batch->last_row()) : "")
+          << Kv("error", ack.status().ToString());
+    }
+    const v1::Ack* write = nullptr;
+    {
+      absl::MutexLock lock(&mu_);
+      committing_ = false;
+      if (!ack.ok()) {
+        if (!end_.has_value()) end_ = ToGrpcStatus(ack.status());
+        pending_.clear();
+      } else {
+        acks_.push_back(*std::move(committed.ack));
+        // Freeing a batch (thousands of protobuf strings) takes about a millisecond: a gRPC
+        // thread does it (OnWriteDone), not this one, which goes on to the next transaction.
+        spent_.push_back(std::move(committed.batch));
+        if (!write_outstanding_) {
+          write_outstanding_ = true;
+          write = &acks_.front();
+        }
+      }
+    }
+    if (write != nullptr) StartWrite(write);
+    MaybeFinish();
   }
 
   // Finishes the RPC once nothing is committing or waiting to be written and the stream has
@@ -241,12 +237,12 @@ class IngestService::WriteStream final : public grpc::ServerBidiReactor<v1::Batc
   bool read_closed_ ABSL_GUARDED_BY(mu_) = false;
   bool write_outstanding_ ABSL_GUARDED_BY(mu_) = false;
   bool committing_ ABSL_GUARDED_BY(mu_) = false;
-  bool ahead_ ABSL_GUARDED_BY(mu_) = false;  // the commit thread holds a batch begun ahead
+  bool ahead_ ABSL_GUARDED_BY(mu_) = false;  // the commit thread's pipeline holds a batch begun ahead
   bool finish_called_ ABSL_GUARDED_BY(mu_) = false;
   bool done_ ABSL_GUARDED_BY(mu_) = false;
 };
 
-IngestService::IngestService(PgSink* sink, FileLedger* ledger, WriterMetrics* metrics, const tracing::Tracer* tracer)
+IngestService::IngestService(PgSink* sink, FileLedger* ledger, ServerMetrics* metrics, const tracing::Tracer* tracer)
     : sink_(sink), ledger_(ledger), metrics_(metrics), tracer_(tracer) {}
 
 IngestService::~IngestService() {

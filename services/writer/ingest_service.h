@@ -1,8 +1,9 @@
 // ingest_service: the gRPC face of the writer (service ecomstream.v1.Ingest).
 //
 // ClaimFile goes to the file ledger. Write is a callback-API stream: it reads ahead (a few batches,
-// validated and encoded as they arrive) while the stream's own thread commits, and writes each Ack
-// only after pg_sink has committed its batch, so acks come back in commit order and the database
+// validated and encoded as they arrive) while the stream's own thread hands them, in order, to a
+// CommitPipeline (pg/commit_pipeline.h, which begins the next batch while one commits), and writes
+// each Ack only after its batch has committed, so acks come back in commit order and the database
 // never waits for the network or for protobuf parsing. A failed
 // batch ends the stream with its canonical code (INVALID_ARGUMENT, ABORTED, FAILED_PRECONDITION,
 // UNAVAILABLE...) after the acks of the batches before it: batches read after it are dropped
@@ -21,9 +22,9 @@
 #include "absl/time/time.h"
 #include "common/tracer.h"
 #include "ecomstream/v1/ingest.grpc.pb.h"
-#include "services/writer/file_ledger.h"
-#include "services/writer/pg_sink.h"
-#include "services/writer/writer_metrics.h"
+#include "services/writer/pg/file_ledger.h"
+#include "services/writer/pg/pg_sink.h"
+#include "services/writer/server_metrics.h"
 
 namespace ecomstream::writer {
 
@@ -31,7 +32,7 @@ class IngestService final : public v1::Ingest::WithCallbackMethod_Write<v1::Inge
  public:
   // All must outlive the service. Each ClaimFile is a span file.claim (SERVER), a child of the
   // call's `traceparent` metadata (the processor's file.process).
-  IngestService(PgSink* sink, FileLedger* ledger, WriterMetrics* metrics, const tracing::Tracer* tracer);
+  IngestService(PgSink* sink, FileLedger* ledger, ServerMetrics* metrics, const tracing::Tracer* tracer);
   // Waits until every stream is gone (shut the gRPC server down first).
   ~IngestService() override;
 
@@ -50,7 +51,7 @@ class IngestService final : public v1::Ingest::WithCallbackMethod_Write<v1::Inge
 
   PgSink* sink_;
   FileLedger* ledger_;
-  WriterMetrics* metrics_;
+  ServerMetrics* metrics_;
   const tracing::Tracer* tracer_;
 
   absl::Mutex mu_;

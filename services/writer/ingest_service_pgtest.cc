@@ -15,8 +15,8 @@
 #include "common/uuid.h"
 #include "ecomstream/v1/ingest.grpc.pb.h"
 #include "services/writer/health_probe.h"
-#include "services/writer/pg_connection.h"
-#include "services/writer/testing/writer_testing.h"
+#include "services/writer/pg/pg_connection.h"
+#include "services/writer/pg/testing/writer_testing.h"
 #include "services/writer/writer_server.h"
 #include "tests/testing/temp_dir.h"
 

@@ -9,7 +9,7 @@
 #include "common/span_metrics.h"
 #include "common/tracer.h"
 #include "services/writer/health_probe.h"
-#include "services/writer/migrator.h"
+#include "services/writer/pg/migrator.h"
 #include "services/writer/writer_flags.h"
 #include "services/writer/writer_server.h"
 

@@ -1,50 +1,15 @@
-// redrive_service: the writer's side of redrive (service ecomstream.v1.DeadLetters,
-// docs/redrive.md).
-//
-// List pages through the dead letters not redriven yet (filters: reasons, file name, stored-at
-// range), with the header and reference time the file ledger kept for their file.
-//
-// Redrive commits one request in one transaction: if (run_id, first_seq) is in the batch ledger
-// it answers the recorded counts and changes nothing; otherwise it locks the request's dead
-// letters, skips those already redriven (or gone), inserts each passing event
-// (INSERT ... ON CONFLICT DO NOTHING: a stored event with the same content counts unchanged, one
-// with other content leaves the dead letter failing as conflicting_duplicate, since redrive
-// never overwrites), marks each redriven dead letter (when, rules version, event), stores the new
-// reasons of those still failing, adds the redriven rows to their files' ledger rows and records
-// the request in the batch ledger with source 'redrive'; then COMMIT. event_stats_hourly follows
-// through the triggers of sql/002_event_stats.sql. A row the database refuses stays a dead
-// letter with reason database_rejected and the server's message.
-//
-// Thread-safe.
+// redrive_service: the gRPC face of redrive (service ecomstream.v1.DeadLetters,
+// docs/redrive.md). List and Redrive go to the RedriveStore (pg/redrive_store.h) and answer with
+// its canonical codes; each Redrive is logged with its run, first sequence number and counts.
 #ifndef ECOMSTREAM_SERVICES_WRITER_REDRIVE_SERVICE_H_
 #define ECOMSTREAM_SERVICES_WRITER_REDRIVE_SERVICE_H_
 
 #include <grpcpp/grpcpp.h>
 
-#include "absl/status/status.h"
-#include "absl/status/statusor.h"
 #include "ecomstream/v1/ingest.grpc.pb.h"
-#include "services/writer/pg_pool.h"
+#include "services/writer/pg/redrive_store.h"
 
 namespace ecomstream::writer {
-
-inline constexpr int kMaxListLimit = 1000;
-inline constexpr int kMaxRedriveItems = 5000;
-
-// kInvalidArgument naming the field for a bad filter or limit.
-absl::Status ValidateListRequest(const v1::ListDeadLettersRequest& request);
-// kInvalidArgument naming the item for a malformed request.
-absl::Status ValidateRedriveRequest(const v1::RedriveRequest& request);
-
-class RedriveStore {
- public:
-  explicit RedriveStore(PgPool* pool) : pool_(pool) {}  // `pool` must outlive the store
-  absl::StatusOr<v1::ListDeadLettersResponse> List(const v1::ListDeadLettersRequest& request);
-  absl::StatusOr<v1::RedriveResponse> Redrive(const v1::RedriveRequest& request);
-
- private:
-  PgPool* pool_;
-};
 
 class RedriveService final : public v1::DeadLetters::Service {
  public:

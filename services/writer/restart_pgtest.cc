@@ -12,7 +12,7 @@
 #include "absl/time/clock.h"
 #include "ecomstream/v1/ingest.grpc.pb.h"
 #include "services/writer/health_probe.h"
-#include "services/writer/testing/writer_testing.h"
+#include "services/writer/pg/testing/writer_testing.h"
 #include "services/writer/writer_server.h"
 
 namespace ecomstream::writer {

@@ -10,7 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "common/status.h"
-#include "services/writer/migrations.h"
+#include "services/writer/pg/migrator.h"
 
 namespace ecomstream::writer {
 namespace {
@@ -47,15 +47,16 @@ WriterServer::WriterServer(WriterConfig config, metrics::Registry* registry, con
     : config_(std::move(config)),
       registry_(registry),
       metrics_(registry),
+      server_metrics_(registry),
       pool_(WithConfig(std::move(pool_options), config_)),
       sink_(&pool_, &metrics_, tracer),
       ledger_(&pool_, &metrics_, LedgerOptions(config_)),
-      service_(&sink_, &ledger_, &metrics_, tracer),
+      service_(&sink_, &ledger_, &server_metrics_, tracer),
       redrive_store_(&pool_),
       redrive_service_(&redrive_store_) {
   pool_.SetHealthListener([this](bool healthy) {
     database_up_ = healthy;
-    metrics_.SetDatabaseUp(healthy);
+    server_metrics_.SetDatabaseUp(healthy);
     UpdateHealth();
   });
 }

@@ -19,12 +19,13 @@
 #include "common/status_server.h"
 #include "common/tracer.h"
 #include "services/writer/config.h"
-#include "services/writer/file_ledger.h"
+#include "services/writer/pg/file_ledger.h"
 #include "services/writer/ingest_service.h"
-#include "services/writer/pg_pool.h"
-#include "services/writer/pg_sink.h"
+#include "services/writer/pg/pg_pool.h"
+#include "services/writer/pg/pg_sink.h"
 #include "services/writer/redrive_service.h"
-#include "services/writer/writer_metrics.h"
+#include "services/writer/server_metrics.h"
+#include "services/writer/pg/writer_metrics.h"
 
 namespace ecomstream::writer {
 
@@ -56,6 +57,7 @@ class WriterServer {
   WriterConfig config_;
   metrics::Registry* registry_;
   WriterMetrics metrics_;
+  ServerMetrics server_metrics_;
   PgPool pool_;
   PgSink sink_;
   FileLedger ledger_;

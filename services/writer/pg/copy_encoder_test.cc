@@ -1,0 +1,128 @@
+#include "services/writer/pg/copy_encoder.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "absl/strings/escaping.h"
+#include "common/uuid.h"
+
+namespace ecomstream::writer {
+namespace {
+
+constexpr size_t kHeaderSize = 19;
+
+// The hex of what one value appends (after the header and a one-field row prefix).
+template <typename Fn>
+std::string FieldHex(Fn&& write) {
+  CopyEncoder copy;
+  copy.BeginRow(1);
+  write(copy);
+  const std::string out = copy.Finish();
+  // header, int16 field count ... int16 -1 trailer
+  return absl::BytesToHexString(out.substr(kHeaderSize + 2, out.size() - kHeaderSize - 4));
+}
+
+TEST(CopyEncoderTest, WritesTheBinaryCopyHeaderAndTrailer) {
+  const std::string out = CopyEncoder().Finish();
+  EXPECT_EQ(absl::BytesToHexString(out), "5047434f50590aff0d0a00" "00000000" "00000000" "ffff");
+}
+
+TEST(CopyEncoderTest, EncodesIntegersBigEndianWithLengths) {
+  EXPECT_EQ(FieldHex([](CopyEncoder& c) { c.Int64(-2); }), "00000008" "fffffffffffffffe");
+  EXPECT_EQ(FieldHex([](CopyEncoder& c) { c.Int32(258); }), "00000004" "00000102");
+  EXPECT_EQ(FieldHex([](CopyEncoder& c) { c.Int16(3); }), "00000002" "0003");
+  EXPECT_EQ(FieldHex([](CopyEncoder& c) { c.Bool(true); }), "00000001" "01");
+  EXPECT_EQ(FieldHex([](CopyEncoder& c) { c.Null(); }), "ffffffff");
+}
+
+TEST(CopyEncoderTest, EncodesNumericCentsInBase10000WithTwoDecimals) {
+  // ndigits, weight, sign, dscale, digits
+  EXPECT_EQ(FieldHex([](CopyEncoder& c) { c.NumericCents(1999); }), "0000000c" "0002" "0000" "0000" "0002" "0013" "26ac");
+  EXPECT_EQ(FieldHex([](CopyEncoder& c) { c.NumericCents(0); }), "00000008" "0000" "0000" "0000" "0002");
+  EXPECT_EQ(FieldHex([](CopyEncoder& c) { c.NumericCents(5); }), "0000000a" "0001" "ffff" "0000" "0002" "01f4");
+  EXPECT_EQ(FieldHex([](CopyEncoder& c) { c.NumericCents(1'000'000); }), "0000000a" "0001" "0001" "0000" "0002" "0001");
+  EXPECT_EQ(FieldHex([](CopyEncoder& c) { c.NumericCents(-250); }), "0000000c" "0002" "0000" "4000" "0002" "0002" "1388");
+  // INT64_MIN has no positive twin; it must still encode (the database then rejects it).
+  EXPECT_EQ(FieldHex([](CopyEncoder& c) { c.NumericCents(std::numeric_limits<int64_t>::min()); }),
+            "00000014" "0006" "0004" "4000" "0002" "0009" "08b9" "1c23" "1ac6" "1e4e" "0320");
+}
+
+TEST(CopyEncoderTest, EncodesTimestampsFromThePostgresEpochWithoutInfinities) {
+  EXPECT_EQ(FieldHex([](CopyEncoder& c) { c.TimestampMicros(946'684'800'000'000); }), "00000008" "0000000000000000");
+  EXPECT_EQ(FieldHex([](CopyEncoder& c) { c.TimestampMicros(946'684'800'000'001); }), "00000008" "0000000000000001");
+  // Saturates at INT64_MIN + 1 (out of range), never INT64_MIN (-infinity).
+  EXPECT_EQ(FieldHex([](CopyEncoder& c) { c.TimestampMicros(std::numeric_limits<int64_t>::min()); }),
+            "00000008" "8000000000000001");
+}
+
+TEST(CopyEncoderTest, EncodesTextAndByteaRawWithoutEscaping) {
+  EXPECT_EQ(FieldHex([](CopyEncoder& c) { c.Text("a\tb\\"); }), "00000004" "6109625c");
+  EXPECT_EQ(FieldHex([](CopyEncoder& c) { c.Bytea(std::string("\0\xff", 2)); }), "00000002" "00ff");
+}
+
+TEST(CopyEncoderTest, EncodesOneDimensionalTextArrays) {
+  EXPECT_EQ(FieldHex([](CopyEncoder& c) { c.TextArray({"ab", "c"}); }),
+            "0000001f" "00000001" "00000000" "00000019" "00000002" "00000001" "00000002" "6162" "00000001" "63");
+}
+
+TEST(CopyEncoderTest, EncodesAnEventRowWithNullsForUnsetFields) {
+  v1::Event event;
+  event.set_event_id(std::string(16, '\x11'));
+  event.set_event_type(v1::EVENT_TYPE_SEARCH);
+  event.set_schema_version(1);
+  const std::string out = EncodeEvents({&event}, {"f.csv", ""});
+  // header + field count 21 + values + trailer; spot-check the field count and the uuid.
+  EXPECT_EQ(absl::BytesToHexString(out.substr(kHeaderSize, 2 + 4 + 16)),
+            "0015" "00000010" "11111111111111111111111111111111");
+  EXPECT_EQ(absl::BytesToHexString(out.substr(out.size() - 2)), "ffff");
+}
+
+TEST(CopyEncoderTest, EncodedEventsCopyOutAnySubsetAsACompletePayload) {
+  std::vector<v1::Event> events(3);
+  std::vector<const v1::Event*> pointers;
+  for (int i = 0; i < 3; ++i) {
+    events[i].set_event_id(std::string(16, static_cast<char>('a' + i)));
+    events[i].set_event_type(v1::EVENT_TYPE_VIEW);
+    pointers.push_back(&events[i]);
+  }
+  const EncodedEvents encoded(pointers, {"f.csv", ""});
+  EXPECT_EQ(encoded.rows(), 3u);
+  EXPECT_EQ(encoded.Payload({0, 1, 2}), EncodeEvents(pointers, {"f.csv", ""}));
+  EXPECT_EQ(encoded.Payload({2}), EncodeEvents({&events[2]}, {"f.csv", ""}));
+  EXPECT_EQ(encoded.Payload({2, 0}), EncodeEvents({&events[2], &events[0]}, {"f.csv", ""}));
+  EXPECT_EQ(encoded.Payload({}), CopyEncoder().Finish());
+}
+
+TEST(CopyEncoderTest, ReplacesNulInDeadLetterDetailButKeepsRawBytes) {
+  DeadLetterRow row{3, 4, absl::string_view("a\0b", 3), {"nul_byte"}, std::string("x\0y", 3), ""};
+  const std::string out = EncodeDeadLetters({row}, {"sha256:x", "f.csv", 0, 946'684'800'000'000, ""});
+  EXPECT_NE(out.find(std::string("a\0b", 3)), std::string::npos);
+  EXPECT_NE(out.find("x\xEF\xBF\xBDy"), std::string::npos);
+  EXPECT_EQ(out.find(std::string("x\0y", 3)), std::string::npos);
+}
+
+TEST(FormatEventCsvTest, WritesAV3RecordInHeaderOrderWithRfc4180Quoting) {
+  v1::Event event;
+  Uuid id;
+  ASSERT_TRUE(ParseUuid("0190b6e4-6a1c-7c3e-9a4b-123456789abc", &id));
+  event.set_event_id(std::string(UuidBytes(id)));
+  event.set_user_id(42);
+  event.set_event_type(v1::EVENT_TYPE_PURCHASE);
+  event.set_product_id(100001);
+  event.set_price_cents(-1999);
+  event.set_event_time_us(1'767'225'600'000'000);
+  event.set_category("electronics");
+  event.set_quantity(2);
+  event.set_user_segment(v1::USER_SEGMENT_PREMIUM);
+  event.set_geo_city("Washington, \"D.C.\"");
+  EXPECT_EQ(FormatEventCsv(event),
+            "0190b6e4-6a1c-7c3e-9a4b-123456789abc,42,purchase,100001,-19.99,2026-01-01T00:00:00.000000Z,,"
+            "electronics,2,premium,,,,\"Washington, \"\"D.C.\"\"\",,");
+}
+
+}  // namespace
+}  // namespace ecomstream::writer

@@ -1,0 +1,18 @@
+# Generates a .cc that embeds sql/*.sql into the writer, so the binary carries its migrations.
+#   cmake -DOUTPUT=<file.cc> -DSQL_FILES=<a.sql|b.sql|...> -P embed_sql.cmake
+string(REPLACE "|" ";" files "${SQL_FILES}")
+list(SORT files)
+set(out "// Generated from sql/*.sql by services/writer/pg/embed_sql.cmake. Do not edit.\n")
+string(APPEND out "#include \"services/writer/pg/migrator.h\"\n\nnamespace ecomstream::writer {\n\n")
+string(APPEND out "const std::vector<SqlFile>& EmbeddedSqlFiles() {\n  static const auto* files = new std::vector<SqlFile>{\n")
+foreach(path IN LISTS files)
+  get_filename_component(name "${path}" NAME)
+  file(READ "${path}" content)
+  string(FIND "${content}" ")ecomstream_sql\"" clash)
+  if(NOT clash EQUAL -1)
+    message(FATAL_ERROR "${name} contains the raw-string delimiter )ecomstream_sql\"")
+  endif()
+  string(APPEND out "      {\"${name}\", R\"ecomstream_sql(${content})ecomstream_sql\"},\n")
+endforeach()
+string(APPEND out "  };\n  return *files;\n}\n\n}  // namespace ecomstream::writer\n")
+file(WRITE "${OUTPUT}" "${out}")

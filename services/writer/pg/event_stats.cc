@@ -1,0 +1,149 @@
+#include "services/writer/pg/event_stats.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "common/domain.h"
+#include "common/time_util.h"
+
+namespace ecomstream::writer {
+namespace {
+
+constexpr int64_t kMicrosPerHour = 3'600'000'000;
+
+// date_trunc('hour', t, 'UTC'), also for times before 1970.
+int64_t HourOf(int64_t unix_us) {
+  int64_t hours = unix_us / kMicrosPerHour;
+  if (unix_us % kMicrosPerHour < 0) --hours;
+  return hours * kMicrosPerHour;
+}
+
+struct Sums {
+  int64_t events = 0;
+  int64_t quantity = 0;
+  int64_t revenue_cents = 0;
+};
+
+struct UserSums {
+  int64_t events = 0;
+  int64_t purchases = 0;
+  int64_t revenue_cents = 0;
+  int64_t priced = 0;
+};
+
+// Groups in a hash map (a batch's thousands of rows fall into hundreds of groups), then the
+// groups in key order, so that the arrays are the same for the same rows.
+template <typename Key, typename Value>
+std::vector<std::pair<Key, Value>> SortedGroups(absl::flat_hash_map<Key, Value> groups) {
+  std::vector<std::pair<Key, Value>> sorted(std::make_move_iterator(groups.begin()),
+                                            std::make_move_iterator(groups.end()));
+  std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  return sorted;
+}
+
+void AppendCents(int64_t cents, std::string* out) {
+  const bool negative = cents < 0;
+  const uint64_t magnitude = negative ? 0 - static_cast<uint64_t>(cents) : static_cast<uint64_t>(cents);
+  const uint64_t fraction = magnitude % 100;
+  absl::StrAppend(out, negative ? "-" : "", magnitude / 100, fraction < 10 ? ".0" : ".", fraction);
+}
+
+}  // namespace
+
+void AppendQuotedArrayElement(absl::string_view text, std::string* out) {
+  out->push_back('"');
+  for (char c : text) {
+    if (c == '"' || c == '\\') out->push_back('\\');
+    out->push_back(c);
+  }
+  out->push_back('"');
+}
+
+EventStatsArrays InsertedEventStats(const std::vector<const v1::Event*>& events, const std::vector<int>& inserted) {
+  // Key: hour, event type, category ("" = NULL, as copy_encoder stores it).
+  absl::flat_hash_map<std::tuple<int64_t, absl::string_view, absl::string_view>, Sums> groups;
+  groups.reserve(inserted.size() / 4);
+  for (int index : inserted) {
+    const v1::Event& event = *events[static_cast<size_t>(index)];
+    const absl::string_view type = domain::EventTypeName(event.event_type());
+    Sums& sums = groups[{HourOf(event.event_time_us()), type, event.category()}];
+    ++sums.events;
+    if (event.has_quantity()) sums.quantity += event.quantity();
+    if (event.event_type() == v1::EVENT_TYPE_PURCHASE && event.has_total_amount_cents()) {
+      sums.revenue_cents += event.total_amount_cents();
+    }
+  }
+  EventStatsArrays arrays;
+  std::string* const all[] = {&arrays.hours,  &arrays.event_types, &arrays.categories,
+                              &arrays.events, &arrays.quantities,  &arrays.revenues};
+  for (std::string* array : all) array->push_back('{');
+  for (const auto& [key, sums] : SortedGroups(std::move(groups))) {
+    if (arrays.events.size() > 1) {
+      for (std::string* array : all) array->push_back(',');
+    }
+    const auto& [hour, type, category] = key;
+    arrays.hours.push_back('"');
+    AppendPgTimestamp(hour, &arrays.hours);
+    arrays.hours.push_back('"');
+    AppendQuotedArrayElement(type, &arrays.event_types);
+    if (category.empty()) {
+      arrays.categories.append("NULL");
+    } else {
+      AppendQuotedArrayElement(category, &arrays.categories);
+    }
+    absl::StrAppend(&arrays.events, sums.events);
+    absl::StrAppend(&arrays.quantities, sums.quantity);
+    AppendCents(sums.revenue_cents, &arrays.revenues);
+  }
+  for (std::string* array : all) array->push_back('}');
+  return arrays;
+}
+
+SegmentUsersArrays InsertedSegmentUsers(const std::vector<const v1::Event*>& events,
+                                        const std::vector<int>& inserted) {
+  // Key: segment ("unknown" for none, as segment_users stores it), user id. add_segment_users
+  // sorts the elements again in the database's collation before it locks rows.
+  absl::flat_hash_map<std::pair<absl::string_view, int64_t>, UserSums> groups;
+  groups.reserve(inserted.size() / 2);
+  for (int index : inserted) {
+    const v1::Event& event = *events[static_cast<size_t>(index)];
+    absl::string_view segment = domain::UserSegmentName(event.user_segment());
+    if (segment.empty()) segment = "unknown";
+    UserSums& sums = groups[{segment, event.user_id()}];
+    ++sums.events;
+    if (event.event_type() == v1::EVENT_TYPE_PURCHASE) {
+      ++sums.purchases;
+      if (event.has_total_amount_cents()) {
+        sums.revenue_cents += event.total_amount_cents();
+        ++sums.priced;
+      }
+    }
+  }
+  SegmentUsersArrays arrays;
+  std::string* const all[] = {&arrays.segments,  &arrays.user_ids, &arrays.events,
+                              &arrays.purchases, &arrays.revenues, &arrays.priced};
+  for (std::string* array : all) array->push_back('{');
+  bool first = true;
+  for (const auto& [key, sums] : SortedGroups(std::move(groups))) {
+    if (!first) {
+      for (std::string* array : all) array->push_back(',');
+    }
+    first = false;
+    AppendQuotedArrayElement(key.first, &arrays.segments);
+    absl::StrAppend(&arrays.user_ids, key.second);
+    absl::StrAppend(&arrays.events, sums.events);
+    absl::StrAppend(&arrays.purchases, sums.purchases);
+    AppendCents(sums.revenue_cents, &arrays.revenues);
+    absl::StrAppend(&arrays.priced, sums.priced);
+  }
+  for (std::string* array : all) array->push_back('}');
+  return arrays;
+}
+
+}  // namespace ecomstream::writer

@@ -1,0 +1,663 @@
+#include "services/writer/pg/pg_sink.h"
+
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "common/domain.h"
+#include "common/status.h"
+#include "common/time_util.h"
+#include "common/trace_context.h"
+#include "common/uuid.h"
+#include "services/writer/pg/batch_validator.h"
+#include "services/writer/pg/copy_encoder.h"
+#include "services/writer/pg/event_stats.h"
+#include "services/writer/pg/pg_connection.h"
+
+namespace ecomstream::writer {
+namespace {
+
+// Per session: the staging table for events whose id is already stored. The UPDATE empties it
+// (DELETE ... RETURNING); the dead rows are truncated away every kTruncateStagingRows rows, not at
+// every COMMIT (ON COMMIT DELETE ROWS cost about 1 ms per batch).
+constexpr char kCreateStaging[] = R"sql(
+CREATE TEMP TABLE IF NOT EXISTS ecomstream_staging (
+  event_id uuid, user_id bigint, session_id uuid, event_type text, product_id bigint, category text,
+  price numeric, quantity integer, total_amount numeric, event_time timestamptz, user_segment text,
+  device_type text, browser text, geo_country text, geo_city text, referrer text, campaign_id text,
+  schema_version smallint, late_arrival boolean, source_file text, trace_id text
+) ON COMMIT PRESERVE ROWS)sql";
+constexpr char kTruncateStaging[] = "TRUNCATE pg_temp.ecomstream_staging";
+constexpr int64_t kTruncateStagingRows = 10'000;
+
+// The writer's joins are index lookups of a batch's rows in events, whatever the planner guesses
+// about the staging table's size (it is never analyzed): no hash or merge join scans events.
+constexpr char kSessionSettings[] = "SET enable_hashjoin = off; SET enable_mergejoin = off";
+
+// The writer adds what its COPYs insert to event_stats_hourly itself, so its transactions skip
+// the insert trigger (sql/006_writer_event_stats.sql). Set per transaction, by the first statement
+// of each (kLockFile, or kLargestEventId on the fast way): a session-level SET could be lost
+// behind a transaction pooler, and the rows counted twice.
+
+// Also the largest stored event id (see UpsertOnce), to save a round trip. The row lock may wait
+// for a concurrent transaction; the id is then as of before the wait, which only means that an
+// id stored meanwhile is not probed: its COPY trips the unique index and the probe runs again.
+constexpr char kLockFile[] = R"sql(
+SELECT f.state, f.claimant, f.claim_token::text, f.committed_through,
+       (SELECT e.event_id::text FROM ecomstream.events e ORDER BY e.event_id DESC LIMIT 1),
+       set_config('ecomstream.writer_event_stats', 'on', true)
+FROM ecomstream.ingest_files f
+WHERE f.file_id = $1
+FOR UPDATE OF f)sql";
+
+// kLockFile after the fast way's insert, which has no further probe: without the largest stored
+// id (its backward scan would walk the index entries of the batch begun after this one).
+constexpr char kLockFileAfterInsert[] = R"sql(
+SELECT f.state, f.claimant, f.claim_token::text, f.committed_through, NULL::text,
+       set_config('ecomstream.writer_event_stats', 'on', true)
+FROM ecomstream.ingest_files f
+WHERE f.file_id = $1
+FOR UPDATE OF f)sql";
+
+constexpr char kFindBatch[] = R"sql(
+SELECT last_row, inserted, updated, unchanged, duplicates, dead_lettered, last_batch,
+       (extract(epoch FROM committed_at) * 1000000)::bigint
+FROM ecomstream.ingest_batches
+WHERE file_id = $1 AND first_row = $2)sql";
+
+// The largest stored id: a backward scan of the primary key. (Qualified: a bare `event_id` in
+// ORDER BY would name the text output column and sort the whole table.)
+constexpr char kLargestEventId[] = R"sql(
+SELECT (SELECT e.event_id::text FROM ecomstream.events e ORDER BY e.event_id DESC LIMIT 1),
+       set_config('ecomstream.writer_event_stats', 'on', true))sql";
+
+// The fast way's first statement when this writer knows an id it committed at the top of events:
+// that id still stored (not truncated or deleted away) bounds the largest stored id from below,
+// without the backward scan of kLargestEventId, which walks every index entry a concurrent batch
+// has inserted but not committed (the batch begun ahead sits at the top of the index). An id
+// stored above it by another writer is not probed: its COPY trips the unique index and the batch
+// runs again the careful way.
+constexpr char kKnownLargestEventId[] = R"sql(
+SELECT EXISTS (SELECT 1 FROM ecomstream.events e WHERE e.event_id = $1::uuid),
+       set_config('ecomstream.writer_event_stats', 'on', true))sql";
+
+// $1: text[] of event ids. Locks the stored ones (in id order, so concurrent writers cannot
+// deadlock on them): they stay until COMMIT, so the UPDATE below finds every one.
+constexpr char kProbeEvents[] = R"sql(
+SELECT e.event_id::text FROM ecomstream.events e WHERE e.event_id = ANY($1::uuid[])
+ORDER BY e.event_id
+FOR NO KEY UPDATE)sql";
+
+// Applies the staged versions of stored events whose content differs; counts the rows changed.
+constexpr char kUpdateStaged[] = R"sql(
+WITH staged AS (DELETE FROM pg_temp.ecomstream_staging RETURNING *)
+UPDATE ecomstream.events AS e SET
+  user_id = s.user_id, session_id = s.session_id, event_type = s.event_type, product_id = s.product_id,
+  category = s.category, price = s.price, quantity = s.quantity, total_amount = s.total_amount,
+  event_time = s.event_time, user_segment = s.user_segment, device_type = s.device_type, browser = s.browser,
+  geo_country = s.geo_country, geo_city = s.geo_city, referrer = s.referrer, campaign_id = s.campaign_id,
+  schema_version = s.schema_version, late_arrival = s.late_arrival, source_file = s.source_file,
+  trace_id = s.trace_id, ingested_at = now()
+FROM staged AS s
+WHERE e.event_id = s.event_id
+  AND (e.user_id, e.session_id, e.event_type, e.product_id, e.category, e.price, e.quantity, e.total_amount,
+       e.event_time, e.user_segment, e.device_type, e.browser, e.geo_country, e.geo_city, e.referrer,
+       e.campaign_id)
+      IS DISTINCT FROM
+      (s.user_id, s.session_id, s.event_type, s.product_id, s.category, s.price, s.quantity, s.total_amount,
+       s.event_time, s.user_segment, s.device_type, s.browser, s.geo_country, s.geo_city, s.referrer,
+       s.campaign_id))sql";
+
+// One statement: record the batch in the ledger, advance the file (committing it with its last
+// batch) and add the inserted events to event_stats_hourly ($19-$24) and segment_users
+// ($25-$30, event_stats.h). Returns the ledger's commit time.
+constexpr char kFinishBatch[] = R"sql(
+WITH batch AS (
+  INSERT INTO ecomstream.ingest_batches (
+    file_id, first_row, last_row, file_name, last_batch, rows, inserted, updated, unchanged, duplicates,
+    dead_lettered, reason_counts, claimant, file_drop_time, read_time, sent_time, received_at, committed_at,
+    trace_id)
+  VALUES ($1, $2::bigint, $3::bigint, $4, $5::boolean, $6::bigint, $7::bigint, $8::bigint, $9::bigint,
+          $10::bigint, $11::bigint, $12::jsonb, $13, to_timestamp(nullif($14::bigint, 0) / 1e6),
+          to_timestamp(nullif($15::bigint, 0) / 1e6), to_timestamp(nullif($16::bigint, 0) / 1e6),
+          to_timestamp($17::bigint / 1e6), clock_timestamp(), nullif($18, ''))
+  RETURNING committed_at
+), file AS (
+  UPDATE ecomstream.ingest_files SET
+    committed_through = $3::bigint,
+    batches = batches + 1,
+    rows = rows + $6::bigint,
+    inserted = inserted + $7::bigint,
+    updated = updated + $8::bigint,
+    unchanged = unchanged + $9::bigint,
+    duplicates = duplicates + $10::bigint,
+    dead_lettered = dead_lettered + $11::bigint,
+    lease_expires_at = clock_timestamp() + lease_ms * interval '1 millisecond',
+    state = CASE WHEN $5::boolean THEN 'committed' ELSE state END,
+    committed_at = CASE WHEN $5::boolean THEN clock_timestamp() ELSE committed_at END,
+    total_rows = CASE WHEN $5::boolean THEN $3::bigint ELSE total_rows END,
+    updated_at = now()
+  WHERE file_id = $1
+  RETURNING file_id
+)
+SELECT (extract(epoch FROM b.committed_at) * 1000000)::bigint,
+       CASE WHEN cardinality($22::bigint[]) > 0
+            THEN ecomstream.add_event_stats($19::timestamptz[], $20::text[], $21::text[], $22::bigint[],
+                                            $23::bigint[], $24::numeric[])
+            ELSE 0 END,
+       CASE WHEN cardinality($27::bigint[]) > 0
+            THEN ecomstream.add_segment_users($25::text[], $26::bigint[], $27::bigint[], $28::bigint[],
+                                              $29::numeric[], $30::bigint[])
+            ELSE 0 END
+FROM batch b, file f)sql";
+
+const std::string& CopyEventsSql() {
+  static const std::string* sql =
+      new std::string(absl::StrCat("COPY ecomstream.events (", kEventColumns, ") FROM STDIN (FORMAT binary)"));
+  return *sql;
+}
+
+const std::string& CopyStagingSql() {
+  static const std::string* sql =
+      new std::string(absl::StrCat("COPY pg_temp.ecomstream_staging (", kEventColumns, ") FROM STDIN (FORMAT binary)"));
+  return *sql;
+}
+
+const std::string& CopyDeadLettersSql() {
+  static const std::string* sql = new std::string(
+      absl::StrCat("COPY ecomstream.dead_letter_events (", kDeadLetterColumns, ") FROM STDIN (FORMAT binary)"));
+  return *sql;
+}
+
+// Unique violation: a concurrent writer inserted one of the ids the probe found new.
+constexpr char kUniqueViolation[] = "23505";
+constexpr int kMaxProbeRounds = 5;
+
+// The server's message for a rejected row, one line, without libpq's "ERROR:  " prefix.
+std::string DatabaseMessage(const std::exception& e) {
+  absl::string_view message = absl::StripAsciiWhitespace(e.what());
+  absl::ConsumePrefix(&message, "ERROR:");
+  return absl::StrReplaceAll(absl::StripLeadingAsciiWhitespace(message), {{"\n", "; "}});
+}
+
+// Statements are not prepared: each is planned when it runs, with the tables as they are then
+// (a plan cached while events was empty would scan it sequentially for good).
+void EnsureSession(PgConnection& connection) {
+  if (connection.sink_ready) return;
+  pqxx::nontransaction setup(connection);
+  setup.exec(kCreateStaging);
+  setup.exec(kSessionSettings);
+  connection.sink_ready = true;
+}
+
+struct UpsertOutcome {
+  std::vector<int> inserted_rows;  // indices into events, COPYed into events
+  int64_t updated = 0;
+  int64_t unchanged = 0;
+  std::vector<std::pair<int, std::string>> rejected;  // index into events, with the server's message
+};
+
+// One batch's transaction. Throws libpqxx exceptions; returns the non-database errors.
+class BatchTransaction {
+ public:
+  BatchTransaction(PgConnection* connection, const PreparedBatch& prepared)
+      : connection_(connection), prepared_(prepared), batch_(*prepared.batch), events_(prepared.events) {}
+
+  // The first part of the fast path (PgSink::Begin): probes every event id and COPYs the new
+  // events, without the file lock and without a savepoint (any failure aborts the transaction,
+  // and the batch runs again the careful way).
+  void InsertNew(pqxx::work& txn, const std::string& known_largest) {
+    if (!known_largest.empty()) {
+      std::string text;
+      AppendUuid(known_largest, &text);
+      if (txn.exec_params1(kKnownLargestEventId, text)[0].as<bool>()) largest_from_lock_ = std::move(text);
+    }
+    Split split = Probe(txn, AllRows());
+    Insert(txn, std::move(split.fresh), &ahead_);
+    known_ = std::move(split.known);
+    inserted_ahead_ = true;
+  }
+
+  // The transaction, after InsertNew or from the start; commits it unless it returns an error
+  // or a replay. After InsertNew only the stored ids are left, updated without a savepoint;
+  // otherwise the events are upserted under savepoints, bisecting rows the database rejects.
+  absl::StatusOr<v1::Ack> Run(pqxx::work& txn, std::map<std::string, int64_t>* reasons) {
+    const pqxx::result file = txn.exec_params(inserted_ahead_ ? kLockFileAfterInsert : kLockFile, batch_.file_id());
+    if (file.empty()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("file ", batch_.file_id(), " (", batch_.file_name(), ") was never claimed: call ClaimFile"));
+    }
+    const std::string state = file[0][0].as<std::string>();
+    const int64_t committed_through = file[0][3].as<int64_t>();
+    // A batch in the ledger lies within the committed rows (batches commit in row order).
+    if (batch_.first_row() <= committed_through) {
+      const pqxx::result ledger = txn.exec_params(kFindBatch, batch_.file_id(), batch_.first_row());
+      if (!ledger.empty()) return Replayed(ledger[0], state);
+    }
+    if (state == "committed") {
+      return absl::FailedPreconditionError(absl::StrCat("file ", batch_.file_id(), " is already committed; rows ",
+                                                        batch_.first_row(), "-", batch_.last_row(),
+                                                        " are not a batch of its ledger"));
+    }
+    if (file[0][2].as<std::string>() != batch_.claim_token()) {
+      return absl::AbortedError(absl::StrCat("lease lost: file ", batch_.file_id(), " is now held by claimant '",
+                                             file[0][1].as<std::string>(), "'; claim it again"));
+    }
+    if (batch_.first_row() != committed_through + 1) {
+      return absl::FailedPreconditionError(absl::StrCat("batch rows ", batch_.first_row(), "-", batch_.last_row(),
+                                                        " of file ", batch_.file_id(), " do not follow its committed rows 1-",
+                                                        committed_through, "; batches must come in row order"));
+    }
+
+    if (!inserted_ahead_) largest_from_lock_ = file[0][4].is_null() ? "" : file[0][4].as<std::string>();
+    UpsertOutcome upsert;
+    if (inserted_ahead_) {
+      upsert = std::move(ahead_);
+      Update(txn, known_, &upsert);
+    } else if (!events_.empty()) {
+      Upsert(txn, AllRows(), &upsert);
+    }
+
+    std::vector<std::string> rejected_raw;
+    std::vector<DeadLetterRow> dead_letters = DeadLetters(upsert, &rejected_raw, reasons);
+    if (!dead_letters.empty()) {
+      DeadLetterMetadata metadata{batch_.file_id(), batch_.file_name(), batch_.file_drop_time_us(),
+                                  prepared_.received_us, prepared_.trace_id};
+      connection_->CopyIn(txn, CopyDeadLettersSql(), EncodeDeadLetters(dead_letters, metadata));
+    }
+
+    v1::Ack ack;
+    ack.set_file_id(batch_.file_id());
+    ack.set_first_row(batch_.first_row());
+    ack.set_last_row(batch_.last_row());
+    ack.set_inserted(static_cast<int64_t>(upsert.inserted_rows.size()));
+    ack.set_updated(upsert.updated);
+    ack.set_unchanged(upsert.unchanged);
+    ack.set_dead_lettered(static_cast<int64_t>(dead_letters.size()));
+    ack.set_duplicates(batch_.duplicate_rows() + prepared_.duplicate_ids);
+    const int64_t rows = batch_.last_row() - batch_.first_row() + 1;
+    const EventStatsArrays stats = InsertedEventStats(events_, upsert.inserted_rows);
+    const SegmentUsersArrays users = InsertedSegmentUsers(events_, upsert.inserted_rows);
+    const pqxx::row recorded = txn.exec_params1(
+        kFinishBatch, batch_.file_id(), batch_.first_row(), batch_.last_row(), batch_.file_name(), batch_.last_batch(),
+        rows, ack.inserted(), ack.updated(), ack.unchanged(), ack.duplicates(), ack.dead_lettered(),
+        ReasonsJson(*reasons), file[0][1].as<std::string>(), batch_.file_drop_time_us(), batch_.read_time_us(),
+        batch_.sent_time_us(), prepared_.received_us, prepared_.trace_id, stats.hours, stats.event_types,
+        stats.categories, stats.events, stats.quantities, stats.revenues, users.segments, users.user_ids,
+        users.events, users.purchases, users.revenues, users.priced);
+    txn.commit();
+    // The ledger's commit time (taken just before COMMIT), so a replay answers with the same.
+    ack.set_commit_time_us(recorded[0].as<int64_t>());
+    ack.set_file_committed(batch_.last_batch());
+    return ack;
+  }
+
+ private:
+  // The batch is in the ledger: answer as it was answered then.
+  v1::Ack Replayed(const pqxx::row& ledger, const std::string& file_state) const {
+    v1::Ack ack;
+    ack.set_file_id(batch_.file_id());
+    ack.set_first_row(batch_.first_row());
+    ack.set_last_row(ledger[0].as<int64_t>());
+    ack.set_inserted(ledger[1].as<int64_t>());
+    ack.set_updated(ledger[2].as<int64_t>());
+    ack.set_unchanged(ledger[3].as<int64_t>());
+    ack.set_duplicates(ledger[4].as<int64_t>());
+    ack.set_dead_lettered(ledger[5].as<int64_t>());
+    ack.set_already_committed(true);
+    ack.set_file_committed(ledger[6].as<bool>() && file_state == "committed");
+    ack.set_commit_time_us(ledger[7].as<int64_t>());
+    return ack;
+  }
+
+  // Upserts events_[rows], dead-lettering only the rows the database rejects (bisecting).
+  void Upsert(pqxx::work& txn, const std::vector<int>& rows, UpsertOutcome* outcome) {
+    for (int round = 1;; ++round) {
+      try {
+        pqxx::subtransaction savepoint(txn, "upsert");
+        const UpsertOutcome counts = UpsertOnce(savepoint, rows);
+        savepoint.commit();
+        outcome->inserted_rows.insert(outcome->inserted_rows.end(), counts.inserted_rows.begin(),
+                                      counts.inserted_rows.end());
+        outcome->updated += counts.updated;
+        outcome->unchanged += counts.unchanged;
+        return;
+      } catch (const pqxx::sql_error& e) {
+        const std::string state = SqlState(e);
+        if (state == kUniqueViolation && round < kMaxProbeRounds) continue;  // probe again
+        if (!IsDataError(state) || state == kUniqueViolation) throw;
+        if (rows.size() == 1) {
+          outcome->rejected.emplace_back(rows.front(), DatabaseMessage(e));
+          return;
+        }
+        const auto middle = rows.begin() + static_cast<std::ptrdiff_t>(rows.size() / 2);
+        Upsert(txn, std::vector<int>(rows.begin(), middle), outcome);
+        Upsert(txn, std::vector<int>(middle, rows.end()), outcome);
+        return;
+      }
+    }
+  }
+
+  std::vector<int> AllRows() const {
+    std::vector<int> all(events_.size());
+    for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int>(i);
+    return all;
+  }
+
+  UpsertOutcome UpsertOnce(pqxx::transaction_base& txn, const std::vector<int>& rows) {
+    Split split = Probe(txn, rows);
+    UpsertOutcome counts;
+    Insert(txn, std::move(split.fresh), &counts);
+    Update(txn, split.known, &counts);
+    return counts;
+  }
+
+  struct Split {
+    std::vector<int> fresh;  // ids not stored
+    std::vector<int> known;  // stored ids, now row-locked
+  };
+
+  Split Probe(pqxx::transaction_base& txn, const std::vector<int>& rows) {
+    // Event ids are UUIDv7: they grow with time, so most new ids sort above every stored one and
+    // cannot be stored. Only ids up to the largest stored id need the probe. (uuid order is byte
+    // order. A concurrent insert of a "new" id still trips the unique index: probe again.)
+    std::string largest_text;
+    if (largest_from_lock_.has_value()) {  // the first probe uses kLockFile's or a known one
+      largest_text = *std::move(largest_from_lock_);
+      largest_from_lock_.reset();
+    } else if (const pqxx::row top = txn.exec1(kLargestEventId); !top[0].is_null()) {
+      largest_text = top[0].as<std::string>();
+    }
+    std::string largest;  // 16 bytes, "" when events is empty
+    if (Uuid id; !largest_text.empty() && ParseUuid(largest_text.c_str(), &id)) largest = std::string(UuidBytes(id));
+    std::string ids = "{";
+    for (int row : rows) {
+      const std::string& event_id = events_[row]->event_id();
+      if (largest.empty() || event_id > largest) continue;
+      if (ids.size() > 1) ids.push_back(',');
+      AppendUuid(event_id, &ids);
+    }
+    ids.push_back('}');
+    absl::flat_hash_set<std::string> stored;
+    if (ids.size() > 2) {
+      for (const pqxx::row& row : txn.exec_params(kProbeEvents, ids)) {
+        Uuid id;
+        if (ParseUuid(row[0].c_str(), &id)) stored.insert(std::string(UuidBytes(id)));
+      }
+    }
+    Split split;
+    split.fresh.reserve(rows.size() - stored.size());
+    for (int row : rows) (stored.contains(events_[row]->event_id()) ? split.known : split.fresh).push_back(row);
+    return split;
+  }
+
+  // COPYs the new events straight into events.
+  void Insert(pqxx::transaction_base& txn, std::vector<int> fresh, UpsertOutcome* counts) {
+    if (fresh.empty()) return;
+    connection_->CopyIn(txn, CopyEventsSql(), prepared_.encoded.Payload(fresh));
+    counts->inserted_rows.insert(counts->inserted_rows.end(), fresh.begin(), fresh.end());
+  }
+
+  // Applies the stored events whose content differs, through the staging table.
+  void Update(pqxx::transaction_base& txn, const std::vector<int>& known, UpsertOutcome* counts) {
+    if (known.empty()) return;
+    if (connection_->staged_rows > kTruncateStagingRows) {
+      txn.exec(kTruncateStaging);
+      connection_->staged_rows = 0;
+    }
+    connection_->CopyIn(txn, CopyStagingSql(), prepared_.encoded.Payload(known));
+    connection_->staged_rows += static_cast<int64_t>(known.size());
+    const auto updated = static_cast<int64_t>(txn.exec(kUpdateStaged).affected_rows());
+    counts->updated += updated;
+    counts->unchanged += static_cast<int64_t>(known.size()) - updated;
+  }
+
+  // The processor's dead letters plus the rows the database rejected, and their reason counts.
+  std::vector<DeadLetterRow> DeadLetters(const UpsertOutcome& upsert, std::vector<std::string>* rejected_raw,
+                                         std::map<std::string, int64_t>* reasons) const {
+    std::vector<DeadLetterRow> rows;
+    rows.reserve(static_cast<size_t>(batch_.dead_letters_size()) + upsert.rejected.size());
+    for (const v1::DeadLetter& dead_letter : batch_.dead_letters()) {
+      DeadLetterRow row{dead_letter.row(), dead_letter.line(), dead_letter.raw(), {}, dead_letter.detail(),
+                        dead_letter.column()};
+      for (int reason : dead_letter.reasons()) {
+        row.reasons.push_back(domain::RejectReasonName(static_cast<v1::RejectReason>(reason)));
+        ++(*reasons)[row.reasons.back()];
+      }
+      rows.push_back(std::move(row));
+    }
+    const std::string rejected_reason = domain::RejectReasonName(v1::REJECT_REASON_DATABASE_REJECTED);
+    rejected_raw->reserve(upsert.rejected.size());
+    for (const auto& [index, message] : upsert.rejected) {
+      const v1::Event& event = *events_[index];
+      rejected_raw->push_back(FormatEventCsv(event));
+      rows.push_back(DeadLetterRow{event.source_row(), 0, rejected_raw->back(), {rejected_reason}, message, ""});
+      ++(*reasons)[rejected_reason];
+    }
+    return rows;
+  }
+
+  static std::string ReasonsJson(const std::map<std::string, int64_t>& reasons) {
+    std::string json = "{";
+    for (const auto& [reason, count] : reasons) {
+      if (json.size() > 1) json.push_back(',');
+      absl::StrAppend(&json, "\"", reason, "\":", count);  // reason names are [a-z_]
+    }
+    json.push_back('}');
+    return json;
+  }
+
+  PgConnection* connection_;
+  const PreparedBatch& prepared_;
+  const v1::Batch& batch_;
+  const std::vector<const v1::Event*>& events_;
+  std::optional<std::string> largest_from_lock_;  // the largest stored event id as text, "" = none
+  bool inserted_ahead_ = false;                   // InsertNew ran: ahead_ and known_ are set
+  UpsertOutcome ahead_;
+  std::vector<int> known_;
+};
+
+}  // namespace
+
+PgSink::PgSink(PgPool* pool, WriterMetrics* metrics, const tracing::Tracer* tracer, PgSinkOptions options)
+    : pool_(pool), metrics_(metrics), tracer_(tracer), options_(options) {}
+
+absl::StatusOr<std::unique_ptr<PreparedBatch>> PgSink::Prepare(v1::Batch batch) const {
+  if (absl::Status status = ValidateBatch(batch); !status.ok()) {
+    metrics_->RecordBatchFailure(status.code());
+    return status;
+  }
+  auto prepared = std::make_unique<PreparedBatch>();
+  prepared->batch = std::make_unique<const v1::Batch>(std::move(batch));
+  const v1::Batch& kept = *prepared->batch;
+  // Tracing is best effort: a malformed traceparent just stores no trace id.
+  const tracing::TraceContext trace = tracing::TraceContext::FromTraceparentOrInvalid(kept.traceparent());
+  if (trace.IsValid()) prepared->trace_id = trace.trace_id().ToHex();
+  prepared->received_us = NowMicros();
+  absl::flat_hash_map<absl::string_view, int> last_row_of;
+  last_row_of.reserve(static_cast<size_t>(kept.events_size()));
+  for (int i = 0; i < kept.events_size(); ++i) last_row_of[kept.events(i).event_id()] = i;
+  prepared->events.reserve(last_row_of.size());
+  for (int i = 0; i < kept.events_size(); ++i) {
+    if (last_row_of[kept.events(i).event_id()] == i) {
+      prepared->events.push_back(&kept.events(i));
+    } else {
+      ++prepared->duplicate_ids;
+    }
+  }
+  for (const v1::Event* event : prepared->events) {
+    if (event->event_id() > prepared->largest_event_id) prepared->largest_event_id = event->event_id();
+  }
+  prepared->encoded = EncodedEvents(prepared->events, EventMetadata{kept.file_name(), prepared->trace_id});
+  return prepared;
+}
+
+absl::StatusOr<v1::Ack> PgSink::Write(const v1::Batch& batch) {
+  ASSIGN_OR_RETURN(std::unique_ptr<PreparedBatch> prepared, Prepare(batch));
+  return Commit(*prepared, Begin(*prepared), [] {});
+}
+
+// The spans of one Commit (from `start`, when its transaction was begun earlier): batch.write
+// continues the processor's batch.send span.
+tracing::Span StartBatchWriteSpan(const tracing::Tracer& tracer, const v1::Batch& batch,
+                                  std::optional<absl::Time> start = std::nullopt) {
+  tracing::StartSpanOptions options;
+  options.start_time = start;
+  tracing::Span span = tracer.StartSpan("batch.write", tracing::SpanKind::kServer,
+                                        tracing::TraceContext::FromTraceparentOrInvalid(batch.traceparent()), options);
+  span.SetAttribute("file.name", batch.file_name());
+  span.SetAttribute("batch.first_row", batch.first_row());
+  span.SetAttribute("batch.last_row", batch.last_row());
+  return span;
+}
+
+// db.commit: one per transaction.
+tracing::Span StartDbCommitSpan(const tracing::Tracer& tracer, const tracing::Span& parent, int attempt,
+                                std::optional<absl::Time> start = std::nullopt) {
+  tracing::StartSpanOptions options;
+  options.start_time = start;
+  tracing::Span span = tracer.StartSpan("db.commit", tracing::SpanKind::kClient, parent.context(), options);
+  span.SetAttribute("db.system", "postgresql");
+  span.SetAttribute("attempt", attempt);
+  return span;
+}
+
+// (Its spans start in Commit, dated back to `started_at`: a Begin that fails leaves no trace.)
+class PgSink::Begun {
+ public:
+  Begun(PgPool::Lease lease, const PreparedBatch& prepared)
+      : lease(std::move(lease)), transaction(&*this->lease, prepared) {}
+  ~Begun() {
+    txn.reset();  // rolls back unless committed
+    if (!lease->is_open()) lease.MarkBroken();
+  }
+
+  PgPool::Lease lease;
+  const int64_t started_us = MonotonicMicros();
+  const absl::Time started_at = absl::Now();
+  BatchTransaction transaction;
+  std::unique_ptr<pqxx::work> txn;
+};
+
+void PgSink::BegunDeleter::operator()(Begun* begun) const { delete begun; }
+
+PgSink::BegunPtr PgSink::Begin(const PreparedBatch& prepared) {
+  std::optional<PgPool::Lease> lease = pool_->TryAcquire();
+  if (!lease.has_value()) return nullptr;
+  BegunPtr begun(new Begun(*std::move(lease), prepared));
+  try {
+    EnsureSession(*begun->lease);
+    begun->txn = std::make_unique<pqxx::work>(*begun->lease);
+    begun->transaction.InsertNew(*begun->txn, KnownLargestEventId());
+  } catch (const std::exception& e) {
+    return nullptr;  // rolled back; whatever it was, Commit's whole transaction will tell
+  }
+  return begun;
+}
+
+absl::StatusOr<v1::Ack> PgSink::Commit(const PreparedBatch& prepared, BegunPtr begun,
+                                       absl::FunctionRef<void()> before_rerun) {
+  const v1::Batch& batch = *prepared.batch;
+  tracing::Span span;
+  std::optional<absl::StatusOr<v1::Ack>> finished;
+  int next_attempt = 1;
+  if (begun != nullptr) {
+    span = StartBatchWriteSpan(*tracer_, batch, begun->started_at);
+    tracing::Span commit = StartDbCommitSpan(*tracer_, span, 1, begun->started_at);
+    std::map<std::string, int64_t> reasons;
+    finished = Finish(*begun, &reasons);
+    commit.SetStatus(finished.has_value() ? finished->status() : absl::AbortedError("runs again"));
+    metrics_->RecordFastPath(finished.has_value());
+    if (finished.has_value() && finished->ok()) RecordCommitted(prepared, **finished, reasons, begun->started_us);
+    begun.reset();  // rolls back unless committed
+    commit.End();
+    next_attempt = 2;
+  } else {
+    span = StartBatchWriteSpan(*tracer_, batch);
+  }
+  if (!finished.has_value()) {
+    before_rerun();
+    finished = CommitWithRetries(prepared, span, next_attempt);
+  }
+  absl::StatusOr<v1::Ack>& ack = *finished;
+  span.SetStatus(ack.status());
+  if (ack.ok()) {
+    span.SetAttribute("rows.inserted", ack->inserted());
+    span.SetAttribute("rows.updated", ack->updated());
+    span.SetAttribute("rows.dead_lettered", ack->dead_lettered());
+    span.SetAttribute("batch.already_committed", ack->already_committed());
+  } else {
+    metrics_->RecordBatchFailure(ack.status().code());
+  }
+  return std::move(ack);
+}
+
+std::optional<absl::StatusOr<v1::Ack>> PgSink::Finish(Begun& begun, std::map<std::string, int64_t>* reasons) {
+  try {
+    return begun.transaction.Run(*begun.txn, reasons);
+  } catch (const std::exception& e) {
+    const absl::Status status = StatusFromPgException(e);
+    // A row the database rejects or a concurrent insert (bisected or probed again under
+    // savepoints), a deadlock or a lost session: the careful transaction sorts it out.
+    if (IsDataError(SqlState(e)) || absl::IsUnavailable(status)) return std::nullopt;
+    return status;
+  }
+}
+
+std::string PgSink::KnownLargestEventId() const {
+  absl::MutexLock lock(&largest_mu_);
+  return largest_committed_;
+}
+
+void PgSink::RecordCommitted(const PreparedBatch& prepared, const v1::Ack& ack,
+                             const std::map<std::string, int64_t>& reasons, int64_t started_us) {
+  if (!ack.already_committed() &&
+      ack.inserted() + ack.updated() + ack.unchanged() == static_cast<int64_t>(prepared.events.size())) {
+    // Every event of the batch is stored now (not so when the database rejected one).
+    absl::MutexLock lock(&largest_mu_);
+    if (prepared.largest_event_id > largest_committed_) largest_committed_ = prepared.largest_event_id;
+  }
+  metrics_->RecordBatch(ack, reasons, static_cast<double>(MonotonicMicros() - started_us) / 1e6,
+                        prepared.batch->file_drop_time_us());
+}
+
+absl::StatusOr<v1::Ack> PgSink::CommitWithRetries(const PreparedBatch& prepared, const tracing::Span& parent,
+                                                  int first_attempt) {
+  absl::Status status;
+  for (int attempt = first_attempt; attempt <= options_.max_attempts; ++attempt) {
+    auto lease = pool_->Acquire();
+    if (!lease.ok()) return lease.status();
+    tracing::Span commit = StartDbCommitSpan(*tracer_, parent, attempt);
+    std::map<std::string, int64_t> reasons;
+    const int64_t started_us = MonotonicMicros();
+    absl::StatusOr<v1::Ack> ack;
+    try {
+      EnsureSession(**lease);
+      pqxx::work txn(**lease);
+      ack = BatchTransaction(&**lease, prepared).Run(txn, &reasons);
+    } catch (const std::exception& e) {
+      ack = StatusFromPgException(e);
+    }
+    commit.SetStatus(ack.status());
+    if (ack.ok()) {
+      RecordCommitted(prepared, *ack, reasons, started_us);
+      return ack;
+    }
+    status = ack.status();
+    if (!(*lease)->is_open()) lease->MarkBroken();
+    // A deadlock, a serialization failure or a stale session: the transaction rolled back (or,
+    // if COMMIT's outcome is unknown, the ledger will say so), so running it again is safe.
+    if (status.code() != absl::StatusCode::kUnavailable) break;
+  }
+  return status;
+}
+
+}  // namespace ecomstream::writer
