@@ -21,6 +21,7 @@
 #include "common/uuid.h"
 #include "services/processor/batcher.h"
 #include "services/processor/csv_reader.h"
+#include "services/processor/earlier_rows.h"
 #include "services/processor/row_validator.h"
 #include "services/processor/schema_registry.h"
 
@@ -108,16 +109,28 @@ const std::string& File() {
   return *file;
 }
 
-// One pass over the file as a file job makes it: a fresh reader, the header, a fresh validator.
+// One pass over the file as a file job makes it: a fresh reader, the header, a fresh validator
+// that reads earlier rows again (here from memory) for its duplicate check.
 struct FilePass {
-  explicit FilePass(const std::string& file) : source(file), reader(&source, CsvReaderOptions{}) {
+  explicit FilePass(const std::string& file)
+      : source(file),
+        reader(&source, CsvReaderOptions{}),
+        earlier(
+            [&file](uint64_t offset) -> absl::StatusOr<std::unique_ptr<ByteSource>> {
+              return std::make_unique<StringByteSource>(absl::string_view(file).substr(offset));
+            },
+            CsvReaderOptions{}) {
     (void)*reader.Next(&record);
-    validator.emplace(*SchemaRegistry::Detect(record.fields), RowValidatorOptions{kReferenceUs, kHourUs, kHourUs});
+    RowValidatorOptions options{kReferenceUs, kHourUs, kHourUs};
+    options.earlier_rows = &earlier;
+    options.file_bytes = static_cast<int64_t>(file.size());
+    validator.emplace(*SchemaRegistry::Detect(record.fields), options);
   }
   bool Next() { return *reader.Next(&record); }
 
   StringByteSource source;
   CsvReader reader;
+  RereadRows earlier;
   CsvRecord record;
   std::optional<RowValidator> validator;
 };

@@ -1,7 +1,10 @@
 #include "services/processor/batcher.h"
 
 #include <utility>
+#include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "common/time_util.h"
 
 namespace ecomstream::processor {
@@ -13,10 +16,65 @@ constexpr size_t kEventOverheadBytes = 160;
 // A dead letter holds its raw bytes plus a detail of a few hundred bytes.
 constexpr size_t kDeadLetterOverheadBytes = 1024;
 
+constexpr size_t kStartBlockBytes = 64 * 1024;
+constexpr size_t kMaxBlockBytes = 1 << 20;
+constexpr int kBlockClasses = 5;                 // 64 KiB, 128 KiB, ... 1 MiB
+constexpr size_t kMaxPooledBytes = 32 << 20;     // beyond this, blocks go back to malloc
+
+// The arena blocks of settled batches, reused by the next ones: a fresh 1 MiB block costs a
+// page fault per 4 KiB page, which was a tenth of the processor's CPU. Blocks are freed on the
+// writer client's thread and taken on the reader's, hence the lock (taken once per block).
+class BlockPool {
+ public:
+  void* Take(size_t size) {
+    const int c = Class(size);
+    if (c >= 0) {
+      absl::MutexLock lock(&mu_);
+      if (!free_[c].empty()) {
+        void* block = free_[c].back();
+        free_[c].pop_back();
+        pooled_bytes_ -= size;
+        return block;
+      }
+    }
+    return ::operator new(size);
+  }
+  void Give(void* block, size_t size) {
+    const int c = Class(size);
+    if (c >= 0) {
+      absl::MutexLock lock(&mu_);
+      if (pooled_bytes_ + size <= kMaxPooledBytes) {
+        free_[c].push_back(block);
+        pooled_bytes_ += size;
+        return;
+      }
+    }
+    ::operator delete(block);
+  }
+
+ private:
+  static int Class(size_t size) {
+    for (int c = 0; c < kBlockClasses; ++c) {
+      if (size == kStartBlockBytes << c) return c;
+    }
+    return -1;
+  }
+  absl::Mutex mu_;
+  std::vector<void*> free_[kBlockClasses] ABSL_GUARDED_BY(mu_);
+  size_t pooled_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+BlockPool& Pool() {
+  static BlockPool* pool = new BlockPool();
+  return *pool;
+}
+
 google::protobuf::ArenaOptions BatchArenaOptions() {
   google::protobuf::ArenaOptions options;
-  options.start_block_size = 64 * 1024;
-  options.max_block_size = 1 << 20;
+  options.start_block_size = kStartBlockBytes;
+  options.max_block_size = kMaxBlockBytes;
+  options.block_alloc = [](size_t size) { return Pool().Take(size); };
+  options.block_dealloc = [](void* block, size_t size) { Pool().Give(block, size); };
   return options;
 }
 

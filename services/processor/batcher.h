@@ -1,5 +1,5 @@
 // batcher: groups one file's consecutive rows into Batch messages bounded by rows, bytes and age
-// (DESIGN.md, "The wire contract"). Every row of the range [first_row, last_row] lands in the
+// (docs/design.md, "wire"). Every row of the range [first_row, last_row] lands in the
 // batch exactly once: as an event, a dead letter, or a counted exact duplicate.
 //
 // Tracing: each batch is cut with its `batch.send` span (CLIENT, a child of the file's

@@ -298,6 +298,7 @@ bool CsvReader::Finish(CsvRecord* record) {
     return false;
   }
   record->line = record_line_;
+  record->offset = bytes_read_ - (end_ - start_) - dropped_;
   record->raw_size = raw_size;
   size_t field_count = 0;
   if (oversized_) {
@@ -335,7 +336,7 @@ bool CsvReader::Finish(CsvRecord* record) {
 }
 
 absl::StatusOr<bool> CsvReader::Next(CsvRecord* record) {
-  if (at_source_start_) {
+  if (at_source_start_ && options_.skip_bom) {
     at_source_start_ = false;
     while (end_ - start_ < kBom.size()) {
       absl::StatusOr<bool> more = Fill();

@@ -72,6 +72,7 @@ enum CsvRecordFlag : uint8_t {
 
 struct CsvRecord {
   int64_t line = 0;           // 1-based physical line on which the record starts
+  uint64_t offset = 0;        // of the record's first byte in the source
   absl::string_view raw;      // record bytes without the terminator (truncated when kCsvTooLarge)
   size_t raw_size = 0;        // full size of the record in bytes, without the terminator
   // Unquoted and unescaped, not trimmed. Empty when the record is malformed or too large.
@@ -83,6 +84,9 @@ struct CsvRecord {
 struct CsvReaderOptions {
   size_t max_row_bytes = 65536;
   size_t chunk_bytes = 256 * 1024;
+  // Skip a UTF-8 byte order mark at the start of the source (off when the source starts at a
+  // record in the middle of a file).
+  bool skip_bom = true;
 };
 
 class CsvReader {

@@ -1,4 +1,4 @@
-// directory_source: finds the CSV files dropped into the inbox (DESIGN.md, "The input contract").
+// directory_source: finds the CSV files dropped into the inbox (docs/design.md, "files").
 //
 // inotify (IN_MOVED_TO, IN_CLOSE_WRITE) reports a file within milliseconds of its rename; a scan
 // at Open() and every `rescan_interval` catches what inotify missed (queue overflow, network

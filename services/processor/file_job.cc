@@ -50,6 +50,10 @@ absl::StatusOr<FileJobResult> RunFileJob(const FileFacts& facts, const FileClaim
     validator_options.max_future_us = options.rules->max_future_us();
     validator_options.rules = options.rules.get();
   }
+  // The duplicate check reads an earlier row again instead of keeping every event id.
+  const std::unique_ptr<RereadRows> earlier_rows = RereadRows::ForFile(facts.path, options.csv);
+  validator_options.earlier_rows = earlier_rows.get();
+  validator_options.file_bytes = facts.size_bytes;
   RowValidator validator(*schema, validator_options);
   FileBatchInfo info{facts.file_id, facts.name, claim.claim_token, claim.trace, claim.drop_time_us, NowMicros()};
   Batcher batcher(options.batch, std::move(info), claim.resume_after_row + 1, tracer);
@@ -66,6 +70,7 @@ absl::StatusOr<FileJobResult> RunFileJob(const FileFacts& facts, const FileClaim
     if (!more) break;
     ++row;
     const RowOutcome outcome = validator.Validate(record, row);
+    RETURN_IF_ERROR(validator.status());
     if (row <= claim.resume_after_row) continue;  // already committed by an earlier claimant
     if (options.tap != nullptr && options.tap->active()) options.tap->Offer(facts.name, row, record, outcome, validator);
     // A full batch is cut when the next row arrives, so the file's last rows always travel in

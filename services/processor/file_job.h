@@ -1,5 +1,5 @@
-// file_job: one claimed file, from its header to its last batch (issue 4, "Claiming" and
-// "Reading"). Reads the file with the streaming CSV reader, validates every row, and hands
+// file_job: one claimed file, from its header to its last batch (docs/design.md,
+// "delivery"). Reads the file with the streaming CSV reader, validates every row, and hands
 // batches of the rows after `resume_after_row` to a sink, the last one flagged last_batch with
 // the file's row count. Rows up to resume_after_row are validated but not sent: they rebuild the
 // in-file duplicate state that later rows are judged against.

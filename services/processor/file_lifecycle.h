@@ -1,4 +1,4 @@
-// file_lifecycle: where a file goes when the processor is done with it (DESIGN.md, "Delivery"):
+// file_lifecycle: where a file goes when the processor is done with it (docs/design.md, "delivery"):
 // to the archive (or deleted) after the writer committed it, or to quarantine with a reason
 // when it cannot be loaded. The manifest `NAME.csv.manifest.json` always travels with its CSV.
 //

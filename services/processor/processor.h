@@ -1,4 +1,4 @@
-// processor: wires the pipeline (STYLE.md §3) for one inbox:
+// processor: wires the pipeline for one inbox:
 //
 //   directory_source -> file_inspector -> ClaimFile -> file_job (csv_reader -> row_validator ->
 //   batcher) -> writer_client -> [writer] -> ack -> file_lifecycle (archive / quarantine)
@@ -8,7 +8,7 @@
 // read. A file leaves the inbox only after the ack of its last batch says file_committed (or
 // ClaimFile says it already was), or to quarantine. Nothing else moves or deletes it.
 //
-// Tracing (DESIGN.md, "Tracing"): each attempt at a file is a `file.process` span (CONSUMER), a
+// Tracing (docs/design.md, "tracing"): each attempt at a file is a `file.process` span (CONSUMER), a
 // child of the manifest's traceparent (a new trace without one), from the moment Run() picks the
 // file up (before its inspection) until its last batch's ack has been handled and the file
 // archived. It ends with an error status when the file is quarantined, refused, rejected or

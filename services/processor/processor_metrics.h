@@ -1,7 +1,7 @@
 // processor_metrics: every Prometheus series the processor exports, looked up once.
 //
-// Names follow DESIGN.md ("Metrics"): `ecomstream_processor_` prefix, base units, counters end in
-// `_total`. Each component also counts what it received, sent, dropped and failed (STYLE.md §3)
+// Names follow docs/design.md ("metrics"): `ecomstream_processor_` prefix, base units, counters end in
+// `_total`. Each component also counts what it received, sent, dropped and failed
 // in the `ecomstream_processor_component_*_total{component="..."}` families.
 // Thread-safe: every member is a lock-free metric.
 #ifndef ECOMSTREAM_SERVICES_PROCESSOR_PROCESSOR_METRICS_H_

@@ -1,5 +1,5 @@
 // retry: exponential backoff with jitter and a circuit breaker, for talking to the writer
-// (DESIGN.md, "Bad input gets a clear answer": writer down -> back off, keep the files).
+// (docs/design.md, "delivery": with the writer down, back off and keep the files).
 #ifndef ECOMSTREAM_SERVICES_PROCESSOR_RETRY_H_
 #define ECOMSTREAM_SERVICES_PROCESSOR_RETRY_H_
 

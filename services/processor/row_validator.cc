@@ -4,7 +4,6 @@
 #include <cstring>
 #include <optional>
 
-#include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
 #include "common/domain.h"
 #include "services/processor/field_parsers.h"
@@ -74,12 +73,8 @@ const Rules& BuiltinRules() {
   return **rules;
 }
 
-std::pair<uint64_t, uint64_t> UuidKey(const Uuid& uuid) {
-  std::pair<uint64_t, uint64_t> key;
-  std::memcpy(&key.first, uuid.data(), 8);
-  std::memcpy(&key.second, uuid.data() + 8, 8);
-  return key;
-}
+// Rows read before the event-id index gets a table sized for the whole file.
+constexpr int64_t kRowsBeforeSizing = 1000;
 
 // At most kMaxDetailValueBytes of a valid UTF-8 value, cut at a character boundary.
 absl::string_view DetailValue(absl::string_view value) {
@@ -111,7 +106,11 @@ std::string RowCounts::ReasonSummary() const {
 }
 
 RowValidator::RowValidator(const Schema& schema, RowValidatorOptions options)
-    : schema_(schema), options_(options), rules_(options.rules != nullptr ? options.rules : &BuiltinRules()) {
+    : schema_(schema),
+      options_(options),
+      rules_(options.rules != nullptr ? options.rules : &BuiltinRules()),
+      kept_rows_(options.earlier_rows == nullptr ? std::make_unique<KeptRows>() : nullptr),
+      earlier_rows_(options.earlier_rows != nullptr ? options.earlier_rows : kept_rows_.get()) {
   issues_.reserve(8);
 }
 
@@ -303,19 +302,35 @@ void RowValidator::CheckFields() {
   if (present) p.campaign_id = v;
 }
 
+bool RowValidator::SameEventId(int64_t row) {
+  if (!status_.ok()) return false;
+  status_ = earlier_rows_->Find(row, &earlier_);
+  if (!status_.ok()) return false;
+  const int index = schema_.index[Column::kEventId];
+  Uuid id;
+  if (index < 0 || static_cast<size_t>(index) >= earlier_.fields.size() ||
+      !ParseUuid(TrimField(earlier_.fields[index]), &id) || id != parsed_.event_id) {
+    return false;
+  }
+  earlier_raw_ = earlier_.raw;
+  return true;
+}
+
 RowOutcome RowValidator::Conclude() {
   if (event_id_ok_) {
-    const uint64_t raw_hash = absl::Hash<absl::string_view>()(record_->raw);
+    const uint64_t hash = EventIdIndex::Hash(parsed_.event_id);
+    const int64_t earlier = index_.Find(hash, [this](int64_t row) { return SameEventId(row); });
     if (issues_.empty()) {
-      auto [it, inserted] = seen_.try_emplace(UuidKey(parsed_.event_id), raw_hash);
-      if (!inserted) {
-        if (it->second == raw_hash) {
-          ++counts_.duplicates;
-          return RowOutcome::kDuplicate;
-        }
+      if (earlier == 0) {
+        index_.Insert(hash, row_);
+        earlier_rows_->Keep(row_, *record_);
+      } else if (earlier_raw_ == record_->raw) {
+        ++counts_.duplicates;
+        return RowOutcome::kDuplicate;
+      } else {
         AddIssue(v1::REJECT_REASON_CONFLICTING_DUPLICATE, Column::kEventId, {}, nullptr);
       }
-    } else if (auto it = seen_.find(UuidKey(parsed_.event_id)); it != seen_.end() && it->second != raw_hash) {
+    } else if (earlier != 0 && earlier_raw_ != record_->raw) {
       AddIssue(v1::REJECT_REASON_CONFLICTING_DUPLICATE, Column::kEventId, {}, nullptr);
     }
   }
@@ -335,6 +350,14 @@ RowOutcome RowValidator::Validate(const CsvRecord& record, int64_t row) {
   issues_.clear();
   event_id_ok_ = false;
   ++counts_.rows;
+  earlier_rows_->Note(row, record);
+  bytes_seen_ += record.raw_size + 1;
+  if (counts_.rows == kRowsBeforeSizing && options_.file_bytes > 0) {
+    // Room for the rest of the file at this many bytes per row, plus a tenth.
+    const double rows_left = static_cast<double>(options_.file_bytes) * kRowsBeforeSizing /
+                                 static_cast<double>(bytes_seen_) - kRowsBeforeSizing;
+    index_.Reserve(static_cast<int64_t>(rows_left * 1.1));
+  }
   CheckRecord();
   if (issues_.empty()) CheckFields();
   return Conclude();

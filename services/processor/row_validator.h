@@ -1,14 +1,16 @@
 // row_validator: cleans and validates one CSV record into an Event, a DeadLetter, or an exact
 // duplicate (docs/rows.md, "Cleaning", "Validation" and "Outcomes").
 //
-// One validator per file: it remembers the event ids of the file's valid rows to tell exact
-// duplicates (same bytes) from conflicting ones. That state costs about 40 bytes per distinct
-// valid event id; everything else is per row and allocation-free on the path of a valid row.
-// Not thread-safe.
+// One validator per file: it remembers where the file's valid rows are, by event id, to tell
+// exact duplicates (same bytes) from conflicting ones (event_id_index.h: about 8 bytes per
+// distinct valid event id; a possible duplicate is confirmed by reading the earlier row again
+// through EarlierRows). Everything else is per row and allocation-free on the path of a valid
+// row. Not thread-safe.
 #ifndef ECOMSTREAM_SERVICES_PROCESSOR_ROW_VALIDATOR_H_
 #define ECOMSTREAM_SERVICES_PROCESSOR_ROW_VALIDATOR_H_
 
 #include <array>
+#include <memory>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -19,7 +21,10 @@
 #include "common/csv_schema.h"  // RowOutcome
 #include "common/uuid.h"
 #include "ecomstream/v1/ingest.pb.h"
+#include "absl/status/status.h"
 #include "services/processor/csv_reader.h"
+#include "services/processor/earlier_rows.h"
+#include "services/processor/event_id_index.h"
 #include "services/processor/rules.h"
 #include "services/processor/schema_registry.h"
 
@@ -38,6 +43,11 @@ struct RowValidatorOptions {
   // Catalogues (categories, countries, synonyms); null: the built-in rules. Must outlive the
   // validator. (Its windows are late_after_us and max_future_us above.)
   const Rules* rules = nullptr;
+  // Reads earlier rows again for the duplicate check (see earlier_rows.h); must outlive the
+  // validator. Null: the validator keeps a copy of each valid row (single rows, tests).
+  EarlierRows* earlier_rows = nullptr;
+  // The file's size, to size the event-id index once the bytes per row are known; 0: unknown.
+  int64_t file_bytes = 0;
 };
 
 // Counts over every record a validator has seen.
@@ -73,6 +83,11 @@ class RowValidator {
   bool late() const { return parsed_.late; }
 
   const RowCounts& counts() const { return counts_; }
+  // Not OK when an earlier row could not be read again: the last outcome is then unreliable
+  // and the file must not be sent.
+  const absl::Status& status() const { return status_; }
+  // Bytes held by the duplicate state.
+  size_t duplicate_state_bytes() const { return index_.memory_bytes(); }
 
  private:
   struct Issue {
@@ -110,6 +125,8 @@ class RowValidator {
   void CheckRecord();
   void CheckFields();
   RowOutcome Conclude();
+  // Whether `row` (from the index) carries the current row's event id; sets earlier_raw_.
+  bool SameEventId(int64_t row);
 
   Schema schema_;
   RowValidatorOptions options_;
@@ -123,8 +140,14 @@ class RowValidator {
   std::vector<Issue> issues_;
   bool event_id_ok_ = false;
 
-  // Event id of each valid row so far -> hash of its raw bytes.
-  absl::flat_hash_map<std::pair<uint64_t, uint64_t>, uint64_t> seen_;
+  // The first valid row of each event id so far.
+  EventIdIndex index_;
+  std::unique_ptr<EarlierRows> kept_rows_;  // when options_.earlier_rows is null
+  EarlierRows* earlier_rows_;
+  CsvRecord earlier_;                // the row SameEventId read last
+  absl::string_view earlier_raw_;    // its raw bytes, after SameEventId said true
+  uint64_t bytes_seen_ = 0;          // raw bytes of the rows so far, for the index's size
+  absl::Status status_;
 };
 
 }  // namespace ecomstream::processor

@@ -1,6 +1,7 @@
 #include "services/processor/row_validator.h"
 
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "services/processor/csv_reader.h"
+#include "services/processor/earlier_rows.h"
 
 namespace ecomstream::processor {
 namespace {
@@ -72,16 +74,31 @@ struct Result {
   v1::DeadLetter dead_letter;
 };
 
-// Reads `body` (a header line is prepended) and validates every row.
-std::vector<Result> ValidateText(const std::string& body, int version = 3, size_t max_row_bytes = 65536) {
-  const std::string text = Header(version) + "\n" + body;
+// How the validator gets an earlier row back for its duplicate check.
+enum class Earlier { kKept, kReread };
+
+// Reads `body` (a header line is prepended, after `prefix`) and validates every row.
+std::vector<Result> ValidateText(const std::string& body, int version = 3, size_t max_row_bytes = 65536,
+                                 Earlier earlier = Earlier::kKept, const std::string& prefix = "") {
+  const std::string text = prefix + Header(version) + "\n" + body;
   StringByteSource source(text);
-  CsvReader reader(&source, CsvReaderOptions{max_row_bytes, 4096});
+  const CsvReaderOptions csv{max_row_bytes, 4096};
+  CsvReader reader(&source, csv);
   CsvRecord record;
   EXPECT_TRUE(*reader.Next(&record));
   absl::StatusOr<Schema> schema = SchemaRegistry::Detect(record.fields);
   EXPECT_TRUE(schema.ok());
-  RowValidator validator(*schema, RowValidatorOptions{kReference, kHour, kHour, max_row_bytes});
+  RowValidatorOptions options{kReference, kHour, kHour, max_row_bytes};
+  RereadRows reread(
+      [&text](uint64_t offset) -> absl::StatusOr<std::unique_ptr<ByteSource>> {
+        return std::make_unique<StringByteSource>(absl::string_view(text).substr(offset));
+      },
+      csv);
+  if (earlier == Earlier::kReread) {
+    options.earlier_rows = &reread;
+    options.file_bytes = static_cast<int64_t>(text.size());
+  }
+  RowValidator validator(*schema, options);
   std::vector<Result> results;
   int64_t row = 0;
   while (*reader.Next(&record)) {
@@ -342,6 +359,31 @@ TEST(RowValidatorTest, ExactDuplicateIsSkippedConflictingDuplicateIsRejected) {
   EXPECT_THAT(Reasons(results[2]), ElementsAre(v1::REJECT_REASON_CONFLICTING_DUPLICATE));
   EXPECT_EQ(results[2].dead_letter.line(), 4);
   EXPECT_EQ(results[3].outcome, RowOutcome::kDuplicate);
+}
+
+TEST(RowValidatorTest, DuplicatesFarApartAreFoundByReadingTheEarlierRowAgain) {
+  // 10,000 distinct ids (past the point where the index is sized from the bytes per row), then
+  // repeats of rows 1, 65, 4097 and 9999: exact, conflicting, and inside a quoted multi-line
+  // field; a byte order mark before the header.
+  auto row = [](int i, const std::string& city) {
+    auto values = ValidRow();
+    values[Column::kEventId] = absl::StrCat("018f3a6e-1b2c-7d3e-8f40-", absl::Dec(i, absl::kZeroPad12));
+    values[Column::kGeoCity] = city;
+    return Line(values) + "\n";
+  };
+  std::string body;
+  for (int i = 1; i <= 10000; ++i) body += row(i, i == 65 ? "Two\nlines, \"quoted\"" : "Boston");
+  body += row(1, "Boston") + row(65, "Two\nlines, \"quoted\"") + row(4097, "Salem") + row(9999, "Boston");
+  for (Earlier earlier : {Earlier::kKept, Earlier::kReread}) {
+    std::vector<Result> results = ValidateText(body, 3, 65536, earlier, "\xEF\xBB\xBF");
+    ASSERT_EQ(results.size(), 10004u);
+    for (int i = 0; i < 10000; ++i) ASSERT_EQ(results[i].outcome, RowOutcome::kEvent) << "row " << i + 1;
+    EXPECT_EQ(results[10000].outcome, RowOutcome::kDuplicate);
+    EXPECT_EQ(results[10001].outcome, RowOutcome::kDuplicate);
+    ASSERT_EQ(results[10002].outcome, RowOutcome::kDeadLetter);
+    EXPECT_THAT(Reasons(results[10002]), ElementsAre(v1::REJECT_REASON_CONFLICTING_DUPLICATE));
+    EXPECT_EQ(results[10003].outcome, RowOutcome::kDuplicate);
+  }
 }
 
 TEST(RowValidatorTest, RepeatOfAnInvalidRowIsADeadLetterAgainNotADuplicate) {

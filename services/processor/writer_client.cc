@@ -72,7 +72,7 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeWriterChannel(const std::stri
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, std::min(backoff_ms, 100));
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, backoff_ms);
   args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);  // the client decides what to resend
-  // DESIGN.md "Scale-out": writers behind a headless Service, client-side round-robin. Each
+  // docs/design.md, "scale-out": writers behind a headless Service, client-side round-robin. Each
   // call (ClaimFile, a new Write stream) goes to the next ready writer; a stream stays on one.
   args.SetLoadBalancingPolicyName("round_robin");
   return grpc::CreateCustomChannel(address, credentials, args);

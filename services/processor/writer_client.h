@@ -1,4 +1,4 @@
-// writer_client: the processor's side of the Ingest service (DESIGN.md, "The wire contract").
+// writer_client: the processor's side of the Ingest service (docs/design.md, "wire"; proto/ecomstream/v1/ingest.proto).
 //
 // ClaimFile is a unary call with a deadline. Batches go out on one long-lived bidirectional
 // Write stream, in the order Send() queued them, through a bounded window: Send() blocks while
