@@ -146,6 +146,8 @@ std::unique_ptr<OwnedBatch> Batcher::Cut(bool last, int64_t total_file_rows) {
     count->set_reason(static_cast<v1::RejectReason>(reason));
     count->set_count(reason_counts_[reason]);
   }
+  done->counts = RowCounts{done->rows(), batch.events_size(), batch.dead_letters_size(), batch.duplicate_rows(),
+                           done->late_events, reason_counts_};
   tracing::Span& span = done->span;
   span = tracer_->StartSpan("batch.send", tracing::SpanKind::kClient, info_.trace);
   span.SetAttribute("file.name", info_.file_name);

@@ -42,6 +42,8 @@ class OwnedBatch {
   size_t estimated_bytes = 0;
   // Rows of this batch that are late events (for counters; not on the wire).
   int64_t late_events = 0;
+  // This batch's rows by outcome and reason, set by Batcher::Cut (late is not on the wire).
+  RowCounts counts;
   // The batch.send span, from the cut until the ack; batch().traceparent() is its context.
   tracing::Span span;
 

@@ -9,9 +9,10 @@ namespace ecomstream::processor {
 
 Backoff::Backoff(BackoffOptions options, uint64_t seed) : options_(options), rng_(seed) {}
 
-absl::Duration Backoff::Next() {
-  const double factor = std::pow(options_.multiplier, std::min(attempt_, 62));
-  ++attempt_;
+absl::Duration Backoff::Next() { return Delay(attempt_++); }
+
+absl::Duration Backoff::Delay(int attempt) {
+  const double factor = std::pow(options_.multiplier, std::clamp(attempt, 0, 62));
   const absl::Duration d = std::min(options_.max, options_.initial * factor);
   const double jitter = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
   return d / 2 + (d / 2) * jitter;

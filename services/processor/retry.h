@@ -1,5 +1,5 @@
 // retry: exponential backoff with jitter and a circuit breaker, for talking to the writer
-// (docs/design.md, "delivery": with the writer down, back off and keep the files).
+// (docs/design.md, "Delivery": writer down -> back off, keep the files).
 #ifndef ECOMSTREAM_SERVICES_PROCESSOR_RETRY_H_
 #define ECOMSTREAM_SERVICES_PROCESSOR_RETRY_H_
 
@@ -26,6 +26,9 @@ class Backoff {
   Backoff(BackoffOptions options, uint64_t seed);
   absl::Duration Next();
   void Reset() { attempt_ = 0; }
+  // Delay `attempt` (from 0) for callers that keep the attempt count themselves (one per file);
+  // does not move the sequence Next() walks.
+  absl::Duration Delay(int attempt);
 
  private:
   BackoffOptions options_;
