@@ -1,17 +1,21 @@
 #include "services/processor/processor_flags.h"
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdio>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "common/domain.h"
-#include "common/status.h"
 #include "absl/time/time.h"
+#include "common/domain.h"
+#include "common/log.h"
+#include "common/status.h"
 #include "common/uuid.h"
+#include "services/processor/writer_client.h"
 
 ABSL_FLAG(std::string, input_dir, "",
           "The inbox: where *.csv files (and their manifests) are dropped (created if missing).");
@@ -151,6 +155,37 @@ RulesWindows RulesWindowsFromFlags() {
                       absl::ToInt64Microseconds(absl::GetFlag(FLAGS_max_future))};
 }
 
+absl::StatusOr<std::shared_ptr<const Rules>> RulesFromFlags() {
+  const std::string path = RulesFileFromFlags();
+  std::shared_ptr<const Rules> rules = Rules::Builtin(RulesWindowsFromFlags());
+  if (!path.empty()) {
+    absl::StatusOr<std::shared_ptr<const Rules>> loaded = Rules::LoadFile(path, RulesWindowsFromFlags());
+    if (!loaded.ok()) return loaded.status();
+    rules = *std::move(loaded);
+  }
+  return rules;
+}
+
+std::shared_ptr<RulesStore> RulesStoreFromFlags(Service& service, std::shared_ptr<const Rules> rules) {
+  const std::string path = RulesFileFromFlags();
+  LOG_INFO("Rules in force") << Kv("version", rules->version()) << Kv("file", path.empty() ? "(built-in)" : path);
+  auto store = std::make_shared<RulesStore>(std::move(rules), &service.registry());
+  service.OnSignal(SIGHUP, [store] { ReloadRulesFromFlags(*store); });
+  return store;
+}
+
+void ReloadRulesFromFlags(RulesStore& store) {
+  const std::string path = RulesFileFromFlags();
+  if (path.empty()) {
+    LOG_INFO("SIGHUP ignored: no --rules_file to reload");
+  } else if (absl::Status status = store.Reload(path, RulesWindowsFromFlags()); !status.ok()) {
+    LOG_WARNING("Rules file not reloaded; the rules in force stay")
+        << Kv("version", store.Get()->version()) << Kv("error", status.message());
+  } else {
+    LOG_INFO("Rules reloaded") << Kv("file", path) << Kv("version", store.Get()->version());
+  }
+}
+
 bool RedriveFromFlags() { return absl::GetFlag(FLAGS_redrive); }
 
 absl::StatusOr<RedriveOptions> RedriveOptionsFromFlags() {
@@ -182,6 +217,19 @@ absl::StatusOr<RedriveOptions> RedriveOptionsFromFlags() {
   options.rpc_timeout = std::max(absl::GetFlag(FLAGS_rpc_timeout), absl::Seconds(30));
   RETURN_IF_ERROR(ValidateRedriveOptions(options));
   return options;
+}
+
+int RunRedriveFromFlags(Service& service, const ProcessorOptions& options, std::shared_ptr<const Rules> rules) {
+  absl::StatusOr<RedriveOptions> redrive_options = RedriveOptionsFromFlags();
+  if (!redrive_options.ok()) return service.ConfigError(redrive_options.status());
+  auto channel = MakeWriterChannel(options.writer_address, options.tls);
+  if (!channel.ok()) return service.ConfigError(channel.status());
+  const bool dry_run = redrive_options->dry_run;
+  Redriver redriver(*channel, std::move(rules), *std::move(redrive_options));
+  absl::StatusOr<RedriveReport> report = redriver.Run([&service] { return service.stopping(); });
+  if (!report.ok()) return service.Failed("Redrive stopped; what it committed stays, run it again to continue", report.status());
+  std::printf("%s\n", RedriveSummary(*report, dry_run).c_str());
+  return kExitOk;
 }
 
 }  // namespace ecomstream::processor
