@@ -17,20 +17,20 @@ int main(int argc, char** argv) {
   }
   absl::StatusOr<std::shared_ptr<const Rules>> rules = RulesFromFlags();
   if (!rules.ok()) return service.ConfigError(rules.status());
-  ProcessorOptions options = OptionsFromFlags();
-  if (RedriveFromFlags()) return RunRedriveFromFlags(service, options, *rules);
-  if (absl::Status status = options.Validate(); !status.ok()) return service.ConfigError(status);
-  auto channel = MakeWriterChannel(options.writer_address, options.tls);
+  ProcessorOptions config = ConfigFromFlags();
+  if (RedriveFromFlags()) return RunRedriveFromFlags(service, config, *rules);
+  if (absl::Status status = config.Validate(); !status.ok()) return service.ConfigError(status);
+  auto channel = MakeWriterChannel(config.writer_address, config.tls);
   if (!channel.ok()) return service.ConfigError(channel.status());
   if (absl::Status status = service.StartTelemetry(); !status.ok()) return service.ConfigError(status);
   ProcessorMetrics metrics(service.registry());
   std::shared_ptr<RulesStore> rules_store = RulesStoreFromFlags(service, *rules);
   Tap tap(TapOptions{}, &service.registry());
-  options.rules = rules_store.get();
-  options.job.tap = &tap;
-  Processor processor(options, *channel, &metrics, service.tracer());
+  config.rules = rules_store.get();
+  config.job.tap = &tap;
+  Processor processor(config, *channel, &metrics, service.tracer());
   tap.Serve(&service.status_server());
-  const absl::Status serving = service.ServeStatus(options.metrics_address, [&processor] { return processor.Ready(); });
+  const absl::Status serving = service.ServeStatus(config.metrics_address, [&processor] { return processor.Ready(); });
   if (!serving.ok()) return service.ConfigError(serving);
   const absl::Status result = service.Run([&processor] { return processor.Run(); }, [&processor] { processor.Stop(); });
   tap.Close();  // ends the /tap streams, so the status server can stop
