@@ -90,10 +90,12 @@ void Service::OnSignal(int signal, std::function<void()> handler) {
   }).detach();
 }
 
-int Service::Finish(const absl::Status& result, absl::string_view failure) {
+int Service::Finish(const absl::Status& result, absl::string_view failure, LogLevel level) {
   if (tracer_ != nullptr) (void)tracer_->Shutdown(absl::Seconds(2));
   status_server_->Stop();
-  return result.ok() ? kExitOk : Failed(failure, result);
+  if (result.ok()) return kExitOk;
+  if (LogEnabled(level)) LogLine(level, failure) << Kv("error", result.ToString());
+  return kExitFailure;
 }
 
 }  // namespace ecomstream

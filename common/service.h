@@ -19,6 +19,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "common/log.h"
 #include "common/metrics.h"
 #include "common/span_metrics.h"
 #include "common/status_server.h"
@@ -84,8 +85,8 @@ class Service {
 
   // Flushes the spans (up to 2 s; a failure is logged by the exporter and counted), stops the
   // status server, and returns the exit code of `result`: kExitOk, or kExitFailure after logging
-  // "<failure> error=<result>".
-  int Finish(const absl::Status& result, absl::string_view failure);
+  // "<failure> error=<result>" at `level` (kWarning when nothing is lost, e.g. files left to retry).
+  int Finish(const absl::Status& result, absl::string_view failure, LogLevel level = LogLevel::kError);
 
  private:
   const std::string name_;

@@ -34,6 +34,6 @@ int main(int argc, char** argv) {
   if (!serving.ok()) return service.ConfigError(serving);
   const absl::Status result = service.Run([&processor] { return processor.Run(); }, [&processor] { processor.Stop(); });
   tap.Close();  // ends the /tap streams, so the status server can stop
-  return service.Finish(result, absl::IsAborted(result) ? "Some files were not committed; they stay in the inbox"
-                                                        : "Processor failed");
+  if (!absl::IsAborted(result)) return service.Finish(result, "Processor failed");
+  return service.Finish(result, "Some files were not committed; they stay in the inbox", LogLevel::kWarning);
 }
