@@ -2,7 +2,7 @@
 //
 //   Service service("processor", kUsage, argc, argv);  // signals, flags + ECOMSTREAM_<FLAG>
 //   if (!address.empty()) return service.HealthCheck(ProbeReady(address), "ready");
-//   if (status = options.Validate(); !status.ok()) return service.ConfigError(status);  // exit 2
+//   if (status = config.Validate(); !status.ok()) return service.ConfigError(status);  // exit 2
 //   if (status = service.StartTelemetry(); ...)        // tracer (OTEL_*), build info, span metrics
 //   service.ServeStatus(metrics_address, ready);       // /metrics, /healthz, /readyz (+ AddGet)
 //   return service.Finish(service.Run(run, stop), "Processor failed");

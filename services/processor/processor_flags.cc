@@ -157,13 +157,8 @@ RulesWindows RulesWindowsFromFlags() {
 
 absl::StatusOr<std::shared_ptr<const Rules>> RulesFromFlags() {
   const std::string path = RulesFileFromFlags();
-  std::shared_ptr<const Rules> rules = Rules::Builtin(RulesWindowsFromFlags());
-  if (!path.empty()) {
-    absl::StatusOr<std::shared_ptr<const Rules>> loaded = Rules::LoadFile(path, RulesWindowsFromFlags());
-    if (!loaded.ok()) return loaded.status();
-    rules = *std::move(loaded);
-  }
-  return rules;
+  if (path.empty()) return Rules::Builtin(RulesWindowsFromFlags());
+  return Rules::LoadFile(path, RulesWindowsFromFlags());
 }
 
 std::shared_ptr<RulesStore> RulesStoreFromFlags(Service& service, std::shared_ptr<const Rules> rules) {
