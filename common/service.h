@@ -39,7 +39,8 @@ class Service {
     std::vector<int> handled_signals;
   };
 
-  // Call first in main, before any thread starts: blocks SIGTERM, SIGINT and
+  // Call first in main, before any thread starts: turns off absl::Mutex deadlock detection (on in
+  // Debian's Abseil build, costly on every lock), blocks SIGTERM, SIGINT and
   // `options.handled_signals` (every thread inherits the mask) and turns the first two into the
   // shutdown request; then sets the flags from ECOMSTREAM_<FLAG> and the command line (a bad value
   // exits 2 with one line; --help prints `usage` and the flags). `name` is "generator",
