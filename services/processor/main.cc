@@ -1,4 +1,4 @@
-// ecomstream-processor: flags -> ProcessorOptions -> Validate -> Processor::Run until SIGTERM (or,
+// ecomstream-processor: flags -> ProcessorConfig -> Validate -> Processor::Run until SIGTERM (or,
 // with --once, until the inbox is committed); SIGHUP reloads --rules_file; --redrive runs a redrive
 // instead. The bootstrap (flags, exit codes, tracing, status server, signals) is common/service.h.
 #include <signal.h>
@@ -17,7 +17,7 @@ int main(int argc, char** argv) {
   }
   absl::StatusOr<std::shared_ptr<const Rules>> rules = RulesFromFlags();
   if (!rules.ok()) return service.ConfigError(rules.status());
-  ProcessorOptions config = ConfigFromFlags();
+  ProcessorConfig config = ConfigFromFlags();
   if (RedriveFromFlags()) return RunRedriveFromFlags(service, config, *rules);
   if (absl::Status status = config.Validate(); !status.ok()) return service.ConfigError(status);
   auto channel = MakeWriterChannel(config.writer_address, config.tls);

@@ -33,7 +33,7 @@ absl::Status Invalid(absl::string_view message) { return absl::InvalidArgumentEr
 
 }  // namespace
 
-absl::Status ProcessorOptions::Validate() const {
+absl::Status ProcessorConfig::Validate() const {
   if (input_dir.empty()) return Invalid("--input_dir is required");
   if (ExistsAndIsNotADirectory(input_dir)) {
     return Invalid(absl::StrCat("--input_dir ", input_dir, " exists and is not a directory"));
@@ -113,7 +113,7 @@ FileJobOptions Processor::JobOptions() const {
   return job;
 }
 
-Processor::Processor(ProcessorOptions options, std::shared_ptr<grpc::Channel> channel, ProcessorMetrics* metrics,
+Processor::Processor(ProcessorConfig options, std::shared_ptr<grpc::Channel> channel, ProcessorMetrics* metrics,
                      const tracing::Tracer* tracer)
     : options_(std::move(options)),
       metrics_(metrics),

@@ -48,7 +48,7 @@
 
 namespace ecomstream::processor {
 
-struct ProcessorOptions {
+struct ProcessorConfig {
   std::string input_dir;
   std::string archive_dir;     // required unless delete_after_commit
   std::string quarantine_dir;
@@ -83,7 +83,7 @@ class Processor : public AckHandler {
   // `metrics` must outlive the processor, and so must `tracer`, which gets the file.process and
   // batch.send spans; null means an enabled tracer that exports nothing (traceparents still
   // propagate).
-  Processor(ProcessorOptions options, std::shared_ptr<grpc::Channel> channel, ProcessorMetrics* metrics,
+  Processor(ProcessorConfig options, std::shared_ptr<grpc::Channel> channel, ProcessorMetrics* metrics,
             const tracing::Tracer* tracer = nullptr);
   ~Processor() override;
   Processor(const Processor&) = delete;
@@ -151,7 +151,7 @@ class Processor : public AckHandler {
   bool OnceFinished() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Duration NextWake() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  const ProcessorOptions options_;
+  const ProcessorConfig options_;
   ProcessorMetrics* const metrics_;
   absl::Time next_archive_sweep_ = absl::InfinitePast();  // Run's thread only
   std::unique_ptr<tracing::Tracer> own_tracer_;  // when the constructor got none

@@ -111,8 +111,8 @@ const char kUsage[] =
     "Every flag also reads ECOMSTREAM_<FLAG>. Exit codes: 0 ok, 1 runtime failure (with --once: a file\n"
     "could not be committed), 2 bad configuration. SIGTERM stops intake and drains in-flight batches.";
 
-ProcessorOptions ConfigFromFlags() {
-  ProcessorOptions config;
+ProcessorConfig ConfigFromFlags() {
+  ProcessorConfig config;
   config.input_dir = absl::GetFlag(FLAGS_input_dir);
   config.archive_dir = absl::GetFlag(FLAGS_archive_dir);
   if (config.archive_dir.empty() && !config.input_dir.empty()) {
@@ -214,7 +214,7 @@ absl::StatusOr<RedriveOptions> RedriveOptionsFromFlags() {
   return options;
 }
 
-int RunRedriveFromFlags(Service& service, const ProcessorOptions& config, std::shared_ptr<const Rules> rules) {
+int RunRedriveFromFlags(Service& service, const ProcessorConfig& config, std::shared_ptr<const Rules> rules) {
   absl::StatusOr<RedriveOptions> redrive_options = RedriveOptionsFromFlags();
   if (!redrive_options.ok()) return service.ConfigError(redrive_options.status());
   auto channel = MakeWriterChannel(config.writer_address, config.tls);

@@ -17,8 +17,8 @@ namespace ecomstream::processor {
 
 extern const char kUsage[];
 
-// Not validated: call ProcessorOptions::Validate().
-ProcessorOptions ConfigFromFlags();
+// Not validated: call ProcessorConfig::Validate().
+ProcessorConfig ConfigFromFlags();
 // --health_check=ADDRESS, "" when not given.
 std::string HealthCheckAddressFromFlags();
 // --rules_file, "" for the built-in rules; the windows a rules file may leave out.
@@ -39,7 +39,7 @@ absl::StatusOr<RedriveOptions> RedriveOptionsFromFlags();
 // The --redrive command: re-validates the stored dead letters with `rules` against the writer at
 // config.writer_address until done or SIGTERM, prints the report. Returns the exit code (2 for a
 // bad --redrive_* flag or TLS file, 1 when a Redrive call fails).
-int RunRedriveFromFlags(Service& service, const ProcessorOptions& config, std::shared_ptr<const Rules> rules);
+int RunRedriveFromFlags(Service& service, const ProcessorConfig& config, std::shared_ptr<const Rules> rules);
 
 }  // namespace ecomstream::processor
 
