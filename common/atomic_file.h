@@ -1,4 +1,4 @@
-// Atomic file drop (DESIGN.md, input contract): write DIR/.tmp/NAME, fsync, rename to
+// Atomic file drop (docs/design.md, "Files"): write DIR/.tmp/NAME, fsync, rename to
 // DIR/NAME, fsync DIR. A reader of DIR never sees a partial file under its final name.
 #ifndef ECOMSTREAM_COMMON_ATOMIC_FILE_H_
 #define ECOMSTREAM_COMMON_ATOMIC_FILE_H_

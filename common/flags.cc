@@ -1,5 +1,6 @@
 #include "common/flags.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 
@@ -11,6 +12,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 
 namespace ecomstream {
 namespace {
@@ -24,6 +26,22 @@ bool IsOurFlagFile(absl::string_view file) {
 }
 
 }  // namespace
+
+std::string OneLine(absl::string_view text) {
+  std::string line;
+  line.reserve(text.size());
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (c == '\n') {
+      line += "\\n";
+    } else if (byte < 0x20 || byte == 0x7f) {
+      line += absl::StrFormat("\\x%02x", byte);
+    } else {
+      line += c;
+    }
+  }
+  return line;
+}
 
 std::string EnvVarForFlag(absl::string_view flag_name) {
   return absl::StrCat("ECOMSTREAM_", absl::AsciiStrToUpper(flag_name));
@@ -56,7 +74,10 @@ std::vector<char*> ParseCommandLineWithEnv(int argc, char** argv, absl::string_v
   // Environment first, so that the command line, parsed after it, wins.
   absl::Status status = ApplyEnvironmentOverrides();
   if (!status.ok()) {
-    std::fprintf(stderr, "%s\n", std::string(status.message()).c_str());
+    // One line, even when the value holds a newline: "<program>: Environment variable ...".
+    absl::string_view program = argc > 0 ? argv[0] : "";
+    program.remove_prefix(std::min(program.size(), program.rfind('/') + 1));
+    std::fprintf(stderr, "%s: %s\n", std::string(program).c_str(), OneLine(status.message()).c_str());
     std::exit(2);
   }
   return absl::ParseCommandLine(argc, argv);

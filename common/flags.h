@@ -14,6 +14,10 @@
 
 namespace ecomstream {
 
+// `text` for one line on stderr: control characters (a newline in a hostile flag value) become
+// \n or \xNN.
+std::string OneLine(absl::string_view text);
+
 // Returns the environment variable name for a flag: "pg_dsn" -> "ECOMSTREAM_PG_DSN".
 std::string EnvVarForFlag(absl::string_view flag_name);
 
@@ -22,8 +26,9 @@ std::string EnvVarForFlag(absl::string_view flag_name);
 // std::getenv by default; tests pass their own.
 absl::Status ApplyEnvironmentOverrides(const char* (*environ_lookup)(const char*) = nullptr);
 
-// absl::ParseCommandLine + ApplyEnvironmentOverrides + usage text. On a bad flag or environment
-// value prints one line to stderr and exits 2. Returns positional arguments.
+// absl::ParseCommandLine + ApplyEnvironmentOverrides + usage text. On a bad environment value
+// prints one line "<program>: <error>" to stderr and exits 2 (a malformed command-line value is
+// absl::ParseCommandLine's own error and exit code). Returns positional arguments.
 std::vector<char*> ParseCommandLineWithEnv(int argc, char** argv, absl::string_view usage);
 
 }  // namespace ecomstream

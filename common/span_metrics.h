@@ -1,5 +1,5 @@
 // The span exporter's counters as Prometheus series, the same in every service that has a Tracer
-// (DESIGN.md, "Metrics, health, logs": spans exported and dropped):
+// (docs/design.md, "Metrics, health, logs": spans exported and dropped):
 //
 //   ecomstream_spans_exported_total                      spans the collector accepted
 //   ecomstream_spans_dropped_total{reason="queue_full"}  the export queue was full (collector slow or down)

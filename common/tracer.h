@@ -1,4 +1,4 @@
-// A small OpenTelemetry-style tracer (DESIGN.md, "Tracing"): spans with W3C trace context, a
+// A small OpenTelemetry-style tracer (docs/design.md, "Tracing"): spans with W3C trace context, a
 // sampler and resource configured by the standard OTEL_* variables, and ended spans handed to a
 // SpanProcessor (in production the OTLP exporter in common/otlp_exporter.h).
 //

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# CPU time per row that tracing and metrics add to the processor and the writer (issue 6).
+# CPU time per row that tracing and metrics add to the processor and the writer.
 #
 # The same generated files are loaded into a fresh database per run, the modes taking turns:
 #   off      OTEL_SDK_DISABLED=true, no --metrics_address, nothing scraped

@@ -1,5 +1,5 @@
 // The sink: drops CSV files into the output directory atomically, each with its manifest
-// (DESIGN.md, input contract).
+// (docs/design.md, "Files").
 //
 // While a file is open its bytes go to OUTPUT/.tmp/NAME (same filesystem). Commit() fsyncs
 // it, writes NAME.manifest.json atomically (.tmp, fsync, rename, directory fsync) and only

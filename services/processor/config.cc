@@ -20,7 +20,7 @@ absl::Status Invalid(absl::string_view message) { return absl::InvalidArgumentEr
 
 }  // namespace
 
-absl::Status ProcessorOptions::Validate() const {
+absl::Status ProcessorConfig::Validate() const {
   if (input_dir.empty()) return Invalid("--input_dir is required");
   if (ExistsAndIsNotADirectory(input_dir)) {
     return Invalid(absl::StrCat("--input_dir ", input_dir, " exists and is not a directory"));

@@ -13,7 +13,7 @@
 
 namespace ecomstream::processor {
 
-struct ProcessorOptions {
+struct ProcessorConfig {
   std::string input_dir;
   std::string archive_dir;     // required unless delete_after_commit
   std::string quarantine_dir;

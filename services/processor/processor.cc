@@ -22,7 +22,7 @@ FileJobOptions Processor::JobOptions() const {
   return job;
 }
 
-Processor::Processor(ProcessorOptions options, std::shared_ptr<grpc::Channel> channel, ProcessorMetrics* metrics,
+Processor::Processor(ProcessorConfig options, std::shared_ptr<grpc::Channel> channel, ProcessorMetrics* metrics,
                      const tracing::Tracer* tracer)
     : options_(std::move(options)),
       metrics_(metrics),

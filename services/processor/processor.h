@@ -45,7 +45,7 @@ class Processor : public AckHandler {
   // `metrics` must outlive the processor, and so must `tracer`, which gets the file.process and
   // batch.send spans; null means an enabled tracer that exports nothing (traceparents still
   // propagate).
-  Processor(ProcessorOptions options, std::shared_ptr<grpc::Channel> channel, ProcessorMetrics* metrics,
+  Processor(ProcessorConfig options, std::shared_ptr<grpc::Channel> channel, ProcessorMetrics* metrics,
             const tracing::Tracer* tracer = nullptr);
   ~Processor() override;
   Processor(const Processor&) = delete;
@@ -82,7 +82,7 @@ class Processor : public AckHandler {
   void Refused(const std::string& name, int previous_attempts, int64_t drop_time_us, const absl::Status& why,
                tracing::Span* span = nullptr);
 
-  const ProcessorOptions options_;
+  const ProcessorConfig options_;
   ProcessorMetrics* const metrics_;
   std::unique_ptr<tracing::Tracer> own_tracer_;  // when the constructor got none
   const tracing::Tracer* const tracer_;          // outlives the spans in in_flight_ and writer_

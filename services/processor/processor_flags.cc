@@ -1,17 +1,21 @@
 #include "services/processor/processor_flags.h"
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdio>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "common/domain.h"
-#include "common/status.h"
 #include "absl/time/time.h"
+#include "common/domain.h"
+#include "common/log.h"
+#include "common/status.h"
 #include "common/uuid.h"
+#include "services/processor/writer_client.h"
 
 ABSL_FLAG(std::string, input_dir, "",
           "The inbox: where *.csv files (and their manifests) are dropped (created if missing).");
@@ -107,39 +111,39 @@ const char kUsage[] =
     "Every flag also reads ECOMSTREAM_<FLAG>. Exit codes: 0 ok, 1 runtime failure (with --once: a file\n"
     "could not be committed), 2 bad configuration. SIGTERM stops intake and drains in-flight batches.";
 
-ProcessorOptions OptionsFromFlags() {
-  ProcessorOptions options;
-  options.input_dir = absl::GetFlag(FLAGS_input_dir);
-  options.archive_dir = absl::GetFlag(FLAGS_archive_dir);
-  if (options.archive_dir.empty() && !options.input_dir.empty()) {
-    options.archive_dir = Sibling(options.input_dir, "archive");
+ProcessorConfig ConfigFromFlags() {
+  ProcessorConfig config;
+  config.input_dir = absl::GetFlag(FLAGS_input_dir);
+  config.archive_dir = absl::GetFlag(FLAGS_archive_dir);
+  if (config.archive_dir.empty() && !config.input_dir.empty()) {
+    config.archive_dir = Sibling(config.input_dir, "archive");
   }
-  options.quarantine_dir = absl::GetFlag(FLAGS_quarantine_dir);
-  if (options.quarantine_dir.empty() && !options.input_dir.empty()) {
-    options.quarantine_dir = Sibling(options.input_dir, "quarantine");
+  config.quarantine_dir = absl::GetFlag(FLAGS_quarantine_dir);
+  if (config.quarantine_dir.empty() && !config.input_dir.empty()) {
+    config.quarantine_dir = Sibling(config.input_dir, "quarantine");
   }
-  options.delete_after_commit = absl::GetFlag(FLAGS_delete_after_commit);
-  options.archive_retention = absl::GetFlag(FLAGS_archive_retention);
-  options.once = absl::GetFlag(FLAGS_once);
-  options.instance_id = absl::GetFlag(FLAGS_instance_id);
-  if (options.instance_id.empty()) options.instance_id = DefaultInstanceId();
-  options.rescan_interval = absl::GetFlag(FLAGS_rescan_interval);
-  options.claim_lease = absl::GetFlag(FLAGS_claim_lease);
-  options.drain_timeout = absl::GetFlag(FLAGS_drain_timeout);
-  options.failed_file_retry = absl::GetFlag(FLAGS_file_retry_interval);
-  options.job.csv.max_row_bytes = static_cast<size_t>(std::max<int64_t>(0, absl::GetFlag(FLAGS_max_row_bytes)));
-  options.job.batch.max_rows = absl::GetFlag(FLAGS_batch_rows);
-  options.job.batch.max_bytes = static_cast<size_t>(std::max<int64_t>(0, absl::GetFlag(FLAGS_batch_bytes)));
-  options.job.batch.linger = absl::GetFlag(FLAGS_linger);
-  options.job.late_after_us = absl::ToInt64Microseconds(absl::GetFlag(FLAGS_late_after));
-  options.job.max_future_us = absl::ToInt64Microseconds(absl::GetFlag(FLAGS_max_future));
-  options.writer.max_in_flight = absl::GetFlag(FLAGS_max_in_flight);
-  options.writer.rpc_timeout = absl::GetFlag(FLAGS_rpc_timeout);
-  options.writer.ack_timeout = absl::GetFlag(FLAGS_ack_timeout);
-  options.writer_address = absl::GetFlag(FLAGS_writer_address);
-  options.tls = TlsFiles{absl::GetFlag(FLAGS_tls_ca), absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key)};
-  options.metrics_address = absl::GetFlag(FLAGS_metrics_address);
-  return options;
+  config.delete_after_commit = absl::GetFlag(FLAGS_delete_after_commit);
+  config.archive_retention = absl::GetFlag(FLAGS_archive_retention);
+  config.once = absl::GetFlag(FLAGS_once);
+  config.instance_id = absl::GetFlag(FLAGS_instance_id);
+  if (config.instance_id.empty()) config.instance_id = DefaultInstanceId();
+  config.rescan_interval = absl::GetFlag(FLAGS_rescan_interval);
+  config.claim_lease = absl::GetFlag(FLAGS_claim_lease);
+  config.drain_timeout = absl::GetFlag(FLAGS_drain_timeout);
+  config.failed_file_retry = absl::GetFlag(FLAGS_file_retry_interval);
+  config.job.csv.max_row_bytes = static_cast<size_t>(std::max<int64_t>(0, absl::GetFlag(FLAGS_max_row_bytes)));
+  config.job.batch.max_rows = absl::GetFlag(FLAGS_batch_rows);
+  config.job.batch.max_bytes = static_cast<size_t>(std::max<int64_t>(0, absl::GetFlag(FLAGS_batch_bytes)));
+  config.job.batch.linger = absl::GetFlag(FLAGS_linger);
+  config.job.late_after_us = absl::ToInt64Microseconds(absl::GetFlag(FLAGS_late_after));
+  config.job.max_future_us = absl::ToInt64Microseconds(absl::GetFlag(FLAGS_max_future));
+  config.writer.max_in_flight = absl::GetFlag(FLAGS_max_in_flight);
+  config.writer.rpc_timeout = absl::GetFlag(FLAGS_rpc_timeout);
+  config.writer.ack_timeout = absl::GetFlag(FLAGS_ack_timeout);
+  config.writer_address = absl::GetFlag(FLAGS_writer_address);
+  config.tls = TlsFiles{absl::GetFlag(FLAGS_tls_ca), absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key)};
+  config.metrics_address = absl::GetFlag(FLAGS_metrics_address);
+  return config;
 }
 
 std::string HealthCheckAddressFromFlags() { return absl::GetFlag(FLAGS_health_check); }
@@ -149,6 +153,32 @@ std::string RulesFileFromFlags() { return absl::GetFlag(FLAGS_rules_file); }
 RulesWindows RulesWindowsFromFlags() {
   return RulesWindows{absl::ToInt64Microseconds(absl::GetFlag(FLAGS_late_after)),
                       absl::ToInt64Microseconds(absl::GetFlag(FLAGS_max_future))};
+}
+
+absl::StatusOr<std::shared_ptr<const Rules>> RulesFromFlags() {
+  const std::string path = RulesFileFromFlags();
+  if (path.empty()) return Rules::Builtin(RulesWindowsFromFlags());
+  return Rules::LoadFile(path, RulesWindowsFromFlags());
+}
+
+std::shared_ptr<RulesStore> RulesStoreFromFlags(Service& service, std::shared_ptr<const Rules> rules) {
+  const std::string path = RulesFileFromFlags();
+  LOG_INFO("Rules in force") << Kv("version", rules->version()) << Kv("file", path.empty() ? "(built-in)" : path);
+  auto store = std::make_shared<RulesStore>(std::move(rules), &service.registry());
+  service.OnSignal(SIGHUP, [store] { ReloadRulesFromFlags(*store); });
+  return store;
+}
+
+void ReloadRulesFromFlags(RulesStore& store) {
+  const std::string path = RulesFileFromFlags();
+  if (path.empty()) {
+    LOG_INFO("SIGHUP ignored: no --rules_file to reload");
+  } else if (absl::Status status = store.Reload(path, RulesWindowsFromFlags()); !status.ok()) {
+    LOG_WARNING("Rules file not reloaded; the rules in force stay")
+        << Kv("version", store.Get()->version()) << Kv("error", status.message());
+  } else {
+    LOG_INFO("Rules reloaded") << Kv("file", path) << Kv("version", store.Get()->version());
+  }
 }
 
 bool RedriveFromFlags() { return absl::GetFlag(FLAGS_redrive); }
@@ -182,6 +212,19 @@ absl::StatusOr<RedriveOptions> RedriveOptionsFromFlags() {
   options.rpc_timeout = std::max(absl::GetFlag(FLAGS_rpc_timeout), absl::Seconds(30));
   RETURN_IF_ERROR(ValidateRedriveOptions(options));
   return options;
+}
+
+int RunRedriveFromFlags(Service& service, const ProcessorConfig& config, std::shared_ptr<const Rules> rules) {
+  absl::StatusOr<RedriveOptions> redrive_options = RedriveOptionsFromFlags();
+  if (!redrive_options.ok()) return service.ConfigError(redrive_options.status());
+  auto channel = MakeWriterChannel(config.writer_address, config.tls);
+  if (!channel.ok()) return service.ConfigError(channel.status());
+  const bool dry_run = redrive_options->dry_run;
+  Redriver redriver(*channel, std::move(rules), *std::move(redrive_options));
+  absl::StatusOr<RedriveReport> report = redriver.Run([&service] { return service.stopping(); });
+  if (!report.ok()) return service.Failed("Redrive stopped; what it committed stays, run it again to continue", report.status());
+  std::printf("%s\n", RedriveSummary(*report, dry_run).c_str());
+  return kExitOk;
 }
 
 }  // namespace ecomstream::processor

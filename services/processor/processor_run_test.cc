@@ -133,7 +133,7 @@ class ProcessorRunTest : public ::testing::Test {
   FakeWriter fake_;
   metrics::Registry registry_;
   ProcessorMetrics metrics_{registry_};
-  ProcessorOptions options_;
+  ProcessorConfig options_;
   std::unique_ptr<::ecomstream::testing::TestCollector> collector_;  // with TraceToCollector
   std::unique_ptr<tracing::Tracer> tracer_;                         // null: the processor's own
   std::unique_ptr<Processor> processor_;
@@ -425,38 +425,38 @@ TEST_F(ProcessorRunTest, RowsAreCountedByOutcomeAndReason) {
 
 TEST(ProcessorOptionsTest, ValidateNamesTheFirstBadFlag) {
   TempDir dir;
-  ProcessorOptions options;
+  ProcessorConfig options;
   options.input_dir = dir.path();
   options.archive_dir = dir.path() + "/a";
   options.quarantine_dir = dir.path() + "/q";
   options.instance_id = "x";
   EXPECT_TRUE(options.Validate().ok()) << options.Validate();
-  auto expect_invalid = [&](const std::function<void(ProcessorOptions&)>& change, absl::string_view flag) {
-    ProcessorOptions o = options;
+  auto expect_invalid = [&](const std::function<void(ProcessorConfig&)>& change, absl::string_view flag) {
+    ProcessorConfig o = options;
     change(o);
     const absl::Status status = o.Validate();
     EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << flag;
     EXPECT_THAT(status.message(), HasSubstr(flag));
   };
-  expect_invalid([](ProcessorOptions& o) { o.input_dir = "/etc/hostname"; },
+  expect_invalid([](ProcessorConfig& o) { o.input_dir = "/etc/hostname"; },
                  "--input_dir /etc/hostname exists and is not a directory");
-  ProcessorOptions missing_inbox = options;
+  ProcessorConfig missing_inbox = options;
   missing_inbox.input_dir = dir.path() + "/not/yet";  // created by Run
   EXPECT_TRUE(missing_inbox.Validate().ok()) << missing_inbox.Validate();
-  expect_invalid([](ProcessorOptions& o) { o.archive_dir = ""; }, "--archive_dir");
-  expect_invalid([&](ProcessorOptions& o) { o.quarantine_dir = o.input_dir; }, "--quarantine_dir");
-  expect_invalid([](ProcessorOptions& o) { o.job.batch.max_rows = 0; }, "--batch_rows");
-  expect_invalid([](ProcessorOptions& o) { o.job.batch.max_bytes = 5 << 20; }, "--batch_bytes");
-  expect_invalid([](ProcessorOptions& o) { o.job.csv.max_row_bytes = 1 << 20; }, "--batch_bytes");
-  expect_invalid([](ProcessorOptions& o) { o.job.csv.max_row_bytes = 10; }, "--max_row_bytes");
-  expect_invalid([](ProcessorOptions& o) { o.writer.max_in_flight = 0; }, "--max_in_flight");
-  expect_invalid([](ProcessorOptions& o) { o.rescan_interval = absl::ZeroDuration(); }, "--rescan_interval");
-  expect_invalid([](ProcessorOptions& o) { o.archive_retention = absl::Seconds(-1); }, "--archive_retention");
-  expect_invalid([](ProcessorOptions& o) { o.job.late_after_us = -1; }, "--late_after");
-  expect_invalid([](ProcessorOptions& o) { o.writer_address = "nowhere"; }, "--writer_address");
-  expect_invalid([](ProcessorOptions& o) { o.tls.cert = "/etc/hostname"; }, "--tls_key");
-  expect_invalid([](ProcessorOptions& o) { o.tls.ca = "/nonexistent.pem"; }, "not readable");
-  ProcessorOptions deleting = options;
+  expect_invalid([](ProcessorConfig& o) { o.archive_dir = ""; }, "--archive_dir");
+  expect_invalid([&](ProcessorConfig& o) { o.quarantine_dir = o.input_dir; }, "--quarantine_dir");
+  expect_invalid([](ProcessorConfig& o) { o.job.batch.max_rows = 0; }, "--batch_rows");
+  expect_invalid([](ProcessorConfig& o) { o.job.batch.max_bytes = 5 << 20; }, "--batch_bytes");
+  expect_invalid([](ProcessorConfig& o) { o.job.csv.max_row_bytes = 1 << 20; }, "--batch_bytes");
+  expect_invalid([](ProcessorConfig& o) { o.job.csv.max_row_bytes = 10; }, "--max_row_bytes");
+  expect_invalid([](ProcessorConfig& o) { o.writer.max_in_flight = 0; }, "--max_in_flight");
+  expect_invalid([](ProcessorConfig& o) { o.rescan_interval = absl::ZeroDuration(); }, "--rescan_interval");
+  expect_invalid([](ProcessorConfig& o) { o.archive_retention = absl::Seconds(-1); }, "--archive_retention");
+  expect_invalid([](ProcessorConfig& o) { o.job.late_after_us = -1; }, "--late_after");
+  expect_invalid([](ProcessorConfig& o) { o.writer_address = "nowhere"; }, "--writer_address");
+  expect_invalid([](ProcessorConfig& o) { o.tls.cert = "/etc/hostname"; }, "--tls_key");
+  expect_invalid([](ProcessorConfig& o) { o.tls.ca = "/nonexistent.pem"; }, "not readable");
+  ProcessorConfig deleting = options;
   deleting.archive_dir = "";
   deleting.delete_after_commit = true;
   EXPECT_TRUE(deleting.Validate().ok());

@@ -24,7 +24,7 @@ namespace ecomstream::testing {
 // rename), so a directory watcher never sees it half-written.
 absl::Status CopyFileAtomically(const std::string& from, const std::string& to);
 
-// The generator's --summary_file (DESIGN.md, "The input contract").
+// The generator's --summary_file (docs/design.md, "Files").
 struct GeneratorSummary {
   int64_t events_written = 0;
   int64_t files = 0;

@@ -120,7 +120,7 @@ absl::StatusOr<ExpectedEvents> ComputeExpectedEvents(
 std::string DatabaseEventChecksum(const Pipeline& p);
 std::string DatabaseDeadLetterChecksum(const Pipeline& p);
 
-// Asserts (gtest, non-fatal) everything DESIGN.md promises after a complete load into an empty
+// Asserts (gtest, non-fatal) everything docs/design.md promises after a complete load into an empty
 // database: events == valid_distinct_events, dead letters == expected_dead_letters, no event id
 // twice, the content checksum equals the one computed from the archived source files, dead
 // letters byte-exact, duplicates and late events as generated, every file committed and

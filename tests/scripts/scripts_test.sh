@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Checks of scripts/: usage and argument errors, and the private PostgreSQL that scripts/demo
-# starts (start_pg / stop_pg from scripts/lib.sh). Usage: scripts_test.sh usage|postgres
+# starts (start_pg / stop_pg from scripts/lib.sh); and of the whole tree: no file cites a document
+# outside the repository or an issue number (docs/design.md and the proto are what code cites).
+# Usage: scripts_test.sh usage|postgres|citations
 set -euo pipefail
 ROOT="${ECOMSTREAM_SOURCE_DIR:?}"
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -45,6 +47,16 @@ case "$1" in
     [[ "$(psql -X -At -h 127.0.0.1 -p "$(<"$dir/port")" -U postgres -d postgres -c 'SELECT 1')" == 1 ]] ||
       fail "the cluster did not start again on its data"
     echo "postgres: ok"
+    ;;
+  citations)
+    # The pattern is spelled so that this line does not match it.
+    pattern='DESIGN[.]md|STYLE[.]md|[Ii]ssue #?[0-9]'
+    if found="$(grep -rInE --exclude-dir=.git --exclude-dir='build*' --exclude-dir=.run \
+                  --exclude-dir=node_modules -- "$pattern" "$ROOT")"; then
+      echo "${found//"$ROOT/"/}" >&2
+      fail "these lines cite a document outside the repository or an issue number: cite docs/design.md or the proto, or say the fact"
+    fi
+    echo "citations: ok"
     ;;
   *) fail "unknown check: $1" ;;
 esac

@@ -1,8 +1,8 @@
 // Each service's /metrics while the whole pipeline runs (generator at a steady rate, processor
 // tailing the inbox, writer on a real PostgreSQL, spans going to a test collector): Debian's
 // `promtool check metrics` finds nothing, every histogram has its +Inf bucket, and the must-have
-// series of DESIGN.md ("Metrics, health, logs") and issue 6 are there by name, in every service
-// they belong to.
+// series of docs/design.md ("Metrics, health, logs") are there by name, in every service they
+// belong to.
 #include <signal.h>
 
 #include <map>

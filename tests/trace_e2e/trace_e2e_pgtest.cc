@@ -1,6 +1,6 @@
 // One trace per file, from the generator's file.write to the writer's db.commit, through the three
-// real binaries exporting OTLP/gRPC to a test collector and a real PostgreSQL (DESIGN.md,
-// "Tracing"; issue 6). Every span is checked against the file's manifest and the batch ledger.
+// real binaries exporting OTLP/gRPC to a test collector and a real PostgreSQL (docs/design.md,
+// "Tracing"). Every span is checked against the file's manifest and the batch ledger.
 #include <algorithm>
 #include <cstdint>
 #include <map>
