@@ -47,7 +47,7 @@ ABSL_FLAG(std::string, health_check, "",
 ABSL_FLAG(absl::Duration, rpc_timeout, absl::Seconds(10), "Deadline of each ClaimFile call.");
 ABSL_FLAG(absl::Duration, ack_timeout, absl::Seconds(60), "Reconnect when a batch waits this long for its ack.");
 ABSL_FLAG(absl::Duration, file_retry_interval, absl::Seconds(5),
-          "After the writer refuses a file (or reading it fails) retry it after this, doubling each time up to 10m; "
+          "After the writer refuses a file (or reading it fails) retry it after about this, doubling each time up to 10m (jittered: between half and all of it); "
           "with --once a file refused 3 times is given up (exit 1).");
 ABSL_FLAG(absl::Duration, archive_retention, absl::Hours(7 * 24),
           "Delete archived files this long after they were archived (checked every tenth of it, 1m..1h); "

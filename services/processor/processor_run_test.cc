@@ -423,7 +423,7 @@ TEST_F(ProcessorRunTest, RowsAreCountedByOutcomeAndReason) {
               HasSubstr("ecomstream_processor_rows_total{outcome=\"dead_letter\",reason=\"bad_price\"} 1"));
 }
 
-TEST(ProcessorOptionsTest, ValidateNamesTheFirstBadFlag) {
+TEST(ProcessorConfigTest, ValidateNamesTheFirstBadFlag) {
   TempDir dir;
   ProcessorConfig options;
   options.input_dir = dir.path();
