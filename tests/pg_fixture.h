@@ -56,7 +56,8 @@ class PgCluster {
   absl::StatusOr<std::string> CreateDatabaseFromTemplate(
       absl::string_view prefix, absl::string_view template_name,
       const std::function<absl::Status(const std::string& dsn)>& build);
-  // Runs SQL through psql as the superuser; returns stdout (unaligned, tuples only).
+  // Runs SQL as the superuser in one simple query (libpq, as `psql -c` would); returns the rows as
+  // `psql -A -t` prints them: fields joined by '|', one line per row, NULL as empty.
   absl::StatusOr<std::string> Psql(absl::string_view dbname, absl::string_view sql) const;
 
   // For fault tests on a cluster of their own: fast shutdown / start again on the same port and
@@ -98,6 +99,11 @@ class PgCluster {
 // The cluster of this test: the run's shared cluster under ctest ($ECOMSTREAM_TEST_PG), else one
 // started on first use and stopped at exit. Aborts the binary (not skips) if it cannot start.
 PgCluster& SharedPgCluster();
+
+// Runs SQL on `dsn` in one simple query through libpq (as `psql -c` would: every statement of
+// it, one transaction unless it says otherwise); returns the rows as `psql -X -q -A -t` prints
+// them. An error is the server's message.
+absl::StatusOr<std::string> RunSql(absl::string_view dsn, absl::string_view sql);
 
 }  // namespace ecomstream::testing
 

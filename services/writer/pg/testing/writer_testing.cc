@@ -48,11 +48,9 @@ std::string Sql(const std::string& dsn, absl::string_view sql) {
 }
 
 absl::StatusOr<std::string> SqlAs(const std::string& dsn, absl::string_view sql) {
-  std::string output;
-  const int rc = ::ecomstream::testing::RunCommand(
-      {"psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", dsn, "-c", std::string(sql)}, &output);
-  if (rc != 0) return absl::InternalError(absl::StrCat("psql exited ", rc, ": ", output));
-  return std::string(absl::StripTrailingAsciiWhitespace(output));
+  absl::StatusOr<std::string> output = ::ecomstream::testing::RunSql(dsn, sql);
+  if (!output.ok()) return output.status();
+  return std::string(absl::StripTrailingAsciiWhitespace(*output));
 }
 
 int LatestSchemaVersion() {
