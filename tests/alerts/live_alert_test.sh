@@ -5,8 +5,8 @@
 # new one on the ctest run's cluster ($ECOMSTREAM_TEST_PG, the pg_cluster fixture), or on a
 # cluster of its own when run by hand. Everything else (inbox, Prometheus data) lives in a temp
 # directory of its own, removed at the end; ports are free ports.
-# The rules are deploy/prometheus/rules/*.yml with their `for:` shortened to 2s (same
-# expressions), scraped and evaluated every second.
+# The rules are deploy/prometheus/rules/*.yml with their `for:` shortened to 1s (same
+# expressions), scraped and evaluated every half second.
 #   tests/alerts/live_alert_test.sh BIN_DIR
 set -euo pipefail
 bin="${1:?usage: live_alert_test.sh BIN_DIR}"
@@ -60,12 +60,12 @@ pids+=($!)
 pids+=($!)
 
 for rules in "$root"/deploy/prometheus/rules/*.yml; do
-  sed -E 's/^( *)for: .*/\1for: 2s/' "$rules" >"$work/rules/$(basename "$rules")"
+  sed -E 's/^( *)for: .*/\1for: 1s/' "$rules" >"$work/rules/$(basename "$rules")"
 done
 cat >"$work/prometheus.yml" <<YAML
 global:
-  scrape_interval: 1s
-  evaluation_interval: 1s
+  scrape_interval: 500ms
+  evaluation_interval: 500ms
 rule_files: ["$work/rules/*.yml"]
 scrape_configs:
   - job_name: ecomstream-writer
@@ -98,7 +98,7 @@ while (( SECONDS < deadline )); do
   if grep -q '^EcomstreamDeadLetterRateHigh' <<<"$alerts" && grep -q '^EcomstreamRejectReasonHigh' <<<"$alerts"; then
     break
   fi
-  sleep 0.5
+  sleep 0.25
 done
 for service in writer processor generator; do
   echo "--- $service log (last lines)"; tail -n 3 "$work/$service.log"
