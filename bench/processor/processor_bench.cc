@@ -22,6 +22,7 @@
 #include "services/processor/batcher.h"
 #include "services/processor/csv_reader.h"
 #include "services/processor/earlier_rows.h"
+#include "services/processor/file_job.h"
 #include "services/processor/row_validator.h"
 #include "services/processor/schema_registry.h"
 
@@ -183,7 +184,7 @@ void BM_ParseCleanValidateBatch(benchmark::State& state) {
     while (pass.Next()) {
       const RowOutcome outcome = pass.validator->Validate(pass.record, ++row);
       if (batcher.Full()) wire_bytes += static_cast<int64_t>(batcher.Cut(false)->batch().ByteSizeLong());
-      batcher.Add(*pass.validator, outcome, pass.record.raw.size());
+      AddValidatedRow(*pass.validator, outcome, pass.record.raw.size(), &batcher);
     }
     wire_bytes += static_cast<int64_t>(batcher.Cut(true, row)->batch().ByteSizeLong());
     rows += row;

@@ -85,11 +85,12 @@ OwnedBatch::OwnedBatch()
       batch_(google::protobuf::Arena::CreateMessage<v1::Batch>(arena_.get())) {}
 
 Batcher::Batcher(BatcherOptions options, FileBatchInfo info, int64_t first_row, const tracing::Tracer* tracer,
-                 std::function<int64_t()> now)
+                 std::function<int64_t()> now, ComponentCounters* counters)
     : options_(options),
       info_(std::move(info)),
       tracer_(tracer),
       now_(now ? std::move(now) : std::function<int64_t()>(&MonotonicMicros)),
+      counters_(counters),
       first_row_(first_row),
       next_row_(first_row) {
   Open();
@@ -98,30 +99,34 @@ Batcher::Batcher(BatcherOptions options, FileBatchInfo info, int64_t first_row, 
 void Batcher::Open() {
   open_ = std::make_unique<OwnedBatch>();
   reason_counts_.fill(0);
+  late_ = 0;
   first_row_ = next_row_;
 }
 
-void Batcher::Add(const RowValidator& validator, RowOutcome outcome, size_t raw_bytes) {
+void Batcher::NextRow() {
   if (next_row_ == first_row_) opened_at_us_ = now_();
-  v1::Batch& batch = open_->batch();
-  switch (outcome) {
-    case RowOutcome::kEvent:
-      validator.FillEvent(batch.add_events());
-      open_->estimated_bytes += raw_bytes + kEventOverheadBytes;
-      if (validator.late()) ++open_->late_events;
-      break;
-    case RowOutcome::kDeadLetter: {
-      v1::DeadLetter* dead_letter = batch.add_dead_letters();
-      validator.FillDeadLetter(dead_letter);
-      for (int reason : dead_letter->reasons()) ++reason_counts_[reason];
-      open_->estimated_bytes += dead_letter->raw().size() + dead_letter->detail().size() + kDeadLetterOverheadBytes;
-      break;
-    }
-    case RowOutcome::kDuplicate:
-      batch.set_duplicate_rows(batch.duplicate_rows() + 1);
-      break;
-  }
   ++next_row_;
+  if (counters_ != nullptr) counters_->received.Increment();
+}
+
+v1::Event* Batcher::AddEvent(size_t raw_bytes, bool late) {
+  NextRow();
+  open_->estimated_bytes += raw_bytes + kEventOverheadBytes;
+  if (late) ++late_;
+  return open_->batch().add_events();
+}
+
+void Batcher::AddDeadLetter(const v1::DeadLetter& dead_letter) {
+  NextRow();
+  *open_->batch().add_dead_letters() = dead_letter;
+  for (int reason : dead_letter.reasons()) ++reason_counts_[reason];
+  open_->estimated_bytes += dead_letter.raw().size() + dead_letter.detail().size() + kDeadLetterOverheadBytes;
+}
+
+void Batcher::AddDuplicate() {
+  NextRow();
+  v1::Batch& batch = open_->batch();
+  batch.set_duplicate_rows(batch.duplicate_rows() + 1);
 }
 
 bool Batcher::Full() const {
@@ -147,7 +152,7 @@ std::unique_ptr<OwnedBatch> Batcher::Cut(bool last, int64_t total_file_rows) {
     count->set_count(reason_counts_[reason]);
   }
   done->counts = RowCounts{done->rows(), batch.events_size(), batch.dead_letters_size(), batch.duplicate_rows(),
-                           done->late_events, reason_counts_};
+                           late_, reason_counts_};
   tracing::Span& span = done->span;
   span = tracer_->StartSpan("batch.send", tracing::SpanKind::kClient, info_.trace);
   span.SetAttribute("file.name", info_.file_name);
@@ -163,6 +168,7 @@ std::unique_ptr<OwnedBatch> Batcher::Cut(bool last, int64_t total_file_rows) {
   batch.set_file_drop_time_us(info_.file_drop_time_us);
   batch.set_read_time_us(info_.read_time_us);
   Open();
+  if (counters_ != nullptr) counters_->sent.Increment();
   return done;
 }
 

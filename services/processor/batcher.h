@@ -23,6 +23,7 @@
 #include "common/tracer.h"
 #include "ecomstream/v1/ingest.pb.h"
 #include "google/protobuf/arena.h"
+#include "services/processor/component_counters.h"
 #include "services/processor/row_validator.h"
 
 namespace ecomstream::processor {
@@ -40,8 +41,6 @@ class OwnedBatch {
   int64_t rows() const { return batch_->last_row() - batch_->first_row() + 1; }
   // The batcher's estimate of the serialized size, an upper bound for typical rows.
   size_t estimated_bytes = 0;
-  // Rows of this batch that are late events (for counters; not on the wire).
-  int64_t late_events = 0;
   // This batch's rows by outcome and reason, set by Batcher::Cut (late is not on the wire).
   RowCounts counts;
   // The batch.send span, from the cut until the ack; batch().traceparent() is its context.
@@ -72,12 +71,16 @@ class Batcher {
  public:
   // The first batch starts at `first_row`. `tracer` (which must outlive every batch cut) starts
   // the batch.send spans. `now` returns monotonic microseconds (injectable for tests of the age
-  // bound).
+  // bound). `counters` (may be null; must outlive the batcher) counts rows in and batches out.
   Batcher(BatcherOptions options, FileBatchInfo info, int64_t first_row, const tracing::Tracer* tracer,
-          std::function<int64_t()> now = nullptr);
+          std::function<int64_t()> now = nullptr, ComponentCounters* counters = nullptr);
 
-  // Adds the validator's current row (its outcome) as the next row of the open batch.
-  void Add(const RowValidator& validator, RowOutcome outcome, size_t raw_bytes);
+  // Each adds the next row of the open batch. AddEvent returns the event to fill (owned by the
+  // batch; `raw_bytes` is the row's CSV size, for the byte bound); AddDeadLetter copies the
+  // dead letter (a rare row) and counts its reasons.
+  v1::Event* AddEvent(size_t raw_bytes, bool late);
+  void AddDeadLetter(const v1::DeadLetter& dead_letter);
+  void AddDuplicate();
 
   // True when the open batch has reached max_rows or max_bytes (so a batch exceeds max_bytes by
   // at most its last row), or has held a row for `linger`.
@@ -90,16 +93,20 @@ class Batcher {
 
  private:
   void Open();
+  // Starts the open batch's age clock on its first row and moves past the row.
+  void NextRow();
 
   BatcherOptions options_;
   FileBatchInfo info_;
   const tracing::Tracer* const tracer_;
   std::function<int64_t()> now_;
+  ComponentCounters* const counters_;
   std::unique_ptr<OwnedBatch> open_;
   int64_t first_row_;
   int64_t next_row_;
   int64_t opened_at_us_ = 0;
   std::array<int64_t, kNumRejectReasons> reason_counts_{};
+  int64_t late_ = 0;  // late events in the open batch
 };
 
 }  // namespace ecomstream::processor

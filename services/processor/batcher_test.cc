@@ -8,6 +8,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "services/processor/csv_reader.h"
+#include "services/processor/file_job.h"
 
 namespace ecomstream::processor {
 namespace {
@@ -37,7 +38,7 @@ class BatcherTest : public ::testing::Test {
     while (*reader_->Next(&record)) {
       const RowOutcome outcome = validator_->Validate(record, ++row);
       if (batcher.Full()) out.push_back(batcher.Cut(false));
-      batcher.Add(*validator_, outcome, record.raw.size());
+      AddValidatedRow(*validator_, outcome, record.raw.size(), &batcher);
     }
     out.push_back(batcher.Cut(true, row));
     return out;
@@ -129,7 +130,7 @@ TEST_F(BatcherTest, AgeBoundCutsABatchOnceItsFirstRowIsOlderThanLinger) {
   ASSERT_TRUE(*reader.Next(&record));
   RowValidator validator(*SchemaRegistry::Detect(record.fields), RowValidatorOptions{k2024, 0, 3600000000LL});
   ASSERT_TRUE(*reader.Next(&record));
-  aging.Add(validator, validator.Validate(record, 1), record.raw.size());
+  AddValidatedRow(validator, validator.Validate(record, 1), record.raw.size(), &aging);
   now_us += 49999;
   EXPECT_FALSE(aging.Full());
   now_us += 1;
@@ -168,13 +169,13 @@ TEST_F(BatcherTest, LateEventsAreCountedInTheBatchThatCarriesThem) {
   ASSERT_EQ(batches.size(), 2u);
   ASSERT_EQ(batches[0]->batch().events_size(), 2);
   EXPECT_TRUE(batches[0]->batch().events(1).late_arrival());
-  EXPECT_EQ(batches[0]->late_events, 1);
-  EXPECT_EQ(batches[1]->late_events, 0);
-  // The processor counts a file's late rows from late_events: it must match the flagged events.
+  EXPECT_EQ(batches[0]->counts.late, 1);
+  EXPECT_EQ(batches[1]->counts.late, 0);
+  // The processor counts a file's late rows from counts.late: it must match the flagged events.
   for (const auto& b : batches) {
     int64_t flagged = 0;
     for (const v1::Event& event : b->batch().events()) flagged += event.late_arrival() ? 1 : 0;
-    EXPECT_EQ(b->late_events, flagged);
+    EXPECT_EQ(b->counts.late, flagged);
   }
 }
 
@@ -192,7 +193,7 @@ TEST_F(BatcherTest, EmptyFileIsOneEmptyLastBatch) {
 
 TEST_F(BatcherTest, ResumedFileStartsAfterTheResumeRow) {
   Batcher batcher(BatcherOptions{10, 1 << 20, absl::Hours(1)}, Info(), 101, tracer_.get());
-  batcher.Add(*std::make_unique<RowValidator>(Schema{}, RowValidatorOptions{}), RowOutcome::kDuplicate, 10);
+  batcher.AddDuplicate();
   std::unique_ptr<OwnedBatch> last = batcher.Cut(true, 101);
   EXPECT_EQ(last->batch().first_row(), 101);
   EXPECT_EQ(last->batch().last_row(), 101);

@@ -54,9 +54,10 @@ absl::StatusOr<size_t> StringByteSource::Read(char* buffer, size_t size) {
   return n;
 }
 
-CsvReader::CsvReader(ByteSource* source, CsvReaderOptions options)
+CsvReader::CsvReader(ByteSource* source, CsvReaderOptions options, ComponentCounters* counters)
     : source_(source),
       options_(options),
+      counters_(counters),
       // The record being scanned (at most max_row_bytes before it is declared oversized, plus a
       // UTF-8 sequence waiting for its continuation bytes) and one chunk.
       capacity_(options.max_row_bytes + options.chunk_bytes + 8) {
@@ -336,6 +337,19 @@ bool CsvReader::Finish(CsvRecord* record) {
 }
 
 absl::StatusOr<bool> CsvReader::Next(CsvRecord* record) {
+  absl::StatusOr<bool> more = ReadRecord(record);
+  if (counters_ == nullptr) return more;
+  if (!more.ok()) {
+    counters_->failed.Increment();
+  } else if (*more) {
+    counters_->received.Increment();
+    counters_->sent.Increment();
+    if ((record->flags & (kCsvMalformedQuoting | kCsvTooLarge)) != 0) counters_->failed.Increment();
+  }
+  return more;
+}
+
+absl::StatusOr<bool> CsvReader::ReadRecord(CsvRecord* record) {
   if (at_source_start_ && options_.skip_bom) {
     at_source_start_ = false;
     while (end_ - start_ < kBom.size()) {

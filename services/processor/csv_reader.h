@@ -25,6 +25,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "services/processor/component_counters.h"
 
 namespace ecomstream::processor {
 
@@ -91,8 +92,11 @@ struct CsvReaderOptions {
 
 class CsvReader {
  public:
-  // `source` must outlive the reader.
-  CsvReader(ByteSource* source, CsvReaderOptions options);
+  // `source` must outlive the reader. `counters` (may be null; must outlive the reader) counts
+  // records read and passed on (every record, the header included) and failures: a record whose
+  // fields could not be read (malformed quoting or too large; it is still passed on, to become
+  // a dead letter) and a read error of the source.
+  CsvReader(ByteSource* source, CsvReaderOptions options, ComponentCounters* counters = nullptr);
   CsvReader(const CsvReader&) = delete;
   CsvReader& operator=(const CsvReader&) = delete;
 
@@ -117,6 +121,8 @@ class CsvReader {
     bool has_escaped_quote;
   };
 
+  // Next without the counting.
+  absl::StatusOr<bool> ReadRecord(CsvRecord* record);
   // Ensures more data is buffered after `pos_`; returns false at end of input.
   absl::StatusOr<bool> Fill();
   void ResetRecordState();
@@ -133,6 +139,7 @@ class CsvReader {
 
   ByteSource* source_;
   CsvReaderOptions options_;
+  ComponentCounters* const counters_;
   void (*observer_)(void*, absl::string_view) = nullptr;
   void* observer_context_ = nullptr;
 

@@ -264,14 +264,36 @@ TEST(CsvReaderTest, ObserverSeesEveryByteInOrder) {
   EXPECT_EQ(seen, data);
 }
 
-TEST(CsvReaderTest, SourceErrorIsReturned) {
+TEST(CsvReaderTest, SourceErrorIsReturnedAndCountedAsFailed) {
   class FailingSource : public ByteSource {
     absl::StatusOr<size_t> Read(char*, size_t) override { return absl::DataLossError("disk on fire"); }
   } source;
-  CsvReader reader(&source, CsvReaderOptions{});
+  metrics::Registry registry;
+  ComponentCounters counters(registry, "csv_reader");
+  CsvReader reader(&source, CsvReaderOptions{}, &counters);
   CsvRecord record;
   absl::StatusOr<bool> result = reader.Next(&record);
   EXPECT_EQ(result.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(counters.received.Value(), 0);
+  EXPECT_EQ(counters.failed.Value(), 1);
+}
+
+TEST(CsvReaderTest, CountsEveryRecordAndFailsMalformedAndOversizedOnes) {
+  // A header, a good record, a malformed one, an oversized one, and a NUL byte (whose fields
+  // still split: not a read failure).
+  const std::string data = "a,b\n1,2\n\"x\"y,3\n" + std::string(40, 'z') + "\n4," + '\0' + "\n";
+  StringByteSource source(data);
+  metrics::Registry registry;
+  ComponentCounters counters(registry, "csv_reader");
+  CsvReader reader(&source, CsvReaderOptions{32, 7}, &counters);
+  CsvRecord record;
+  int records = 0;
+  while (*reader.Next(&record)) ++records;
+  EXPECT_EQ(records, 5);
+  EXPECT_EQ(counters.received.Value(), 5);
+  EXPECT_EQ(counters.sent.Value(), 5);  // unreadable records still go on, to become dead letters
+  EXPECT_EQ(counters.dropped.Value(), 0);
+  EXPECT_EQ(counters.failed.Value(), 2);
 }
 
 }  // namespace

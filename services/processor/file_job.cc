@@ -9,32 +9,35 @@
 namespace ecomstream::processor {
 namespace {
 
+// The processor's rows by outcome, from the batch's own counts.
 void CountBatch(const OwnedBatch& owned, ProcessorMetrics* metrics) {
-  if (metrics == nullptr) return;
-  const v1::Batch& batch = owned.batch();
-  RowCounts counts;
-  counts.rows = owned.rows();
-  counts.events = batch.events_size();
-  counts.dead_letters = batch.dead_letters_size();
-  counts.duplicates = batch.duplicate_rows();
-  counts.late = owned.late_events;
-  for (const v1::ReasonCount& rc : batch.reason_counts()) counts.by_reason[rc.reason()] += rc.count();
-  metrics->CountRows(counts);
-  metrics->row_validator.received.Increment(static_cast<double>(counts.rows));
-  metrics->row_validator.sent.Increment(static_cast<double>(counts.events));
-  metrics->row_validator.dropped.Increment(static_cast<double>(counts.duplicates));
-  metrics->row_validator.failed.Increment(static_cast<double>(counts.dead_letters));
-  metrics->batcher.received.Increment(static_cast<double>(counts.rows));
-  metrics->batcher.sent.Increment();
+  if (metrics != nullptr) metrics->CountRows(owned.counts);
 }
 
 }  // namespace
+
+void AddValidatedRow(const RowValidator& validator, RowOutcome outcome, size_t raw_bytes, Batcher* batcher) {
+  switch (outcome) {
+    case RowOutcome::kEvent:
+      validator.FillEvent(batcher->AddEvent(raw_bytes, validator.late()));
+      break;
+    case RowOutcome::kDeadLetter: {
+      v1::DeadLetter dead_letter;
+      validator.FillDeadLetter(&dead_letter);
+      batcher->AddDeadLetter(dead_letter);
+      break;
+    }
+    case RowOutcome::kDuplicate:
+      batcher->AddDuplicate();
+      break;
+  }
+}
 
 absl::StatusOr<FileJobResult> RunFileJob(const FileFacts& facts, const FileClaim& claim, const FileJobOptions& options,
                                          const tracing::Tracer* tracer, BatchSink* sink,
                                          const std::function<bool()>& cancelled, ProcessorMetrics* metrics) {
   ASSIGN_OR_RETURN(std::unique_ptr<FileByteSource> source, FileByteSource::Open(facts.path));
-  CsvReader reader(source.get(), options.csv);
+  CsvReader reader(source.get(), options.csv, metrics != nullptr ? &metrics->csv_reader : nullptr);
   CsvRecord record;
   ASSIGN_OR_RETURN(bool more, reader.Next(&record));
   if (!more || record.flags != 0) return absl::DataLossError(absl::StrCat(facts.path, " lost its header"));
@@ -54,9 +57,12 @@ absl::StatusOr<FileJobResult> RunFileJob(const FileFacts& facts, const FileClaim
   const std::unique_ptr<RereadRows> earlier_rows = RereadRows::ForFile(facts.path, options.csv);
   validator_options.earlier_rows = earlier_rows.get();
   validator_options.file_bytes = facts.size_bytes;
+  validator_options.counters = metrics != nullptr ? &metrics->row_validator : nullptr;
+  validator_options.counted_after_row = claim.resume_after_row;
   RowValidator validator(*schema, validator_options);
   FileBatchInfo info{facts.file_id, facts.name, claim.claim_token, claim.trace, claim.drop_time_us, NowMicros()};
-  Batcher batcher(options.batch, std::move(info), claim.resume_after_row + 1, tracer);
+  Batcher batcher(options.batch, std::move(info), claim.resume_after_row + 1, tracer, nullptr,
+                  metrics != nullptr ? &metrics->batcher : nullptr);
   FileJobResult result;
   auto send = [&](std::unique_ptr<OwnedBatch> batch) -> absl::Status {
     CountBatch(*batch, metrics);
@@ -79,11 +85,7 @@ absl::StatusOr<FileJobResult> RunFileJob(const FileFacts& facts, const FileClaim
       if (cancelled && cancelled()) return absl::CancelledError(absl::StrCat("stopped reading ", facts.name));
       RETURN_IF_ERROR(send(batcher.Cut(/*last=*/false)));
     }
-    batcher.Add(validator, outcome, record.raw.size());
-  }
-  if (metrics != nullptr) {
-    metrics->csv_reader.received.Increment(static_cast<double>(row));
-    metrics->csv_reader.sent.Increment(static_cast<double>(row));
+    AddValidatedRow(validator, outcome, record.raw.size(), &batcher);
   }
   if ((facts.rows != kRowsUnknown && row != facts.rows) ||
       reader.bytes_read() != static_cast<uint64_t>(facts.size_bytes)) {

@@ -62,6 +62,9 @@ struct FileJobResult {
   int64_t batches = 0;    // batches sent
 };
 
+// Adds the validator's current row, classified `outcome`, as the next row of `batcher`.
+void AddValidatedRow(const RowValidator& validator, RowOutcome outcome, size_t raw_bytes, Batcher* batcher);
+
 // Runs the job. Each batch goes to `sink` with its batch.send span (from `tracer`) started.
 // Checks `cancelled` (may be empty) between batches and returns kCancelled when it says so.
 // kDataLoss when the file no longer matches its inspection (header, size, or the row count

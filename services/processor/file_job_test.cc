@@ -37,10 +37,10 @@ class FileJobTest : public ::testing::Test {
     return *facts;
   }
   absl::StatusOr<FileJobResult> Run(const FileFacts& facts, int64_t resume_after_row = 0,
-                                    std::function<bool()> cancelled = nullptr) {
+                                    std::function<bool()> cancelled = nullptr, ProcessorMetrics* metrics = nullptr) {
     const FileClaim claim{"token", resume_after_row, 5,
                           tracing::TraceContext(tracing::NewTraceId(), tracing::NewSpanId(), 1)};
-    return RunFileJob(facts, claim, options_, tracer_.get(), &sink_, cancelled, nullptr);
+    return RunFileJob(facts, claim, options_, tracer_.get(), &sink_, cancelled, metrics);
   }
   std::vector<std::pair<int64_t, int64_t>> Ranges() const {
     std::vector<std::pair<int64_t, int64_t>> ranges;
@@ -101,6 +101,31 @@ TEST_F(FileJobTest, ResumeSendsOnlyLaterRowsButJudgesDuplicatesAgainstTheWholeFi
   EXPECT_EQ(b.dead_letters(0).reasons(0), v1::REJECT_REASON_CONFLICTING_DUPLICATE);
   EXPECT_TRUE(b.last_batch());
   EXPECT_EQ(b.total_file_rows(), 14);
+}
+
+TEST_F(FileJobTest, EachComponentCountsWhatPassesThroughItAndResumedRowsOnlyOnceRead) {
+  std::string content = testing::V3File(1, 12);
+  content += testing::V3Row(2);  // row 13: exact duplicate
+  content += "x,\"y\"z\n";       // row 14: malformed quoting
+  content += testing::V3Row(14);
+  const FileFacts facts = Inspect(content);
+  metrics::Registry registry;
+  ProcessorMetrics metrics(registry);
+  ASSERT_TRUE(Run(facts, /*resume_after_row=*/10, nullptr, &metrics).ok());
+  // The reader reads the header and every row, those before the resume point included.
+  EXPECT_EQ(metrics.csv_reader.received.Value(), 16);
+  EXPECT_EQ(metrics.csv_reader.sent.Value(), 16);
+  EXPECT_EQ(metrics.csv_reader.failed.Value(), 1);
+  // The validator and the batcher count rows 11..15 only: the earlier claimant counted the rest.
+  EXPECT_EQ(metrics.row_validator.received.Value(), 5);
+  EXPECT_EQ(metrics.row_validator.sent.Value(), 3);
+  EXPECT_EQ(metrics.row_validator.dropped.Value(), 1);
+  EXPECT_EQ(metrics.row_validator.failed.Value(), 1);
+  EXPECT_EQ(metrics.batcher.received.Value(), 5);
+  EXPECT_EQ(metrics.batcher.sent.Value(), 1);
+  EXPECT_EQ(metrics.rows_event.Value(), 3);
+  EXPECT_EQ(metrics.rows_duplicate.Value(), 1);
+  EXPECT_EQ(metrics.rows_dead_letter[v1::REJECT_REASON_MALFORMED_QUOTING]->Value(), 1);
 }
 
 TEST_F(FileJobTest, ResumeAfterTheLastRowSendsOnlyAnEmptyLastBatch) {

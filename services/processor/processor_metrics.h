@@ -12,17 +12,10 @@
 
 #include "absl/strings/string_view.h"
 #include "common/metrics.h"
+#include "services/processor/component_counters.h"
 #include "services/processor/row_validator.h"
 
 namespace ecomstream::processor {
-
-struct ComponentCounters {
-  ComponentCounters(metrics::Registry& registry, absl::string_view component);
-  metrics::Counter& received;
-  metrics::Counter& sent;
-  metrics::Counter& dropped;
-  metrics::Counter& failed;
-};
 
 class ProcessorMetrics {
  public:
@@ -38,8 +31,9 @@ class ProcessorMetrics {
 
   // Components.
   ComponentCounters directory_source;  // files: discovered / handed on / ignored names / scan errors
-  ComponentCounters csv_reader;        // records: read / passed on / - / read errors
-  ComponentCounters row_validator;     // rows: validated / events / exact duplicates / dead letters
+  // Moved by the components themselves (csv_reader.h, row_validator.h, batcher.h).
+  ComponentCounters csv_reader;        // records (header too): read / passed on / - / unreadable, read errors
+  ComponentCounters row_validator;     // rows past the resume point: validated / events / duplicates / dead letters
   ComponentCounters batcher;           // rows in / batches out
   ComponentCounters writer_client;     // batches: queued / written / dropped (refused) / stream failures
   ComponentCounters file_lifecycle;    // files: to move / archived or deleted or quarantined / - / errors

@@ -360,7 +360,26 @@ RowOutcome RowValidator::Validate(const CsvRecord& record, int64_t row) {
   }
   CheckRecord();
   if (issues_.empty()) CheckFields();
-  return Conclude();
+  const RowOutcome outcome = Conclude();
+  Count(outcome);
+  return outcome;
+}
+
+void RowValidator::Count(RowOutcome outcome) const {
+  ComponentCounters* counters = options_.counters;
+  if (counters == nullptr || row_ <= options_.counted_after_row) return;
+  counters->received.Increment();
+  switch (outcome) {
+    case RowOutcome::kEvent:
+      counters->sent.Increment();
+      break;
+    case RowOutcome::kDuplicate:
+      counters->dropped.Increment();
+      break;
+    case RowOutcome::kDeadLetter:
+      counters->failed.Increment();
+      break;
+  }
 }
 
 std::vector<RejectReason> RowValidator::reasons() const {

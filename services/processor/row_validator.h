@@ -22,6 +22,7 @@
 #include "common/uuid.h"
 #include "ecomstream/v1/ingest.pb.h"
 #include "absl/status/status.h"
+#include "services/processor/component_counters.h"
 #include "services/processor/csv_reader.h"
 #include "services/processor/earlier_rows.h"
 #include "services/processor/event_id_index.h"
@@ -48,6 +49,11 @@ struct RowValidatorOptions {
   EarlierRows* earlier_rows = nullptr;
   // The file's size, to size the event-id index once the bytes per row are known; 0: unknown.
   int64_t file_bytes = 0;
+  // Counts rows validated / events / exact duplicates / dead letters (may be null; must outlive
+  // the validator). Rows up to `counted_after_row` only rebuild the duplicate state for a
+  // resumed file: an earlier claimant counted them.
+  ComponentCounters* counters = nullptr;
+  int64_t counted_after_row = 0;
 };
 
 // Counts over every record a validator has seen.
@@ -125,6 +131,8 @@ class RowValidator {
   void CheckRecord();
   void CheckFields();
   RowOutcome Conclude();
+  // Moves options_.counters for the current row's outcome.
+  void Count(RowOutcome outcome) const;
   // Whether `row` (from the index) carries the current row's event id; sets earlier_raw_.
   bool SameEventId(int64_t row);
 
