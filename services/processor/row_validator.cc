@@ -141,10 +141,25 @@ void RowValidator::CheckRecord() {
 }
 
 void RowValidator::CheckFields() {
-  Parsed& p = parsed_;
-  p = Parsed();
-  bool present;
+  parsed_ = Parsed();
+  // The order of the checks is the order of a dead letter's reasons.
+  const Identity identity = CheckIdentity();
+  CheckEventTime();
+  CheckSession();
+  const bool product_event = identity.type_ok && domain::IsProductEvent(parsed_.event_type);
+  CheckProduct(product_event);
+  CheckAnonymousAction(identity);
+  CheckCategory();
+  CheckPriceAndQuantity(product_event);
+  CheckCountry();
+  CheckEnums();
+  KeepFreeText();
+}
 
+RowValidator::Identity RowValidator::CheckIdentity() {
+  Parsed& p = parsed_;
+  Identity identity;
+  bool present;
   absl::string_view v = Field(Column::kEventId, &present);  // event_id_ok_ is false (Validate)
   if (!present) {
     AddIssue(v1::REJECT_REASON_MISSING_REQUIRED, Column::kEventId, v, "a value is required");
@@ -154,28 +169,31 @@ void RowValidator::CheckFields() {
     event_id_ok_ = true;
   }
 
-  bool user_ok = false;
-  const absl::string_view user_id = v = Field(Column::kUserId, &present);
+  v = identity.user_id = Field(Column::kUserId, &present);
   if (!present) {
     AddIssue(v1::REJECT_REASON_MISSING_REQUIRED, Column::kUserId, v, "a value is required");
   } else if (!ParseInt64(v, &p.user_id) || p.user_id < 0) {
     AddIssue(v1::REJECT_REASON_BAD_USER_ID, Column::kUserId, v, "not an integer >= 0");
   } else {
-    user_ok = true;
+    identity.user_ok = true;
   }
 
-  bool type_ok = false;
   v = Field(Column::kEventType, &present);
   if (!present) {
     AddIssue(v1::REJECT_REASON_MISSING_REQUIRED, Column::kEventType, v, "a value is required");
   } else if (std::optional<v1::EventType> type = ParseEventTypeFast(*rules_, v)) {
     p.event_type = *type;
-    type_ok = true;
+    identity.type_ok = true;
   } else {
     AddIssue(v1::REJECT_REASON_UNKNOWN_EVENT_TYPE, Column::kEventType, v, "not an event type");
   }
+  return identity;
+}
 
-  v = Field(Column::kEventTime, &present);
+void RowValidator::CheckEventTime() {
+  Parsed& p = parsed_;
+  bool present;
+  absl::string_view v = Field(Column::kEventTime, &present);
   if (!present) {
     AddIssue(v1::REJECT_REASON_MISSING_REQUIRED, Column::kEventTime, v, "a value is required");
   } else if (!ParseTimestampMicros(v, &p.event_time_us)) {
@@ -185,8 +203,12 @@ void RowValidator::CheckFields() {
   } else {
     p.late = p.event_time_us < options_.reference_time_us - options_.late_after_us;
   }
+}
 
-  v = Field(Column::kSessionId, &present);
+void RowValidator::CheckSession() {
+  Parsed& p = parsed_;
+  bool present;
+  absl::string_view v = Field(Column::kSessionId, &present);
   if (present) {
     if (ParseUuid(v, &p.session_id)) {
       p.has_session = true;
@@ -194,9 +216,12 @@ void RowValidator::CheckFields() {
       AddIssue(v1::REJECT_REASON_BAD_SESSION_ID, Column::kSessionId, v, "not a UUID (8-4-4-4-12 hex)");
     }
   }
+}
 
-  const bool product_event = type_ok && domain::IsProductEvent(p.event_type);
-  v = Field(Column::kProductId, &present);
+void RowValidator::CheckProduct(bool product_event) {
+  Parsed& p = parsed_;
+  bool present;
+  absl::string_view v = Field(Column::kProductId, &present);
   if (present) {
     if (ParseInt64(v, &p.product_id) && p.product_id > 0) {
       p.has_product = true;
@@ -206,17 +231,25 @@ void RowValidator::CheckFields() {
   } else if (product_event) {
     AddIssue(v1::REJECT_REASON_MISSING_PRODUCT, Column::kProductId, v, "a product event needs a product_id");
   }
+}
 
-  if (type_ok && user_ok && p.user_id == domain::kAnonymousUserId && !domain::AllowedForAnonymous(p.event_type)) {
-    AddIssue(v1::REJECT_REASON_ANONYMOUS_ACTION, Column::kUserId, user_id, "anonymous users (user_id 0) may only view or search");
+void RowValidator::CheckAnonymousAction(const Identity& identity) {
+  if (identity.type_ok && identity.user_ok && parsed_.user_id == domain::kAnonymousUserId &&
+      !domain::AllowedForAnonymous(parsed_.event_type)) {
+    AddIssue(v1::REJECT_REASON_ANONYMOUS_ACTION, Column::kUserId, identity.user_id,
+             "anonymous users (user_id 0) may only view or search");
   }
+}
 
+void RowValidator::CheckCategory() {
+  Parsed& p = parsed_;
+  bool present;
   if (schema_.version == 1) {
     if (p.has_product) {
       if (const domain::Category* category = rules_->CategoryOfProduct(p.product_id)) p.category = category->name;
     }
   } else {
-    v = Field(Column::kCategory, &present);
+    const absl::string_view v = Field(Column::kCategory, &present);
     if (present) {
       if (const domain::Category* category = FindCategoryFast(*rules_, v)) {
         p.category = category->name;
@@ -225,8 +258,12 @@ void RowValidator::CheckFields() {
       }
     }
   }
+}
 
-  v = Field(Column::kPrice, &present);
+void RowValidator::CheckPriceAndQuantity(bool product_event) {
+  Parsed& p = parsed_;
+  bool present;
+  absl::string_view v = Field(Column::kPrice, &present);
   if (present) {
     if (!ParsePriceCents(v, &p.price_cents)) {
       AddIssue(v1::REJECT_REASON_BAD_PRICE, Column::kPrice, v, "not a decimal with at most two fraction digits");
@@ -251,8 +288,12 @@ void RowValidator::CheckFields() {
       AddIssue(v1::REJECT_REASON_BAD_QUANTITY, Column::kQuantity, v, "not an integer in 1..1000");
     }
   }
+}
 
-  v = Field(Column::kGeoCountry, &present);
+void RowValidator::CheckCountry() {
+  Parsed& p = parsed_;
+  bool present;
+  absl::string_view v = Field(Column::kGeoCountry, &present);
   if (present) {
     char upper[2];
     bool ok = v.size() == 2;
@@ -269,8 +310,12 @@ void RowValidator::CheckFields() {
       AddIssue(v1::REJECT_REASON_BAD_COUNTRY, Column::kGeoCountry, v, "not an ISO 3166-1 alpha-2 code");
     }
   }
+}
 
-  v = Field(Column::kUserSegment, &present);
+void RowValidator::CheckEnums() {
+  Parsed& p = parsed_;
+  bool present;
+  absl::string_view v = Field(Column::kUserSegment, &present);
   if (present) {
     if (std::optional<v1::UserSegment> segment = ParseUserSegmentFast(*rules_, v)) {
       p.user_segment = *segment;
@@ -295,8 +340,12 @@ void RowValidator::CheckFields() {
     *c.out = FindInList(c.list, v);
     if (c.out->empty()) AddIssue(v1::REJECT_REASON_BAD_ENUM_VALUE, c.column, v, c.rule);
   }
+}
 
-  v = Field(Column::kGeoCity, &present);
+void RowValidator::KeepFreeText() {
+  Parsed& p = parsed_;
+  bool present;
+  absl::string_view v = Field(Column::kGeoCity, &present);
   if (present) p.geo_city = v;
   v = Field(Column::kCampaignId, &present);
   if (present) p.campaign_id = v;

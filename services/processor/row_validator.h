@@ -129,7 +129,32 @@ class RowValidator {
   absl::string_view Field(Column column, bool* present) const;
   void AddIssue(RejectReason reason, int column, absl::string_view value, const char* rule);
   void CheckRecord();
+  // Parses every field into parsed_, adding an issue per broken rule, group by group.
   void CheckFields();
+  // What the identity check leaves for the cross-field rule on anonymous users.
+  struct Identity {
+    absl::string_view user_id;  // the trimmed text
+    bool user_ok = false;
+    bool type_ok = false;
+  };
+  // event_id, user_id and event_type (required).
+  Identity CheckIdentity();
+  // event_time (required): bad, too far in the future, or late.
+  void CheckEventTime();
+  void CheckSession();
+  // product_id: required when `product_event`.
+  void CheckProduct(bool product_event);
+  // Anonymous users may only view or search.
+  void CheckAnonymousAction(const Identity& identity);
+  // v1: derived from the product; later versions: from the catalogue.
+  void CheckCategory();
+  // price (required when `product_event`) and quantity.
+  void CheckPriceAndQuantity(bool product_event);
+  void CheckCountry();
+  // user_segment, device_type, browser, referrer.
+  void CheckEnums();
+  // geo_city and campaign_id, as they are.
+  void KeepFreeText();
   RowOutcome Conclude();
   // Moves options_.counters for the current row's outcome.
   void Count(RowOutcome outcome) const;
