@@ -141,14 +141,24 @@ absl::StatusOr<std::unique_ptr<PgCluster>> PgCluster::Start() {
   return pg;
 }
 
-absl::StatusOr<std::unique_ptr<PgCluster>> PgCluster::Attach(const std::string& info_path) {
-  auto text = ReadFileToString(info_path);
-  if (!text.ok()) return text.status();
+namespace {
+
+// The key=value lines of a cluster description (WriteInfo).
+std::map<std::string, std::string> InfoFields(absl::string_view text) {
   std::map<std::string, std::string> fields;
-  for (absl::string_view line : absl::StrSplit(*text, '\n', absl::SkipEmpty())) {
+  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
     std::pair<std::string, std::string> kv = absl::StrSplit(line, absl::MaxSplits('=', 1));
     fields[kv.first] = kv.second;
   }
+  return fields;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<PgCluster>> PgCluster::Attach(const std::string& info_path) {
+  auto text = ReadFileToString(info_path);
+  if (!text.ok()) return text.status();
+  std::map<std::string, std::string> fields = InfoFields(*text);
   std::unique_ptr<PgCluster> pg(new PgCluster());
   pg->dir_ = fields["dir"];
   pg->bindir_ = fields["bindir"];
@@ -179,11 +189,7 @@ absl::Status PgCluster::WriteInfo(const std::string& path) {
 absl::Status PgCluster::StopFromInfo(const std::string& path) {
   auto text = ReadFileToString(path);
   if (!text.ok()) return absl::OkStatus();  // nothing was started
-  std::map<std::string, std::string> fields;
-  for (absl::string_view line : absl::StrSplit(*text, '\n', absl::SkipEmpty())) {
-    std::pair<std::string, std::string> kv = absl::StrSplit(line, absl::MaxSplits('=', 1));
-    fields[kv.first] = kv.second;
-  }
+  std::map<std::string, std::string> fields = InfoFields(*text);
   std::unique_ptr<PgCluster> pg(new PgCluster());
   pg->dir_ = fields["dir"];
   pg->bindir_ = fields["bindir"];
