@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -55,6 +56,16 @@ void AppendCents(int64_t cents, std::string* out) {
 }
 
 }  // namespace
+
+std::string ReasonCountsJson(const std::map<std::string, int64_t>& reasons) {
+  std::string json = "{";
+  for (const auto& [reason, count] : reasons) {
+    if (json.size() > 1) json.push_back(',');
+    absl::StrAppend(&json, "\"", reason, "\":", count);
+  }
+  json.push_back('}');
+  return json;
+}
 
 void AppendQuotedArrayElement(absl::string_view text, std::string* out) {
   out->push_back('"');

@@ -10,6 +10,8 @@
 #ifndef ECOMSTREAM_SERVICES_WRITER_PG_EVENT_STATS_H_
 #define ECOMSTREAM_SERVICES_WRITER_PG_EVENT_STATS_H_
 
+#include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -48,6 +50,9 @@ struct SegmentUsersArrays {
 
 // The per (segment, user) sums over `events[i]` for each i in `inserted`.
 SegmentUsersArrays InsertedSegmentUsers(const std::vector<const v1::Event*>& events, const std::vector<int>& inserted);
+
+// The ledger's reason_counts jsonb: {"bad_price":2,...} (reason names are [a-z_], no escaping).
+std::string ReasonCountsJson(const std::map<std::string, int64_t>& reasons);
 
 // Appends `text` as a double-quoted array element: "a\"b" (backslash escapes " and \).
 void AppendQuotedArrayElement(absl::string_view text, std::string* out);

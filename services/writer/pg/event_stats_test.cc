@@ -118,5 +118,10 @@ TEST(EventStatsTest, NoSegmentUserInsertedIsEmptyArrays) {
   }
 }
 
+TEST(EventStatsTest, ReasonCountsAreAJsonObjectInReasonOrder) {
+  EXPECT_EQ(ReasonCountsJson({}), "{}");
+  EXPECT_EQ(ReasonCountsJson({{"unknown_category", 3}, {"bad_price", 12}}), R"({"bad_price":12,"unknown_category":3})");
+}
+
 }  // namespace
 }  // namespace ecomstream::writer

@@ -289,7 +289,7 @@ class BatchTransaction {
     const pqxx::row recorded = txn.exec_params1(
         kFinishBatch, batch_.file_id(), batch_.first_row(), batch_.last_row(), batch_.file_name(), batch_.last_batch(),
         rows, ack.inserted(), ack.updated(), ack.unchanged(), ack.duplicates(), ack.dead_lettered(),
-        ReasonsJson(*reasons), file[0][1].as<std::string>(), batch_.file_drop_time_us(), batch_.read_time_us(),
+        ReasonCountsJson(*reasons), file[0][1].as<std::string>(), batch_.file_drop_time_us(), batch_.read_time_us(),
         batch_.sent_time_us(), prepared_.received_us, prepared_.trace_id, stats.hours, stats.event_types,
         stats.categories, stats.events, stats.quantities, stats.revenues, users.segments, users.user_ids,
         users.events, users.purchases, users.revenues, users.priced);
@@ -443,16 +443,6 @@ class BatchTransaction {
       ++(*reasons)[rejected_reason];
     }
     return rows;
-  }
-
-  static std::string ReasonsJson(const std::map<std::string, int64_t>& reasons) {
-    std::string json = "{";
-    for (const auto& [reason, count] : reasons) {
-      if (json.size() > 1) json.push_back(',');
-      absl::StrAppend(&json, "\"", reason, "\":", count);  // reason names are [a-z_]
-    }
-    json.push_back('}');
-    return json;
   }
 
   PgConnection* connection_;

@@ -398,15 +398,9 @@ absl::StatusOr<v1::RedriveResponse> RunRedrive(pqxx::work& txn, const v1::Redriv
     }
   }
   for (const auto& [file_id, n] : counts.redriven_by_file) txn.exec_params(kAddRedriven, file_id, n);
-  std::string reasons_json = "{";
-  for (const auto& [reason, n] : counts.reasons) {
-    if (reasons_json.size() > 1) reasons_json.push_back(',');
-    absl::StrAppend(&reasons_json, "\"", reason, "\":", n);  // reason names are [a-z_]
-  }
-  reasons_json.push_back('}');
   const int64_t rows = request.items_size();
   txn.exec_params(kRecordRedriveBatch, ledger_id, request.first_seq(), request.first_seq() + rows - 1, rows,
-                  counts.inserted, counts.unchanged, counts.already, counts.still_failing, reasons_json,
+                  counts.inserted, counts.unchanged, counts.already, counts.still_failing, ReasonCountsJson(counts.reasons),
                   request.rules_version());
   txn.commit();
   v1::RedriveResponse response;
