@@ -13,6 +13,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/strip.h"
 
 namespace ecomstream {
 namespace {
@@ -26,6 +27,47 @@ bool IsOurFlagFile(absl::string_view file) {
 }
 
 }  // namespace
+
+absl::Status CheckCommandLineValues(int argc, char** argv) {
+  const bool undefined_allowed = std::any_of(argv + std::min(argc, 1), argv + argc, [](const char* arg) {
+    return absl::StartsWith(arg, "--undefok") || absl::StartsWith(arg, "-undefok");
+  });
+  for (int i = 1; i < argc; ++i) {
+    absl::string_view arg = argv[i];
+    if (arg == "--") break;  // the rest is positional
+    if (!absl::ConsumePrefix(&arg, "--") && !absl::ConsumePrefix(&arg, "-")) continue;
+    if (arg.empty()) continue;
+    const size_t equals = arg.find('=');
+    const absl::string_view name = arg.substr(0, equals);
+    absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+    if (flag == nullptr) {
+      absl::string_view negated = name;
+      if (equals == absl::string_view::npos && absl::ConsumePrefix(&negated, "no")) {
+        const absl::CommandLineFlag* positive = absl::FindCommandLineFlag(negated);
+        if (positive != nullptr && positive->IsOfType<bool>()) continue;  // --noNAME
+      }
+      if (undefined_allowed) continue;  // absl decides with --undefok's list
+      return absl::InvalidArgumentError(absl::StrCat("Unknown command-line flag --", name));
+    }
+    if (!IsOurFlagFile(flag->Filename())) continue;  // absl's own: --help, --flagfile, ...
+    std::string value;
+    if (equals != absl::string_view::npos) {
+      value = std::string(arg.substr(equals + 1));
+    } else if (flag->IsOfType<bool>()) {
+      continue;  // --NAME alone sets a boolean
+    } else if (i + 1 < argc) {
+      value = argv[++i];  // --NAME VALUE
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("Command-line flag --", name, " has no value"));
+    }
+    std::string error;
+    if (!flag->ParseFrom(value, &error)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("Command-line flag --", name, "='", value, "' is not valid: ", error));
+    }
+  }
+  return absl::OkStatus();
+}
 
 std::string OneLine(absl::string_view text) {
   std::string line;
@@ -73,6 +115,7 @@ std::vector<char*> ParseCommandLineWithEnv(int argc, char** argv, absl::string_v
   absl::SetFlagsUsageConfig(usage_config);
   // Environment first, so that the command line, parsed after it, wins.
   absl::Status status = ApplyEnvironmentOverrides();
+  if (status.ok()) status = CheckCommandLineValues(argc, argv);
   if (!status.ok()) {
     // One line, even when the value holds a newline: "<program>: Environment variable ...".
     absl::string_view program = argc > 0 ? argv[0] : "";

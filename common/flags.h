@@ -2,7 +2,7 @@
 //
 // ParseCommandLineWithEnv sets every ecomstream flag from ECOMSTREAM_<FLAG> (upper case) in the
 // environment, then parses the command line, so a flag given there wins over the environment. A malformed
-// environment value is an error naming the variable; the caller prints it and exits 2.
+// environment or command-line value is an error naming the variable or flag: one line, exit 2.
 #ifndef ECOMSTREAM_COMMON_FLAGS_H_
 #define ECOMSTREAM_COMMON_FLAGS_H_
 
@@ -26,9 +26,15 @@ std::string EnvVarForFlag(absl::string_view flag_name);
 // std::getenv by default; tests pass their own.
 absl::Status ApplyEnvironmentOverrides(const char* (*environ_lookup)(const char*) = nullptr);
 
-// absl::ParseCommandLine + ApplyEnvironmentOverrides + usage text. On a bad environment value
-// prints one line "<program>: <error>" to stderr and exits 2 (a malformed command-line value is
-// absl::ParseCommandLine's own error and exit code). Returns positional arguments.
+// Checks the command line's values for this repository's flags (--NAME=VALUE and --NAME VALUE;
+// a boolean --NAME or --noNAME takes none) and that every flag named exists, before
+// absl::ParseCommandLine, whose own errors exit 1. Arguments after a bare "--" are positional;
+// absl's flags (--help, --flagfile, ...) and, with --undefok, unknown names are left to absl.
+absl::Status CheckCommandLineValues(int argc, char** argv);
+
+// ApplyEnvironmentOverrides + CheckCommandLineValues + absl::ParseCommandLine + usage text. On a
+// bad environment or command-line value, or an unknown flag, prints one line "<program>: <error>"
+// to stderr and exits 2. Returns positional arguments.
 std::vector<char*> ParseCommandLineWithEnv(int argc, char** argv, absl::string_view usage);
 
 }  // namespace ecomstream

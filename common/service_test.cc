@@ -105,6 +105,32 @@ TEST(ServiceTest, AHostileEnvironmentValueExitsTwoWithOneLineNamingTheVariable) 
                                  "is not a valid --count: "));
 }
 
+TEST(ServiceTest, AMalformedCommandLineValueExitsTwoWithOneLineNamingTheFlag) {
+  std::string output;
+  EXPECT_EQ(RunService({"--count=abc"}, &output), 2) << output;
+  EXPECT_THAT(output, StartsWith("service_test_service: Command-line flag --count='abc' is not valid: "));
+  ASSERT_EQ(Lines(output).size(), 1u) << output;
+
+  EXPECT_EQ(RunService({"--count", "7\nrm -rf /"}, &output), 2) << output;
+  EXPECT_THAT(output, StartsWith("service_test_service: Command-line flag --count='7\\nrm -rf /' is not valid: "));
+  ASSERT_EQ(Lines(output).size(), 1u) << output;
+
+  EXPECT_EQ(RunService({"--count"}, &output), 2) << output;
+  EXPECT_EQ(output, "service_test_service: Command-line flag --count has no value\n");
+}
+
+TEST(ServiceTest, AnUnknownCommandLineFlagExitsTwoUnlessUndefokAllowsIt) {
+  std::string output;
+  EXPECT_EQ(RunService({"--cuont=3"}, &output), 2) << output;
+  EXPECT_EQ(output, "service_test_service: Unknown command-line flag --cuont\n");
+  // A bare "--" ends the flags: what follows is positional, not checked.
+  EXPECT_EQ(RunService({"--bad_setting=stop here", "--", "--cuont=abc"}, &output), 2) << output;
+  EXPECT_EQ(output, "ecomstream-bootstrap_test: stop here\n");
+  // --undefok names flags absl may ignore: the check leaves unknown names to absl then.
+  EXPECT_EQ(RunService({"--undefok=cuont", "--cuont=3", "--bad_setting=stop here"}, &output), 2) << output;
+  EXPECT_EQ(output, "ecomstream-bootstrap_test: stop here\n");
+}
+
 TEST(ServiceTest, AValidationErrorWithControlCharactersIsOneEscapedLineAndExitTwo) {
   std::string output;
   EXPECT_EQ(RunService({"--bad_setting=--name='a\nb' is not a name\x07"}, &output), 2) << output;
