@@ -36,7 +36,8 @@ endfunction()
 #
 # pg and e2e tests require the pg_cluster fixture (tests/CMakeLists.txt): one PostgreSQL cluster per
 # ctest run, described to them by ECOMSTREAM_TEST_PG. OWN_PG_CLUSTER (tests that stop or restart
-# PostgreSQL) leaves both out, so SharedPgCluster() starts a cluster of the test's own.
+# PostgreSQL) leaves that variable out, so SharedPgCluster() starts a cluster of the test's own,
+# from a copy of the run cluster's initdb output (ECOMSTREAM_TEST_PG_INITDB, same fixture).
 # Every test gets ECOMSTREAM_BIN_DIR (where the service binaries are).
 #
 # COST orders a run without earlier timings (a fresh clone): ctest starts the costliest first, so
@@ -73,6 +74,10 @@ function(ecomstream_test name)
   endif()
   if(ARG_LABELS MATCHES "^(pg|e2e)$" AND NOT ARG_OWN_PG_CLUSTER)
     list(APPEND env "ECOMSTREAM_TEST_PG=${ECOMSTREAM_TEST_PG_INFO}")
+    set(fixture pg_cluster)
+  elseif(ARG_OWN_PG_CLUSTER)
+    # Not attached, but its own cluster is a copy of the run's fresh initdb output (faster).
+    list(APPEND env "ECOMSTREAM_TEST_PG_INITDB=${ECOMSTREAM_TEST_PG_INFO}")
     set(fixture pg_cluster)
   endif()
   if(ARG_LABELS STREQUAL "unit")

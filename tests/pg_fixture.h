@@ -15,8 +15,8 @@
 //
 // A cluster of its own: initdb + pg_ctl in a fresh temp directory on a free port, as the
 // `postgres` user when the test runs as root (initdb refuses root). Trust auth on 127.0.0.1 and a
-// Unix socket inside the temp directory; fsync off (tests, not durability). Binaries come from
-// $ECOMSTREAM_PG_BINDIR, else /usr/lib/postgresql/<N>/bin.
+// Unix socket inside the temp directory; fsync and autovacuum off (tests, not durability).
+// Binaries come from $ECOMSTREAM_PG_BINDIR, else /usr/lib/postgresql/<N>/bin.
 #ifndef ECOMSTREAM_TESTS_PG_FIXTURE_H_
 #define ECOMSTREAM_TESTS_PG_FIXTURE_H_
 
@@ -34,11 +34,19 @@
 
 namespace ecomstream::testing {
 
+struct StartOptions {
+  // Keeps a copy of the fresh initdb output in the cluster's directory: WriteInfo names it, and
+  // Start() in a process whose $ECOMSTREAM_TEST_PG or $ECOMSTREAM_TEST_PG_INITDB names that
+  // description copies it instead of running initdb (the run's cluster keeps one for the tests
+  // that start a cluster of their own).
+  bool keep_initdb_copy = false;
+};
+
 class PgCluster {
  public:
   // Creates and starts a cluster of this process's own, removed by the destructor.
   // kFailedPrecondition when PostgreSQL is not installed.
-  static absl::StatusOr<std::unique_ptr<PgCluster>> Start();
+  static absl::StatusOr<std::unique_ptr<PgCluster>> Start(StartOptions options = {});
   // The running cluster described by `info_path` (written by WriteInfo); the destructor leaves
   // it running. kNotFound if the file is missing, kUnavailable if the cluster does not answer.
   static absl::StatusOr<std::unique_ptr<PgCluster>> Attach(const std::string& info_path);
@@ -85,6 +93,8 @@ class PgCluster {
   absl::Status EnsureTemplate(absl::string_view template_name,
                               const std::function<absl::Status(const std::string& dsn)>& build);
   absl::StatusOr<std::string> CreateUniqueDatabase(absl::string_view prefix, absl::string_view clause);
+  // Sets server_version_ (e.g. 150004) from the running server.
+  absl::Status ReadServerVersion();
 
   std::string dir_;
   std::string bindir_;
@@ -93,6 +103,7 @@ class PgCluster {
   bool running_ = false;
   bool owned_ = true;
   int port_ = 0;
+  int server_version_ = 0;
   std::atomic<int> next_db_{0};
 };
 

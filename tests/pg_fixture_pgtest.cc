@@ -3,12 +3,15 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "tests/testing/files.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/wait.h"
 
@@ -126,6 +129,73 @@ TEST(PgFixtureTest, AttachedClusterRefusesStopAndRestartAndIsStoppedFromItsInfoF
       << data_dir << " was not removed";
   EXPECT_NE(::access(info.c_str(), F_OK), 0);
   EXPECT_EQ(PgCluster::Attach(info).status().code(), absl::StatusCode::kNotFound);
+}
+
+// Sets (or, with nullptr, unsets) an environment variable for the life of the object.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    const char* old = std::getenv(name);
+    if (old != nullptr) old_ = old;
+    had_ = old != nullptr;
+    if (value != nullptr) {
+      ::setenv(name, value, 1);
+    } else {
+      ::unsetenv(name);
+    }
+  }
+  ~ScopedEnv() {
+    if (had_) {
+      ::setenv(name_, old_.c_str(), 1);
+    } else {
+      ::unsetenv(name_);
+    }
+  }
+
+ private:
+  const char* name_;
+  std::string old_;
+  bool had_ = false;
+};
+
+TEST(PgFixtureTest, AClusterOfItsOwnIsACopyOfTheKeptInitdbOutputNotOfTheLiveData) {
+  TempDir dir("initdb_copy");
+  const std::string info = dir.File("cluster.info");
+  StartOptions keep;
+  keep.keep_initdb_copy = true;
+  std::string source_id;
+  int source_port = 0;
+  {
+    auto source = PgCluster::Start(keep);
+    ASSERT_TRUE(source.ok()) << source.status();
+    source_port = (*source)->port();
+    ASSERT_TRUE((*source)->Psql("postgres", "CREATE DATABASE made_after_initdb").ok());
+    source_id = (*source)->Psql("postgres", "SELECT system_identifier FROM pg_control_system()").value_or("");
+    ASSERT_TRUE((*source)->WriteInfo(info).ok());  // no longer owned: StopFromInfo below
+  }
+  EXPECT_NE(ReadFileToString(info).value_or("").find("\ninitdb="), std::string::npos);
+
+  absl::StatusOr<std::unique_ptr<PgCluster>> own;
+  {
+    ScopedEnv no_run_cluster("ECOMSTREAM_TEST_PG", nullptr);
+    ScopedEnv copy_from("ECOMSTREAM_TEST_PG_INITDB", info.c_str());
+    own = PgCluster::Start();
+  }
+  ASSERT_TRUE(own.ok()) << own.status();
+  EXPECT_NE((*own)->port(), source_port);
+  EXPECT_EQ((*own)->Psql("postgres", "SELECT system_identifier FROM pg_control_system()").value_or("?"), source_id)
+      << "not a copy of the kept initdb output";
+  EXPECT_EQ((*own)->Psql("postgres", "SELECT count(*) FROM pg_database WHERE datname = 'made_after_initdb'")
+                .value_or(""),
+            "0\n")
+      << "a copy of the live data, not of the initdb output";
+  ASSERT_TRUE((*own)->Psql("postgres", "CREATE DATABASE made_in_the_copy").ok());
+  auto attached = PgCluster::Attach(info);
+  ASSERT_TRUE(attached.ok()) << attached.status();
+  EXPECT_EQ((*attached)->Psql("postgres", "SELECT count(*) FROM pg_database WHERE datname = 'made_in_the_copy'")
+                .value_or(""),
+            "0\n");
+  ASSERT_TRUE(PgCluster::StopFromInfo(info).ok());
 }
 
 TEST(PgFixtureTest, AttachToAMalformedInfoFileIsAnError) {

@@ -6,7 +6,7 @@
 # cluster of its own when run by hand. Everything else (inbox, Prometheus data) lives in a temp
 # directory of its own, removed at the end; ports are free ports.
 # The rules are deploy/prometheus/rules/*.yml with their `for:` shortened to 1s (same
-# expressions), scraped and evaluated every half second.
+# expressions), scraped and evaluated every quarter second.
 #   tests/alerts/live_alert_test.sh BIN_DIR
 set -euo pipefail
 bin="${1:?usage: live_alert_test.sh BIN_DIR}"
@@ -30,6 +30,35 @@ trap cleanup EXIT
 export OTEL_SDK_DISABLED=true  # no collector here: no span is exported or dropped
 mkdir -p "$work/inbox" "$work/archive" "$work/quarantine" "$work/rules" "$work/prometheus"
 
+# Five distinct free ports in one python3 start (each takes tens of milliseconds).
+read -r writer_port writer_metrics processor_metrics generator_metrics prometheus_port < <(python3 -c '
+import socket
+socks = [socket.socket() for _ in range(5)]
+for s in socks: s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))')
+
+# Prometheus first: it starts up (a second or so) while the database is created and migrated.
+for rules in "$root"/deploy/prometheus/rules/*.yml; do
+  sed -E 's/^( *)for: .*/\1for: 1s/' "$rules" >"$work/rules/$(basename "$rules")"
+done
+cat >"$work/prometheus.yml" <<YAML
+global:
+  scrape_interval: 250ms
+  evaluation_interval: 250ms
+rule_files: ["$work/rules/*.yml"]
+scrape_configs:
+  - job_name: ecomstream-writer
+    static_configs: [{targets: ["127.0.0.1:$writer_metrics"]}]
+  - job_name: ecomstream-processor
+    static_configs: [{targets: ["127.0.0.1:$processor_metrics"]}]
+  - job_name: ecomstream-generator
+    static_configs: [{targets: ["127.0.0.1:$generator_metrics"]}]
+YAML
+promtool check config "$work/prometheus.yml" >/dev/null
+prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/prometheus" \
+  --web.listen-address="127.0.0.1:$prometheus_port" >"$work/prometheus.log" 2>&1 &
+pids+=($!)
+
 if [[ -n "${ECOMSTREAM_TEST_PG:-}" && -f "$ECOMSTREAM_TEST_PG" ]]; then
   pg_port="$(sed -n 's/^port=//p' "$ECOMSTREAM_TEST_PG")"
   pg_user="$(sed -n 's/^superuser=//p' "$ECOMSTREAM_TEST_PG")"
@@ -44,8 +73,6 @@ fi
 "$bin/ecomstream-writer" --pg_dsn="$dsn" --migrate_only >"$work/migrate.log" 2>&1 ||
   { cat "$work/migrate.log" >&2; die "migrations failed"; }
 
-writer_port="$(free_port)"; writer_metrics="$(free_port)"; processor_metrics="$(free_port)"
-generator_metrics="$(free_port)"; prometheus_port="$(free_port)"
 "$bin/ecomstream-writer" --listen_address="127.0.0.1:$writer_port" --pg_dsn="$dsn" \
   --metrics_address="127.0.0.1:$writer_metrics" >"$work/writer.log" 2>&1 &
 pids+=($!)
@@ -57,27 +84,6 @@ pids+=($!)
 "$bin/ecomstream-generator" --output_dir="$work/inbox" --total_events=0 --events_per_second=2000 \
   --events_per_file=500 --anomaly_rate=0.3 --anomaly_kinds=bad_price --late_rate=0 --seed=7 --quiet \
   --metrics_address="127.0.0.1:$generator_metrics" >"$work/generator.log" 2>&1 &
-pids+=($!)
-
-for rules in "$root"/deploy/prometheus/rules/*.yml; do
-  sed -E 's/^( *)for: .*/\1for: 1s/' "$rules" >"$work/rules/$(basename "$rules")"
-done
-cat >"$work/prometheus.yml" <<YAML
-global:
-  scrape_interval: 500ms
-  evaluation_interval: 500ms
-rule_files: ["$work/rules/*.yml"]
-scrape_configs:
-  - job_name: ecomstream-writer
-    static_configs: [{targets: ["127.0.0.1:$writer_metrics"]}]
-  - job_name: ecomstream-processor
-    static_configs: [{targets: ["127.0.0.1:$processor_metrics"]}]
-  - job_name: ecomstream-generator
-    static_configs: [{targets: ["127.0.0.1:$generator_metrics"]}]
-YAML
-promtool check config "$work/prometheus.yml" >/dev/null
-prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/prometheus" \
-  --web.listen-address="127.0.0.1:$prometheus_port" >"$work/prometheus.log" 2>&1 &
 pids+=($!)
 
 # firing_alerts: the names of the alerts firing now, one per line (reason label after a space).
@@ -98,7 +104,7 @@ while (( SECONDS < deadline )); do
   if grep -q '^EcomstreamDeadLetterRateHigh' <<<"$alerts" && grep -q '^EcomstreamRejectReasonHigh' <<<"$alerts"; then
     break
   fi
-  sleep 0.25
+  sleep 0.1
 done
 for service in writer processor generator; do
   echo "--- $service log (last lines)"; tail -n 3 "$work/$service.log"

@@ -30,8 +30,9 @@ inline constexpr char kStartTimeFlag[] = "--start_time=2024-03-01T12:00:00Z";
 
 class Pipeline {
  public:
-  // Creates a database `<name>_...` on SharedPgCluster() and inbox/, archive/, quarantine/ and
-  // logs/ under a fresh temporary directory. Aborts the test binary if PostgreSQL cannot start.
+  // Creates a database `<name>_...` on SharedPgCluster(), a copy of one `ecomstream-writer
+  // --migrate_only` migrated (once per cluster), and inbox/, archive/, quarantine/ and logs/
+  // under a fresh temporary directory. Aborts the test binary if PostgreSQL cannot start.
   explicit Pipeline(absl::string_view name);
   ~Pipeline();
 

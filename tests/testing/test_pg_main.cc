@@ -1,6 +1,7 @@
 // The PostgreSQL cluster of a ctest run (the pg_cluster fixture in tests/CMakeLists.txt):
 //
 //   test_pg start INFO_PATH   starts a cluster under $TMPDIR, writes INFO_PATH for the tests
+//                             (with a copy of its fresh initdb output, see StartOptions)
 //   test_pg stop INFO_PATH    stops it and removes its directory and INFO_PATH
 //
 // `start` first stops a cluster a killed earlier run left behind at INFO_PATH.
@@ -26,7 +27,9 @@ int main(int argc, char** argv) {
     std::printf("Test cluster stopped info=%s\n", info.c_str());
     return 0;
   }
-  auto cluster = PgCluster::Start();
+  ::ecomstream::testing::StartOptions options;
+  options.keep_initdb_copy = true;  // for the tests that start a cluster of their own
+  auto cluster = PgCluster::Start(options);
   if (!cluster.ok()) {
     std::fprintf(stderr, "Cannot start the test cluster: %s\n", cluster.status().ToString().c_str());
     return 1;
