@@ -230,9 +230,16 @@ void CsvRowEncoder::AppendHeader(std::string* out) const {
 }
 
 size_t CsvRowEncoder::AppendRow(const ShopperEvent& event, const RowPlan& plan, std::string* out) const {
-  const size_t start = out->size();
-  out->resize(start + MaxRowBytes(event, plan));
+  const size_t bound = MaxRowBytes(event, plan);
   size_t length = 0;
+  // Written on the stack and appended at once: a resize of `out` would zero-fill the room first.
+  char row[2048];
+  if (bound <= sizeof(row)) {
+    out->append(row, static_cast<size_t>(WriteRow(event, plan, row, &length) - row));
+    return length;
+  }
+  const size_t start = out->size();
+  out->resize(start + bound);
   char* end = WriteRow(event, plan, out->data() + start, &length);
   out->resize(static_cast<size_t>(end - out->data()));
   return length;

@@ -56,10 +56,9 @@ class CsvRowEncoder {
   // length in bytes without the terminator (it ends at out->size() minus the terminator's length).
   size_t AppendRow(const ShopperEvent& event, const RowPlan& plan, std::string* out) const;
 
-  // The generator's path, without a string append per field: the most bytes WriteRow can write
-  // for `event` and `plan` (terminator included), and WriteRow, which writes the same bytes as
-  // AppendRow at `out` (room for MaxRowBytes) and returns their end. *length is the record's
-  // length without the terminator.
+  // AppendRow's parts: the most bytes WriteRow can write for `event` and `plan` (terminator
+  // included), and WriteRow, which writes the record and its terminator at `out` (room for
+  // MaxRowBytes) and returns their end. *length is the record's length without the terminator.
   size_t MaxRowBytes(const ShopperEvent& event, const RowPlan& plan) const;
   char* WriteRow(const ShopperEvent& event, const RowPlan& plan, char* out, size_t* length) const;
 

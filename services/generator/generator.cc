@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <memory>
 #include <random>
 #include <utility>
@@ -156,7 +155,7 @@ Generator::Generator(const GeneratorConfig& config, Clock* clock, metrics::Regis
       file_rng_(Rng::Derive(seed, kStreamFiles)),
       sink_(CsvFileSink::Options{config.output_dir, config.manifests, config.background_io}) {
   if (config.events_per_second > 0) limiter_.emplace(config.events_per_second, clock_);
-  ResetChunk();
+  chunk_.reserve(kChunkBytes + (64 << 10));
 }
 
 int64_t Generator::NowMicros() {
@@ -227,7 +226,7 @@ absl::Status Generator::Loop() {
     EmitRow(now);
     if (file_truth_.rows >= config_.events_per_file) {
       RETURN_IF_ERROR(CommitFile());
-    } else if (chunk_used_ >= kChunkBytes) {
+    } else if (chunk_.size() >= kChunkBytes) {
       RETURN_IF_ERROR(FlushChunk());
     }
     if ((events_ & 1023) == 0) MaybeReportProgress(false);
@@ -251,11 +250,8 @@ absl::Status Generator::OpenFile(int64_t now_us) {
                    "-", absl::StrFormat("%06d", file_sequence_), "-", run_id_, ".csv");
   StartFileSpan(name, now_us);
   RETURN_IF_ERROR(sink_.Open(name));
-  std::string header;
-  encoder_->AppendHeader(&header);
-  Reserve(header.size());
-  std::memcpy(chunk_.data() + chunk_used_, header.data(), header.size());
-  chunk_used_ += header.size();
+  chunk_.clear();
+  encoder_->AppendHeader(&chunk_);
   injector_.BeginFile(file_version_);
   file_truth_ = GroundTruth();
   file_deadline_us_ = now_us + absl::ToInt64Microseconds(config_.file_interval);
@@ -265,29 +261,17 @@ absl::Status Generator::OpenFile(int64_t now_us) {
 void Generator::EmitRow(int64_t now_us) {
   model_.Next(now_us / 1000, &event_);
   const RowVerdict verdict = injector_.Apply(&event_, &plan_);
-  Reserve(encoder_->MaxRowBytes(event_, plan_));
-  char* const start = chunk_.data() + chunk_used_;
-  size_t length = 0;
-  chunk_used_ = static_cast<size_t>(encoder_->WriteRow(event_, plan_, start, &length) - chunk_.data());
-  if (verdict.outcome == RowOutcome::kEvent) injector_.Remember(event_, absl::string_view(start, length));
+  const size_t start = chunk_.size();
+  const size_t length = encoder_->AppendRow(event_, plan_, &chunk_);
+  if (verdict.outcome == RowOutcome::kEvent) injector_.Remember(event_, absl::string_view(chunk_).substr(start, length));
   file_truth_.Count(verdict);
   ++events_;
   last_row_us_ = now_us;
 }
 
-void Generator::ResetChunk() {
-  chunk_.resize(kChunkBytes + (64 << 10));
-  chunk_used_ = 0;
-}
-
-void Generator::Reserve(size_t bytes) {
-  if (chunk_.size() - chunk_used_ < bytes) chunk_.resize(chunk_used_ + bytes);
-}
-
 absl::Status Generator::FlushChunk() {
-  chunk_.resize(chunk_used_);
   absl::Status status = sink_.Append(&chunk_);  // hands the bytes over; chunk_ comes back empty
-  ResetChunk();
+  chunk_.reserve(kChunkBytes + (64 << 10));
   return status;
 }
 

@@ -133,10 +133,6 @@ class Generator {
   int64_t NowMicros();
   absl::Status OpenFile(int64_t now_us);
   void EmitRow(int64_t now_us);
-  // chunk_ holds the rows of the open file not yet handed to the sink in its first chunk_used_
-  // bytes; the rest is room that rows are written into.
-  void ResetChunk();
-  void Reserve(size_t bytes);  // room for `bytes` more
   absl::Status FlushChunk();
   absl::Status CommitFile();
   // Starts file_span_ for the file being opened at generator time `now_us`.
@@ -169,7 +165,6 @@ class Generator {
   ShopperEvent event_;
   RowPlan plan_;
   std::string chunk_;
-  size_t chunk_used_ = 0;
   SchemaVersion file_version_ = SchemaVersion::kV3;
   GroundTruth file_truth_;
   GroundTruth run_truth_;
