@@ -100,27 +100,31 @@ absl::Status CsvFileSink::Append(std::string* data) {
     return status;
   }
   open_bytes_ += static_cast<int64_t>(data->size());
-  std::string taken;
-  {
-    absl::MutexLock lock(&mu_);
-    if (!spare_.empty()) {
-      taken = std::move(spare_.back());
-      spare_.pop_back();
-    }
-  }
-  taken.swap(*data);
-  const size_t size = taken.size();
-  return Closed(Queue(
-      [this, buffer = std::move(taken)]() mutable {
+  const size_t size = data->size();
+  absl::Status status = Queue(
+      [this, buffer = std::move(*data)]() mutable {
         absl::Status status = DoAppend(buffer);
         Recycle(std::move(buffer));
         return status;
       },
-      size));
+      size);
+  // A spare buffer is taken after Queue's wait for room, when the I/O thread has just given one
+  // back: the caller seldom gets a new (not yet paged-in) buffer.
+  data->clear();
+  {
+    absl::MutexLock lock(&mu_);
+    if (!spare_.empty()) {
+      data->swap(spare_.back());
+      spare_.pop_back();
+    }
+  }
+  return Closed(status);
 }
 
 void CsvFileSink::Recycle(std::string buffer) {
-  constexpr size_t kMaxSpare = 4;
+  // Enough for the buffers of a full queue at the generator's chunk size, so a caller waiting for
+  // room gets a buffer back rather than allocating (and page-faulting) a new one.
+  constexpr size_t kMaxSpare = 64;
   buffer.clear();
   absl::MutexLock lock(&mu_);
   if (spare_.size() < kMaxSpare) spare_.push_back(std::move(buffer));

@@ -2,8 +2,9 @@
 //
 // Clean fields are written in their stored form: UUIDs in canonical lower case, integers,
 // prices as units with two decimals ("12.99"), event_time as ISO 8601 UTC with milliseconds
-// ("2026-05-01T12:34:56.789Z"); a missing value is an empty field (NULL). Numbers and
-// timestamps are formatted by hand into the caller's buffer: no allocation per field.
+// ("2026-05-01T12:34:56.789Z"); a missing value is an empty field (NULL). Numbers, UUIDs and
+// timestamps are formatted by hand (two digits or one byte's hex at a time, from tables) straight
+// into the caller's buffer: no allocation nor string append per field.
 #ifndef ECOMSTREAM_SERVICES_GENERATOR_CSV_ROW_ENCODER_H_
 #define ECOMSTREAM_SERVICES_GENERATOR_CSV_ROW_ENCODER_H_
 
@@ -55,9 +56,24 @@ class CsvRowEncoder {
   // length in bytes without the terminator (it ends at out->size() minus the terminator's length).
   size_t AppendRow(const ShopperEvent& event, const RowPlan& plan, std::string* out) const;
 
+  // AppendRow's parts: the most bytes WriteRow can write for `event` and `plan` (terminator
+  // included), and WriteRow, which writes the record and its terminator at `out` (room for
+  // MaxRowBytes) and returns their end. *length is the record's length without the terminator.
+  size_t MaxRowBytes(const ShopperEvent& event, const RowPlan& plan) const;
+  char* WriteRow(const ShopperEvent& event, const RowPlan& plan, char* out, size_t* length) const;
+
  private:
+  // event_time's "yyyy-mm-ddThh:mm:ss." for the second last written (rows come in time order).
+  struct SecondCache {
+    int64_t second = INT64_MIN;
+    char text[20];
+  };
+
+  char* WriteField(const ShopperEvent& event, Column column, char* out) const;
+
   std::vector<Column> columns_;
   absl::string_view terminator_;
+  mutable SecondCache second_;
 };
 
 }  // namespace ecomstream::generator

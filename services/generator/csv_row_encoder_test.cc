@@ -112,6 +112,38 @@ TEST(CsvRowEncoderTest, PlanOverridesOmitsOrReplacesTheRecord) {
   EXPECT_EQ(out, "a,b,c\n");
 }
 
+TEST(CsvRowEncoderTest, EventTimesOfOtherSecondsInAnyOrderAreEachFormattedInFull) {
+  ShopperEvent e = SampleEvent();
+  CsvRowEncoder encoder({Column::kEventTime}, false);
+  std::string out;
+  for (const int64_t ms : {1'777'777'777'123LL, 1'777'777'777'999LL, 1'777'777'778'000LL, 1'777'777'777'001LL,
+                           -1LL, 951'782'400'007LL}) {
+    e.event_time_ms = ms;
+    encoder.AppendRow(e, RowPlan(), &out);
+  }
+  EXPECT_EQ(out,
+            "2026-05-03T03:09:37.123Z\n2026-05-03T03:09:37.999Z\n2026-05-03T03:09:38.000Z\n"
+            "2026-05-03T03:09:37.001Z\n1969-12-31T23:59:59.999Z\n2000-02-29T00:00:00.007Z\n");
+}
+
+TEST(CsvRowEncoderTest, ARecordLongerThanTheStackBufferIsWrittenWhole) {
+  const ShopperEvent e = SampleEvent();
+  CsvRowEncoder encoder({Column::kUserId, Column::kReferrer, Column::kPrice}, /*crlf=*/true);
+  RowPlan plan;
+  plan.has_override = true;
+  plan.column = Column::kReferrer;
+  plan.text = std::string(5000, 'r');
+  std::string out = "x";
+  const size_t length = encoder.AppendRow(e, plan, &out);
+  EXPECT_EQ(length, 2 + 1 + 5000 + 1 + 5u);
+  EXPECT_EQ(out, "x42," + std::string(5000, 'r') + ",12.99\r\n");
+  plan.Clear();
+  plan.verbatim = std::string(3000, 'v');
+  out.clear();
+  EXPECT_EQ(encoder.AppendRow(e, plan, &out), 3000u);
+  EXPECT_EQ(out, std::string(3000, 'v') + "\r\n");
+}
+
 TEST(RandomTest, SameSeedSameStreamAndBoundsHold) {
   Rng a(7), b(7), c = Rng::Derive(7, 1);
   for (int i = 0; i < 100; ++i) {
