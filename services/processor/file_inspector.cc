@@ -168,4 +168,9 @@ absl::StatusOr<FileFacts> InspectFile(const std::string& dir, const std::string&
   return facts;
 }
 
+void WarmUpManifestParser() {
+  v1::FileManifest manifest;
+  (void)google::protobuf::util::JsonStringToMessage("{}", &manifest);
+}
+
 }  // namespace ecomstream::processor

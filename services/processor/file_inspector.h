@@ -54,6 +54,10 @@ struct FileFacts {
 absl::StatusOr<FileFacts> InspectFile(const std::string& dir, const std::string& name,
                                       const CsvReaderOptions& csv_options);
 
+// Parses an empty manifest: the first JSON parse builds protobuf's type tables (milliseconds),
+// which the processor does at start rather than in the first file's latency.
+void WarmUpManifestParser();
+
 }  // namespace ecomstream::processor
 
 #endif  // ECOMSTREAM_SERVICES_PROCESSOR_FILE_INSPECTOR_H_

@@ -542,8 +542,8 @@ TEST_F(ProcessorRunTest, EachFileIsOneFileProcessSpanWithOneBatchSendChildPerBat
     EXPECT_EQ(IntAttribute(span, "rows.inserted"), r.batch.events_size());  // from its ack
   }
   EXPECT_EQ(IntAttribute(*batch_by_traceparent[received[2].batch.traceparent()], "dead_letters"), 1);
-  // The one Write stream's metadata: the context of the batch that opened it.
-  EXPECT_THAT(fake_.write_traceparents(), ElementsAre(received[0].batch.traceparent()));
+  // The one Write stream, opened at start before any batch: no batch's context in its metadata.
+  EXPECT_THAT(fake_.write_traceparents(), ElementsAre(""));
 }
 
 TEST_F(ProcessorRunTest, AQuarantinedFileIsOneFileProcessSpanWithAnErrorAndNoBatches) {

@@ -223,9 +223,14 @@ void WriterClient::UpdateWindowMetrics() {
 
 void WriterClient::Run() {
   absl::MutexLock lock(&mu_);
+  // The first stream opens now, before the first batch: the first file does not wait for the
+  // call's setup (and the writer's for its side of the stream). Later streams open for a batch.
+  bool open_idle = true;
   for (;;) {
-    while (!stopping_ && window_.empty()) changed_.Wait(&mu_);
+    while (!stopping_ && window_.empty() && !open_idle) changed_.Wait(&mu_);
     if (stopping_) return;
+    const bool at_start = open_idle;
+    open_idle = false;
     const absl::Time not_before = std::max(next_attempt_, breaker_.retry_at());
     if (absl::Now() < not_before) {
       changed_.WaitWithDeadline(&mu_, not_before);
@@ -237,13 +242,13 @@ void WriterClient::Run() {
       continue;
     }
     mu_.Unlock();
-    const StreamEnd end = RunStream();
+    const StreamEnd end = RunStream(/*for_waiting_batches=*/!at_start);
     HandleStreamEnd(end);
     mu_.Lock();
   }
 }
 
-WriterClient::StreamEnd WriterClient::RunStream() {
+WriterClient::StreamEnd WriterClient::RunStream(bool for_waiting_batches) {
   grpc::ClientContext context;
   {
     absl::MutexLock lock(&mu_);
@@ -253,8 +258,11 @@ WriterClient::StreamEnd WriterClient::RunStream() {
     stream_acks_ = 0;
     for (Pending& p : window_) p.written = false;  // a new stream has seen nothing
     // The stream outlives any one batch: its metadata carries the batch.send context of the
-    // batch that opened it. The writer follows each Batch's own traceparent.
-    if (!window_.empty()) tracing::InjectTraceparent(window_.front().batch->span.context(), &context);
+    // oldest batch waiting for it, if it was opened for them. The writer follows each Batch's own
+    // traceparent.
+    if (for_waiting_batches && !window_.empty()) {
+      tracing::InjectTraceparent(window_.front().batch->span.context(), &context);
+    }
   }
   std::unique_ptr<grpc::ClientReaderWriter<v1::Batch, v1::Ack>> stream = stub_->Write(&context);
   std::thread reader([this, &stream] {
@@ -286,6 +294,7 @@ WriterClient::StreamEnd WriterClient::RunStream() {
           write_failed = true;  // the call is over; the reader sees it end too
           break;
         }
+        end.wrote = true;
         ++stats_.batches_sent;
         if (repeat) ++stats_.batches_resent;
         if (metrics_ != nullptr) {
@@ -395,6 +404,13 @@ void WriterClient::HandleStreamEnd(const StreamEnd& end) {
   {
     absl::MutexLock lock(&mu_);
     if (stopping_ || (end.graceful && end.status.ok())) return;
+    if (!end.wrote && window_.empty()) {
+      // A stream that carried nothing ended (the writer is not up yet, or restarted while we
+      // were idle): no failure to count, nothing to resend. The next batch opens a new one.
+      LOG_DEBUG("Idle write stream ended") << Kv("code", static_cast<int>(end.status.error_code()))
+                                           << Kv("error", end.status.error_message());
+      return;
+    }
     ++stats_.stream_failures;
     if (metrics_ != nullptr) metrics_->writer_client.failed.Increment();
     const grpc::StatusCode code = end.status.error_code();

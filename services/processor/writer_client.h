@@ -1,10 +1,11 @@
 // writer_client: the processor's side of the Ingest service (docs/design.md, "wire"; proto/ecomstream/v1/ingest.proto).
 //
 // ClaimFile is a unary call with a deadline. Batches go out on one long-lived bidirectional
-// Write stream, in the order Send() queued them, through a bounded window: Send() blocks while
-// `max_in_flight` batches are unacknowledged, so a slow writer slows the reader and memory stays
-// bounded (about max_in_flight x batch bytes). Each Ack is matched to its batch by file id and
-// row range and handed to the AckHandler.
+// Write stream (Start() opens the first one before any batch is sent), in the order Send()
+// queued them, through a bounded window: Send() blocks while `max_in_flight` batches are
+// unacknowledged, so a slow writer slows the reader and memory stays bounded (about
+// max_in_flight x batch bytes). Each Ack is matched to its batch by file id and row range and
+// handed to the AckHandler.
 //
 // When the stream breaks (writer down, restarted, or silent past `ack_timeout`), the client
 // reconnects with exponential backoff and jitter and writes every unacknowledged batch again,
@@ -17,8 +18,9 @@
 // Tracing: each batch's batch.send span (OwnedBatch::span) ends when its ack arrives, before
 // OnAck; with an error status when the batch is refused by Send, rejected by the writer, or
 // dropped unacknowledged by Stop. ClaimFile's metadata carries the file's traceparent; a Write
-// stream's metadata carries the traceparent of the batch that opened it (the writer follows each
-// Batch's own traceparent field, the stream being shared by many batches and files).
+// stream opened for waiting batches carries the traceparent of the oldest one in its metadata,
+// the stream opened by Start() none (the writer follows each Batch's own traceparent
+// field, the stream being shared by many batches and files).
 //
 // Threads: Send, ClaimFile, WaitForAcks, StopIntake, Stop and the accessors are thread-safe.
 // One internal thread runs the stream (plus a reader thread per stream); AckHandler callbacks
@@ -91,7 +93,9 @@ class WriterClient {
   WriterClient(const WriterClient&) = delete;
   WriterClient& operator=(const WriterClient&) = delete;
 
-  // Starts the stream thread and a watcher that keeps the channel connected.
+  // Starts the stream thread, which opens a Write stream right away (a stream that ends before
+  // any batch was written on it counts as no failure), and a watcher that keeps the channel
+  // connected.
   void Start();
 
   // One ClaimFile call with `trace` in the metadata. kUnavailable when the breaker is open or
@@ -147,10 +151,12 @@ class WriterClient {
     bool graceful = false;
     bool acked = false;      // at least one ack arrived on it
     bool timed_out = false;  // the oldest batch waited longer than ack_timeout
+    bool wrote = false;      // at least one batch was written on it
   };
 
   void Run();
-  StreamEnd RunStream();
+  // One stream, until it ends; `for_waiting_batches` false for the one opened at start.
+  StreamEnd RunStream(bool for_waiting_batches);
   void HandleAck(const v1::Ack& ack);
   void HandleStreamEnd(const StreamEnd& end);
   void UpdateWindowMetrics() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

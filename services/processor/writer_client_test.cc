@@ -119,6 +119,37 @@ TEST_F(WriterClientTest, DeliversBatchesInOrderAndHandsEachAckToTheHandler) {
   EXPECT_EQ(metrics_.in_flight_bytes.Value(), 0);
 }
 
+TEST_F(WriterClientTest, TheWriteStreamIsOpenBeforeTheFirstBatchAndCarriesIt) {
+  WriterClient& client = Client();
+  ASSERT_TRUE(WaitUntil([&] { return fake_.streams() == 1; }, kWait, kPoll));  // nothing sent yet
+  EXPECT_EQ(client.stats().batches_sent, 0);
+  ASSERT_TRUE(client.Send(MakeBatch("a.csv", 1, 5, true)).ok());
+  ASSERT_TRUE(AckedCount(1));
+  EXPECT_THAT(ReceivedOnStream(1), ElementsAre("1-5"));
+  EXPECT_EQ(fake_.streams(), 1);
+  // Opened for no batch: no batch's context in its metadata.
+  EXPECT_THAT(fake_.write_traceparents(), ElementsAre(""));
+  EXPECT_EQ(client.stats().stream_failures, 0);
+}
+
+TEST_F(WriterClientTest, AStreamRefusedBeforeAnyBatchIsNoFailureAndTheFirstBatchOpensAnother) {
+  fake_.SetWriteStatus(grpc::Status(grpc::StatusCode::UNAVAILABLE, "database down"));
+  WriterClient& client = Client();
+  ASSERT_TRUE(WaitUntil([&] { return fake_.write_calls() == 1; }, kWait, kPoll));
+  absl::SleepFor(absl::Milliseconds(200));  // room for retries (the backoff is 5-40 ms), were there any
+  EXPECT_EQ(fake_.write_calls(), 1);  // not retried while there is nothing to send
+  EXPECT_EQ(client.stats().stream_failures, 0);
+  EXPECT_EQ(metrics_.writer_client.failed.Value(), 0);
+  EXPECT_EQ(client.breaker_state(), CircuitBreaker::State::kClosed);
+
+  fake_.SetWriteStatus(grpc::Status::OK);
+  ASSERT_TRUE(client.Send(MakeBatch("a.csv", 1, 5, true)).ok());
+  ASSERT_TRUE(AckedCount(1));
+  EXPECT_THAT(ReceivedOnStream(1), ElementsAre("1-5"));
+  EXPECT_EQ(fake_.write_calls(), 2);
+  EXPECT_EQ(client.stats().stream_failures, 0);
+}
+
 TEST_F(WriterClientTest, WindowBoundsUnackedBatchesAndBlocksTheSender) {
   fake_.HoldAcks(true);
   WriterClient& client = Client(/*max_in_flight=*/3);

@@ -115,6 +115,11 @@ int FakeWriter::streams() const {
   return streams_;
 }
 
+int FakeWriter::write_calls() const {
+  absl::MutexLock lock(&mu_);
+  return write_calls_;
+}
+
 int FakeWriter::max_unacked() const {
   absl::MutexLock lock(&mu_);
   return max_unacked_;
@@ -174,6 +179,7 @@ grpc::Status FakeWriter::Write(grpc::ServerContext* context, grpc::ServerReaderW
   bool swallow;
   {
     absl::MutexLock lock(&mu_);
+    ++write_calls_;
     if (!write_status_.ok()) return write_status_;
     stream_no = ++streams_;
     write_traceparents_.push_back(tracing::ExtractTraceparent(*context).ToTraceparent());

@@ -72,7 +72,9 @@ class FakeWriter final : public v1::Ingest::Service {
   // malformed).
   std::vector<std::string> write_traceparents() const;
   std::vector<v1::Ack> acks() const;
+  // Write streams served; write_calls() also counts those refused by SetWriteStatus.
   int streams() const;
+  int write_calls() const;
   // Batches received on a stream but not yet acked, at most, over the whole run.
   int max_unacked() const;
   // Files whose last batch was acked.
@@ -111,6 +113,7 @@ class FakeWriter final : public v1::Ingest::Service {
   std::set<std::pair<std::string, int64_t>> committed_batches_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> committed_files_ ABSL_GUARDED_BY(mu_);
   int streams_ ABSL_GUARDED_BY(mu_) = 0;
+  int write_calls_ ABSL_GUARDED_BY(mu_) = 0;
   int unacked_now_ ABSL_GUARDED_BY(mu_) = 0;
   int max_unacked_ ABSL_GUARDED_BY(mu_) = 0;
 };
