@@ -402,7 +402,8 @@ class BatchTransaction {
   // COPYs the new events straight into events.
   void Insert(pqxx::transaction_base& txn, std::vector<int> fresh, UpsertOutcome* counts) {
     if (fresh.empty()) return;
-    connection_->CopyIn(txn, CopyEventsSql(), prepared_.encoded.Payload(fresh));
+    std::string subset;
+    connection_->CopyIn(txn, CopyEventsSql(), prepared_.encoded.Payload(fresh, &subset));
     counts->inserted_rows.insert(counts->inserted_rows.end(), fresh.begin(), fresh.end());
   }
 
@@ -413,7 +414,8 @@ class BatchTransaction {
       txn.exec(kTruncateStaging);
       connection_->staged_rows = 0;
     }
-    connection_->CopyIn(txn, CopyStagingSql(), prepared_.encoded.Payload(known));
+    std::string subset;
+    connection_->CopyIn(txn, CopyStagingSql(), prepared_.encoded.Payload(known, &subset));
     connection_->staged_rows += static_cast<int64_t>(known.size());
     const auto updated = static_cast<int64_t>(txn.exec(kUpdateStaged).affected_rows());
     counts->updated += updated;
