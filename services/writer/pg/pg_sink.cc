@@ -462,13 +462,25 @@ class BatchTransaction {
 PgSink::PgSink(PgPool* pool, WriterMetrics* metrics, const tracing::Tracer* tracer, PgSinkOptions options)
     : pool_(pool), metrics_(metrics), tracer_(tracer), options_(options) {}
 
+void BatchDeleter::operator()(const v1::Batch* batch) const {
+  if (google::protobuf::Arena* arena = batch->GetArena(); arena != nullptr) {
+    delete arena;
+  } else {
+    delete batch;
+  }
+}
+
 absl::StatusOr<std::unique_ptr<PreparedBatch>> PgSink::Prepare(v1::Batch batch) const {
-  if (absl::Status status = ValidateBatch(batch); !status.ok()) {
+  return Prepare(BatchPtr(new v1::Batch(std::move(batch))));
+}
+
+absl::StatusOr<std::unique_ptr<PreparedBatch>> PgSink::Prepare(BatchPtr batch) const {
+  if (absl::Status status = ValidateBatch(*batch); !status.ok()) {
     metrics_->RecordBatchFailure(status.code());
     return status;
   }
   auto prepared = std::make_unique<PreparedBatch>();
-  prepared->batch = std::make_unique<const v1::Batch>(std::move(batch));
+  prepared->batch = std::move(batch);
   const v1::Batch& kept = *prepared->batch;
   // Tracing is best effort: a malformed traceparent just stores no trace id.
   const tracing::TraceContext trace = tracing::TraceContext::FromTraceparentOrInvalid(kept.traceparent());
