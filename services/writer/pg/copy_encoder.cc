@@ -162,29 +162,36 @@ class BufferPool {
     return *pool;
   }
 
-  std::string Take() {
-    absl::MutexLock lock(&mu_);
-    if (free_.empty()) return std::string();
-    std::string buffer = std::move(free_.back());
-    free_.pop_back();
+  // A buffer of at least `bytes`.
+  EncodedEvents::Buffer Take(size_t bytes) {
+    EncodedEvents::Buffer buffer;
+    {
+      absl::MutexLock lock(&mu_);
+      if (!free_.empty()) {
+        buffer = std::move(free_.back());
+        free_.pop_back();
+      }
+    }
+    if (buffer.capacity < bytes) {
+      buffer.capacity = bytes + bytes / 8;  // room for a somewhat larger next batch
+      buffer.bytes.reset(new char[buffer.capacity]);
+    }
     return buffer;
   }
 
-  void Give(std::string buffer) {
-    if (buffer.capacity() < kMinBytes || buffer.capacity() > kMaxBytes) return;
-    buffer.clear();
+  void Give(EncodedEvents::Buffer buffer) {
+    if (buffer.bytes == nullptr || buffer.capacity > kMaxBytes) return;
     absl::MutexLock lock(&mu_);
     if (free_.size() < kMaxBuffers) free_.push_back(std::move(buffer));
   }
 
  private:
-  static constexpr size_t kMinBytes = 64 << 10;
   static constexpr size_t kMaxBytes = 16 << 20;
   // A stream holds about four batches (read ahead, begun ahead, committing, acking).
   static constexpr size_t kMaxBuffers = 8;
 
   absl::Mutex mu_;
-  std::vector<std::string> free_ ABSL_GUARDED_BY(mu_);
+  std::vector<EncodedEvents::Buffer> free_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace
@@ -249,13 +256,12 @@ std::string CopyEncoder::Finish() {
   return std::move(out_);
 }
 
-EncodedEvents::EncodedEvents(const std::vector<const v1::Event*>& events, const EventMetadata& metadata)
-    : encoded_(BufferPool::Get().Take()) {
+EncodedEvents::EncodedEvents(const std::vector<const v1::Event*>& events, const EventMetadata& metadata) {
   size_t most = kHeaderSize + kTrailerSize;
   for (const v1::Event* event : events) most += MaxEventRowBytes(*event, metadata);
   // One allocation (usually a reused one) and no bounds checks per value.
-  encoded_.resize(most);
-  char* const begin = encoded_.data();
+  buffer_ = BufferPool::Get().Take(most);
+  char* const begin = buffer_.bytes.get();
   std::memcpy(begin, kHeader, kHeaderSize);
   char* out = begin + kHeaderSize;
   offsets_.reserve(events.size() + 1);
@@ -265,24 +271,25 @@ EncodedEvents::EncodedEvents(const std::vector<const v1::Event*>& events, const 
   }
   offsets_.push_back(static_cast<size_t>(out - begin));
   out = PutBigEndian<int16_t>(-1, out);
-  encoded_.resize(static_cast<size_t>(out - begin));
+  size_ = static_cast<size_t>(out - begin);
 }
 
-EncodedEvents::~EncodedEvents() { BufferPool::Get().Give(std::move(encoded_)); }
+EncodedEvents::~EncodedEvents() { BufferPool::Get().Give(std::move(buffer_)); }
 
 absl::string_view EncodedEvents::Payload(const std::vector<int>& indices, std::string* storage) const {
+  const absl::string_view encoded = this->encoded();
   if (indices.size() == rows()) {
     bool all_in_order = true;
     for (size_t i = 0; i < indices.size() && all_in_order; ++i) all_in_order = indices[i] == static_cast<int>(i);
-    if (all_in_order) return encoded_;
+    if (all_in_order) return encoded;
   }
   size_t bytes = kHeaderSize + kTrailerSize;
   for (int i : indices) bytes += offsets_[i + 1] - offsets_[i];
   storage->clear();
   storage->reserve(bytes);
-  storage->append(encoded_, 0, kHeaderSize);
-  for (int i : indices) storage->append(encoded_, offsets_[i], offsets_[i + 1] - offsets_[i]);
-  storage->append(encoded_, encoded_.size() - kTrailerSize, kTrailerSize);
+  storage->append(encoded.data(), kHeaderSize);
+  for (int i : indices) storage->append(encoded.data() + offsets_[i], offsets_[i + 1] - offsets_[i]);
+  storage->append(encoded.data() + encoded.size() - kTrailerSize, kTrailerSize);
   return *storage;
 }
 

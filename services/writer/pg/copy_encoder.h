@@ -9,6 +9,7 @@
 #define ECOMSTREAM_SERVICES_WRITER_PG_COPY_ENCODER_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -81,9 +82,18 @@ class EncodedEvents {
   absl::string_view Payload(const std::vector<int>& indices, std::string* storage) const;
   size_t rows() const { return offsets_.empty() ? 0 : offsets_.size() - 1; }
 
+  // Pooled memory (copy_encoder.cc), not zero-filled: the payload is its first bytes.
+  struct Buffer {
+    std::unique_ptr<char[]> bytes;
+    size_t capacity = 0;
+  };
+
  private:
-  std::string encoded_;          // header, every row, trailer
-  std::vector<size_t> offsets_;  // row i is encoded_[offsets_[i], offsets_[i + 1])
+  absl::string_view encoded() const { return absl::string_view(buffer_.bytes.get(), size_); }
+
+  Buffer buffer_;
+  size_t size_ = 0;              // header, every row, trailer
+  std::vector<size_t> offsets_;  // row i is encoded()[offsets_[i], offsets_[i + 1])
 };
 
 // One binary COPY payload of every event.
