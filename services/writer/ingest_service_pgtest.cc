@@ -195,6 +195,64 @@ TEST_F(IngestServiceTest, MalformedBatchEndsTheStreamWithInvalidArgument) {
   EXPECT_EQ(Sql("SELECT count(*) FROM ecomstream.events"), "1");
 }
 
+// Received batches are parsed into arenas: bytes that are no Batch end the stream after the
+// batches before them, commit nothing after them, and leave the writer serving the next stream.
+TEST_F(IngestServiceTest, BytesThatAreNoBatchEndTheStreamAndCommitNothingAfterThem) {
+  StartServer();
+  const TestFile file = ClaimOverGrpc("garbage.csv");
+  grpc::GenericStub generic(grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  grpc::CompletionQueue queue;
+  auto call = generic.PrepareCall(&context, "/ecomstream.v1.Ingest/Write", &queue);
+  void* tag = nullptr;
+  bool ok = false;
+  call->StartCall(reinterpret_cast<void*>(1));
+  ASSERT_TRUE(queue.Next(&tag, &ok) && ok);
+  // A good batch, a field 4 (events) whose length runs past the end, another good batch.
+  const std::string messages[] = {MakeBatch(file, 1, {MakeEvent(1)}).SerializeAsString(), std::string("\x22\x7f\x01", 3),
+                                  MakeBatch(file, 2, {MakeEvent(2)}).SerializeAsString()};
+  for (const std::string& message : messages) {
+    grpc::Slice slice(message);
+    grpc::ByteBuffer buffer(&slice, 1);
+    call->Write(buffer, reinterpret_cast<void*>(2));
+    if (!queue.Next(&tag, &ok) || !ok) break;
+  }
+  call->WritesDone(reinterpret_cast<void*>(3));
+  queue.Next(&tag, &ok);
+  int acks = 0;
+  while (true) {
+    grpc::ByteBuffer response;
+    call->Read(&response, reinterpret_cast<void*>(4));
+    if (!queue.Next(&tag, &ok) || !ok) break;
+    v1::Ack ack;
+    std::vector<grpc::Slice> slices;
+    ASSERT_TRUE(response.Dump(&slices).ok());
+    std::string bytes;
+    for (const grpc::Slice& slice : slices) bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+    ASSERT_TRUE(ack.ParseFromString(bytes));
+    EXPECT_EQ(ack.first_row(), 1);
+    ++acks;
+  }
+  grpc::Status status;
+  call->Finish(&status, reinterpret_cast<void*>(5));
+  ASSERT_TRUE(queue.Next(&tag, &ok));
+  queue.Shutdown();
+  while (queue.Next(&tag, &ok)) {
+  }
+  // gRPC's callback API reports a message that fails to parse like the end of the client's
+  // writes, so the status tells nothing here: the acks and the ledger do.
+  EXPECT_EQ(acks, 1);
+  EXPECT_EQ(Sql("SELECT string_agg(first_row::text, ',') FROM ecomstream.ingest_batches"), "1");
+  EXPECT_EQ(Sql("SELECT count(*) FROM ecomstream.events"), "1");
+
+  std::vector<v1::Ack> next;
+  ASSERT_TRUE(Stream({MakeBatch(file, 2, {MakeEvent(2)}, {}, 0, true)}, &next).ok());
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_TRUE(next[0].file_committed());
+  EXPECT_EQ(Sql("SELECT count(*) FROM ecomstream.events"), "2");
+}
+
 TEST_F(IngestServiceTest, RowCountMismatchAndMissingFileIdAreInvalidArgument) {
   StartServer();
   const TestFile file = ClaimOverGrpc("counts.csv");

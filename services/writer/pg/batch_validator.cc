@@ -1,8 +1,10 @@
 #include "services/writer/pg/batch_validator.h"
 
 #include <map>
+#include <string>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "common/domain.h"
@@ -20,15 +22,17 @@ bool IsLowerHex(absl::string_view text) {
   return true;
 }
 
-// Marks `row` as seen; kInvalidArgument if it is outside the batch or already seen.
-absl::Status ClaimRow(const v1::Batch& batch, int64_t row, absl::string_view what, std::vector<bool>* seen) {
+// Marks `row` as seen; kInvalidArgument if it is outside the batch or already seen. `what` names
+// the row's holder in the message (made only then).
+absl::Status ClaimRow(const v1::Batch& batch, int64_t row, absl::FunctionRef<std::string()> what,
+                      std::vector<bool>* seen) {
   if (row < batch.first_row() || row > batch.last_row()) {
-    return absl::InvalidArgumentError(absl::StrCat(what, " has row ", row, ", outside the batch's rows ",
+    return absl::InvalidArgumentError(absl::StrCat(what(), " has row ", row, ", outside the batch's rows ",
                                                    batch.first_row(), "-", batch.last_row()));
   }
   const size_t index = static_cast<size_t>(row - batch.first_row());
   if ((*seen)[index]) {
-    return absl::InvalidArgumentError(absl::StrCat("row ", row, " appears twice in the batch (", what, ")"));
+    return absl::InvalidArgumentError(absl::StrCat("row ", row, " appears twice in the batch (", what(), ")"));
   }
   (*seen)[index] = true;
   return absl::OkStatus();
@@ -131,14 +135,14 @@ absl::Status ValidateBatch(const v1::Batch& batch) {
   for (int i = 0; i < batch.events_size(); ++i) {
     const v1::Event& event = batch.events(i);
     if (absl::Status status = ValidateEvent(event, i); !status.ok()) return status;
-    if (absl::Status status = ClaimRow(batch, event.source_row(), absl::StrCat("event ", i), &seen); !status.ok()) {
-      return status;
-    }
+    const auto what = [i] { return absl::StrCat("event ", i); };
+    if (absl::Status status = ClaimRow(batch, event.source_row(), what, &seen); !status.ok()) return status;
   }
   std::map<int, int64_t> reason_counts;
   for (const v1::DeadLetter& dead_letter : batch.dead_letters()) {
     if (absl::Status status = ValidateDeadLetter(dead_letter, &reason_counts); !status.ok()) return status;
-    if (absl::Status status = ClaimRow(batch, dead_letter.row(), "a dead letter", &seen); !status.ok()) return status;
+    const auto what = [] { return std::string("a dead letter"); };
+    if (absl::Status status = ClaimRow(batch, dead_letter.row(), what, &seen); !status.ok()) return status;
   }
   if (!batch.reason_counts().empty()) {
     std::map<int, int64_t> claimed;

@@ -9,6 +9,7 @@
 #define ECOMSTREAM_SERVICES_WRITER_PG_COPY_ENCODER_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,7 @@ class CopyEncoder {
   std::string Finish();
 
  private:
+  char* Extend(size_t bytes);  // grows out_ by `bytes`, returns where they start
   void Length(int32_t length);
   std::string out_;
 };
@@ -65,18 +67,33 @@ struct EventMetadata {
 // batch before its transaction and sends whichever rows turn out new, or stored, inside it.
 // Empty strings, unset optionals and unspecified enums are NULL; money is cents -> numeric(.,2);
 // times are micros -> timestamptz.
+// The payload buffer is reused by later batches once this one is destroyed.
 class EncodedEvents {
  public:
   EncodedEvents() = default;
   EncodedEvents(const std::vector<const v1::Event*>& events, const EventMetadata& metadata);
+  EncodedEvents(EncodedEvents&&) = default;
+  EncodedEvents& operator=(EncodedEvents&&) = default;
+  ~EncodedEvents();
 
-  // A complete binary COPY payload of the rows at `indices` (into the constructor's `events`).
-  std::string Payload(const std::vector<int>& indices) const;
+  // A complete binary COPY payload of the rows at `indices` (into the constructor's `events`):
+  // every row in order is the encoded batch itself, without a copy; any other subset is built in
+  // `*storage`. Valid while this object and `*storage` are.
+  absl::string_view Payload(const std::vector<int>& indices, std::string* storage) const;
   size_t rows() const { return offsets_.empty() ? 0 : offsets_.size() - 1; }
 
+  // Pooled memory (copy_encoder.cc), not zero-filled: the payload is its first bytes.
+  struct Buffer {
+    std::unique_ptr<char[]> bytes;
+    size_t capacity = 0;
+  };
+
  private:
-  std::string encoded_;          // header, every row, trailer
-  std::vector<size_t> offsets_;  // row i is encoded_[offsets_[i], offsets_[i + 1])
+  absl::string_view encoded() const { return absl::string_view(buffer_.bytes.get(), size_); }
+
+  Buffer buffer_;
+  size_t size_ = 0;              // header, every row, trailer
+  std::vector<size_t> offsets_;  // row i is encoded()[offsets_[i], offsets_[i + 1])
 };
 
 // One binary COPY payload of every event.

@@ -91,10 +91,63 @@ TEST(CopyEncoderTest, EncodedEventsCopyOutAnySubsetAsACompletePayload) {
   }
   const EncodedEvents encoded(pointers, {"f.csv", ""});
   EXPECT_EQ(encoded.rows(), 3u);
-  EXPECT_EQ(encoded.Payload({0, 1, 2}), EncodeEvents(pointers, {"f.csv", ""}));
-  EXPECT_EQ(encoded.Payload({2}), EncodeEvents({&events[2]}, {"f.csv", ""}));
-  EXPECT_EQ(encoded.Payload({2, 0}), EncodeEvents({&events[2], &events[0]}, {"f.csv", ""}));
-  EXPECT_EQ(encoded.Payload({}), CopyEncoder().Finish());
+  std::string storage;
+  EXPECT_EQ(encoded.Payload({0, 1, 2}, &storage), EncodeEvents(pointers, {"f.csv", ""}));
+  EXPECT_EQ(storage, "");  // the whole batch in order is not copied
+  EXPECT_EQ(encoded.Payload({2}, &storage), EncodeEvents({&events[2]}, {"f.csv", ""}));
+  EXPECT_EQ(encoded.Payload({2, 0}, &storage), EncodeEvents({&events[2], &events[0]}, {"f.csv", ""}));
+  EXPECT_EQ(encoded.Payload({}, &storage), CopyEncoder().Finish());
+}
+
+// Every column set, extreme numbers included: the batch encoder writes what the value encoder does.
+TEST(CopyEncoderTest, EncodedEventsWriteEveryColumnAsTheValueEncoderDoes) {
+  v1::Event event;
+  event.set_event_id(std::string(16, '\x01'));
+  event.set_user_id(-7);
+  event.set_session_id(std::string(16, '\x02'));
+  event.set_event_type(v1::EVENT_TYPE_PURCHASE);
+  event.set_product_id(std::numeric_limits<int64_t>::max());
+  event.set_category("electronics");
+  event.set_price_cents(std::numeric_limits<int64_t>::min());
+  event.set_quantity(-3);
+  event.set_total_amount_cents(std::numeric_limits<int64_t>::max());
+  event.set_event_time_us(std::numeric_limits<int64_t>::min());
+  event.set_user_segment(v1::USER_SEGMENT_PREMIUM);
+  event.set_device_type("mobile");
+  event.set_browser("firefox");
+  event.set_geo_country("DE");
+  event.set_geo_city("M\xC3\xBCnchen, a city with a name longer than fifteen bytes");
+  event.set_referrer("google");
+  event.set_campaign_id("c-1");
+  event.set_schema_version(70000);
+  event.set_late_arrival(true);
+  const std::string trace_id(32, 'a');
+
+  CopyEncoder copy;
+  copy.BeginRow(21);
+  copy.Uuid(event.event_id());
+  copy.Int64(-7);
+  copy.Uuid(event.session_id());
+  copy.Text("purchase");
+  copy.Int64(std::numeric_limits<int64_t>::max());
+  copy.Text("electronics");
+  copy.NumericCents(std::numeric_limits<int64_t>::min());
+  copy.Int32(-3);
+  copy.NumericCents(std::numeric_limits<int64_t>::max());
+  copy.TimestampMicros(std::numeric_limits<int64_t>::min());
+  copy.Text("premium");
+  copy.Text("mobile");
+  copy.Text("firefox");
+  copy.Text("DE");
+  copy.Text(event.geo_city());
+  copy.Text("google");
+  copy.Text("c-1");
+  copy.Int16(32767);
+  copy.Bool(true);
+  copy.Text("events-000001.csv");
+  copy.Text(trace_id);
+  EXPECT_EQ(absl::BytesToHexString(EncodeEvents({&event}, {"events-000001.csv", trace_id})),
+            absl::BytesToHexString(copy.Finish()));
 }
 
 TEST(CopyEncoderTest, ReplacesNulInDeadLetterDetailButKeepsRawBytes) {

@@ -1,5 +1,6 @@
 #include "services/writer/pg/pg_sink.h"
 
+#include <cstring>
 #include <map>
 #include <optional>
 #include <string>
@@ -402,7 +403,8 @@ class BatchTransaction {
   // COPYs the new events straight into events.
   void Insert(pqxx::transaction_base& txn, std::vector<int> fresh, UpsertOutcome* counts) {
     if (fresh.empty()) return;
-    connection_->CopyIn(txn, CopyEventsSql(), prepared_.encoded.Payload(fresh));
+    std::string subset;
+    connection_->CopyIn(txn, CopyEventsSql(), prepared_.encoded.Payload(fresh, &subset));
     counts->inserted_rows.insert(counts->inserted_rows.end(), fresh.begin(), fresh.end());
   }
 
@@ -413,7 +415,8 @@ class BatchTransaction {
       txn.exec(kTruncateStaging);
       connection_->staged_rows = 0;
     }
-    connection_->CopyIn(txn, CopyStagingSql(), prepared_.encoded.Payload(known));
+    std::string subset;
+    connection_->CopyIn(txn, CopyStagingSql(), prepared_.encoded.Payload(known, &subset));
     connection_->staged_rows += static_cast<int64_t>(known.size());
     const auto updated = static_cast<int64_t>(txn.exec(kUpdateStaged).affected_rows());
     counts->updated += updated;
@@ -460,31 +463,50 @@ class BatchTransaction {
 PgSink::PgSink(PgPool* pool, WriterMetrics* metrics, const tracing::Tracer* tracer, PgSinkOptions options)
     : pool_(pool), metrics_(metrics), tracer_(tracer), options_(options) {}
 
+void BatchDeleter::operator()(const v1::Batch* batch) const {
+  if (google::protobuf::Arena* arena = batch->GetArena(); arena != nullptr) {
+    delete arena;
+  } else {
+    delete batch;
+  }
+}
+
 absl::StatusOr<std::unique_ptr<PreparedBatch>> PgSink::Prepare(v1::Batch batch) const {
-  if (absl::Status status = ValidateBatch(batch); !status.ok()) {
+  return Prepare(BatchPtr(new v1::Batch(std::move(batch))));
+}
+
+absl::StatusOr<std::unique_ptr<PreparedBatch>> PgSink::Prepare(BatchPtr batch) const {
+  if (absl::Status status = ValidateBatch(*batch); !status.ok()) {
     metrics_->RecordBatchFailure(status.code());
     return status;
   }
   auto prepared = std::make_unique<PreparedBatch>();
-  prepared->batch = std::make_unique<const v1::Batch>(std::move(batch));
+  prepared->batch = std::move(batch);
   const v1::Batch& kept = *prepared->batch;
   // Tracing is best effort: a malformed traceparent just stores no trace id.
   const tracing::TraceContext trace = tracing::TraceContext::FromTraceparentOrInvalid(kept.traceparent());
   if (trace.IsValid()) prepared->trace_id = trace.trace_id().ToHex();
   prepared->received_us = NowMicros();
+  // One pass: each id's latest row so far, the rows it replaced, the largest id (every id is 16
+  // bytes, ValidateBatch says, so byte order is uuid order).
   absl::flat_hash_map<absl::string_view, int> last_row_of;
   last_row_of.reserve(static_cast<size_t>(kept.events_size()));
-  for (int i = 0; i < kept.events_size(); ++i) last_row_of[kept.events(i).event_id()] = i;
+  std::vector<bool> replaced;  // sized at the first duplicate id
+  absl::string_view largest;
+  for (int i = 0; i < kept.events_size(); ++i) {
+    const absl::string_view id = kept.events(i).event_id();
+    if (largest.empty() || std::memcmp(id.data(), largest.data(), id.size()) > 0) largest = id;
+    const auto [it, inserted] = last_row_of.try_emplace(id, i);
+    if (inserted) continue;
+    if (replaced.empty()) replaced.resize(static_cast<size_t>(kept.events_size()));
+    replaced[static_cast<size_t>(it->second)] = true;
+    it->second = i;
+    ++prepared->duplicate_ids;
+  }
+  prepared->largest_event_id = std::string(largest);
   prepared->events.reserve(last_row_of.size());
   for (int i = 0; i < kept.events_size(); ++i) {
-    if (last_row_of[kept.events(i).event_id()] == i) {
-      prepared->events.push_back(&kept.events(i));
-    } else {
-      ++prepared->duplicate_ids;
-    }
-  }
-  for (const v1::Event* event : prepared->events) {
-    if (event->event_id() > prepared->largest_event_id) prepared->largest_event_id = event->event_id();
+    if (replaced.empty() || !replaced[static_cast<size_t>(i)]) prepared->events.push_back(&kept.events(i));
   }
   prepared->encoded = EncodedEvents(prepared->events, EventMetadata{kept.file_name(), prepared->trace_id});
   return prepared;

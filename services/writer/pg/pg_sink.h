@@ -55,10 +55,17 @@
 
 namespace ecomstream::writer {
 
+// Frees a received batch: the arena it was parsed into (which must hold nothing else and have
+// been made with new), or the message itself when it has no arena.
+struct BatchDeleter {
+  void operator()(const v1::Batch* batch) const;
+};
+using BatchPtr = std::unique_ptr<const v1::Batch, BatchDeleter>;
+
 // A batch that passed ValidateBatch, deduplicated (the later row of an event id wins) and
 // encoded for COPY: everything a commit needs that does not touch the database.
 struct PreparedBatch {
-  std::unique_ptr<const v1::Batch> batch;
+  BatchPtr batch;
   std::vector<const v1::Event*> events;  // one per event id, pointing into *batch
   int64_t duplicate_ids = 0;             // rows dropped for a later row with the same id
   std::string trace_id;                  // from batch->traceparent, "" if malformed
@@ -94,6 +101,7 @@ class PgSink {
   // Write(batch) is Commit(*prepared, Begin(*prepared), [] {}) with prepared = Prepare(batch).
   // Prepare: kInvalidArgument for a malformed batch; no database access. Thread-safe.
   absl::StatusOr<std::unique_ptr<PreparedBatch>> Prepare(v1::Batch batch) const;
+  absl::StatusOr<std::unique_ptr<PreparedBatch>> Prepare(BatchPtr batch) const;
 
   // A batch's transaction begun ahead of its Commit: its new events are inserted, its file is
   // not locked yet. Destroying it rolls the transaction back.
