@@ -91,11 +91,16 @@ SELECT EXISTS (SELECT 1 FROM ecomstream.events e WHERE e.event_id = $1::uuid),
        set_config('ecomstream.writer_event_stats', 'on', true))sql";
 
 // $1: text[] of event ids. Locks the stored ones (in id order, so concurrent writers cannot
-// deadlock on them): they stay until COMMIT, so the UPDATE below finds every one.
+// deadlock on them): they stay until COMMIT, so the UPDATE below finds every one. A join with
+// the unnested ids is one primary key lookup per id (a nested loop: the session turns hash and
+// merge joins off). `event_id = ANY($1)` was planned per element (a few ms for a batch's
+// thousands of ids) and, estimated at thousands of rows, as a sequential scan of events once
+// it held ~100k rows: every batch with a stored id read the whole table.
 constexpr char kProbeEvents[] = R"sql(
-SELECT e.event_id::text FROM ecomstream.events e WHERE e.event_id = ANY($1::uuid[])
+SELECT e.event_id::text
+FROM unnest($1::uuid[]) AS p(event_id) JOIN ecomstream.events e ON e.event_id = p.event_id
 ORDER BY e.event_id
-FOR NO KEY UPDATE)sql";
+FOR NO KEY UPDATE OF e)sql";
 
 // Applies the staged versions of stored events whose content differs; counts the rows changed.
 constexpr char kUpdateStaged[] = R"sql(
