@@ -219,17 +219,20 @@ class BatchTransaction {
 
   // The first part of the fast path (PgSink::Begin): probes every event id and COPYs the new
   // events, without the file lock and without a savepoint (any failure aborts the transaction,
-  // and the batch runs again the careful way).
-  void InsertNew(pqxx::work& txn, const std::string& known_largest) {
+  // and the batch runs again the careful way). False if `known_largest` is no longer stored.
+  bool InsertNew(pqxx::work& txn, const std::string& known_largest) {
+    bool known_stored = true;
     if (!known_largest.empty()) {
       std::string text;
       AppendUuid(known_largest, &text);
-      if (txn.exec_params1(kKnownLargestEventId, text)[0].as<bool>()) largest_from_lock_ = std::move(text);
+      known_stored = txn.exec_params1(kKnownLargestEventId, text)[0].as<bool>();
+      if (known_stored) largest_from_lock_ = std::move(text);
     }
     Split split = Probe(txn, AllRows());
     Insert(txn, std::move(split.fresh), &ahead_);
     known_ = std::move(split.known);
     inserted_ahead_ = true;
+    return known_stored;
   }
 
   // The transaction, after InsertNew or from the start; commits it unless it returns an error
@@ -573,7 +576,8 @@ PgSink::BegunPtr PgSink::Begin(const PreparedBatch& prepared) {
   try {
     EnsureSession(*begun->lease);
     begun->txn = std::make_unique<pqxx::work>(*begun->lease);
-    begun->transaction.InsertNew(*begun->txn, KnownLargestEventId());
+    const std::string known_largest = KnownLargestEventId();
+    if (!begun->transaction.InsertNew(*begun->txn, known_largest)) ForgetLargestEventId(known_largest);
   } catch (const std::exception& e) {
     return nullptr;  // rolled back; whatever it was, Commit's whole transaction will tell
   }
@@ -632,6 +636,11 @@ std::optional<absl::StatusOr<v1::Ack>> PgSink::Finish(Begun& begun, std::map<std
 std::string PgSink::KnownLargestEventId() const {
   absl::MutexLock lock(&largest_mu_);
   return largest_committed_;
+}
+
+void PgSink::ForgetLargestEventId(const std::string& gone) {
+  absl::MutexLock lock(&largest_mu_);
+  if (largest_committed_ == gone) largest_committed_.clear();
 }
 
 void PgSink::RecordCommitted(const PreparedBatch& prepared, const v1::Ack& ack,

@@ -130,6 +130,11 @@ class PgSink {
   // The largest event id a batch of this sink committed (16 bytes; "" = none yet): the fast way
   // probes only ids up to it, while it is still stored.
   std::string KnownLargestEventId() const;
+  // Forgets `gone`, found no longer stored (deleted or truncated), unless a commit replaced it
+  // meanwhile: the next commits record their own largest id. (Kept, every later batch, with
+  // ids below it, would find it gone and scan for the largest stored id again: that backward
+  // scan walks the index entries the batch begun ahead has inserted, ~5 ms a batch.)
+  void ForgetLargestEventId(const std::string& gone);
 
   PgPool* pool_;
   WriterMetrics* metrics_;

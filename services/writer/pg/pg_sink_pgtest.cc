@@ -333,6 +333,76 @@ TEST_F(PgSinkTest, InsertsCountOnceWhateverTheSessionSaysAboutTheSetting) {
   EXPECT_EQ(StatsDrift(), "");
 }
 
+// Other sessions' inserts reach the aggregates through the statement triggers, the writer's
+// through its finish statement: mixed with multi-row inserts, updates and deletes of another
+// session, the aggregates stay equal to a fresh GROUP BY.
+TEST_F(PgSinkTest, AggregatesStayExactThroughWriterBatchesAndAnotherSessionsMultiRowInsertsUpdatesAndDeletes) {
+  const TestFile file = Claim("mixed-sessions.csv");
+  std::vector<v1::Event> first;
+  for (int n = 1; n <= 8; ++n) {
+    v1::Event event = MakeEvent(n);
+    event.set_user_id(n % 3);  // users 0-2, shared with the owner's rows below
+    if (n % 2 == 0) event.set_event_type(v1::EVENT_TYPE_VIEW);
+    if (n % 4 == 0) event.clear_user_segment();
+    first.push_back(event);
+  }
+  WriteOk(MakeBatch(file, 1, first));
+  // The owner: 40 rows in one statement, users 0-4 in four segments (and none), some purchases
+  // without an amount, some without a category.
+  Sql("INSERT INTO ecomstream.events (event_id, user_id, event_type, category, quantity, total_amount, event_time, "
+      "user_segment, schema_version) "
+      "SELECT ('019b7000-0000-7000-8000-' || lpad(i::text, 12, '0'))::uuid, i % 5, "
+      "CASE WHEN i % 3 = 0 THEN 'purchase' ELSE 'view' END, CASE WHEN i % 4 = 0 THEN NULL ELSE 'books' END, i % 4, "
+      "CASE WHEN i % 6 = 0 THEN NULL ELSE i * 1.25 END, '2026-01-01 00:00:00+00'::timestamptz + i * interval '13 minutes', "
+      "(ARRAY['new', 'returning', 'premium', NULL])[1 + i % 4], 3 FROM generate_series(1, 40) i");
+  EXPECT_EQ(EventCount(), "48");
+  EXPECT_EQ(StatsDrift(), "");
+  // Another session moves user 1's events to user 2 (as purchases), then deletes user 2's.
+  Sql("UPDATE ecomstream.events SET user_id = 2, event_type = 'purchase' WHERE user_id = 1");
+  Sql("DELETE FROM ecomstream.events WHERE user_id = 2");
+  EXPECT_EQ(EventCount(), "26");
+  EXPECT_EQ(StatsDrift(), "");
+  // The writer again: four new events, and the owner's ids 1-4, of which 1 and 2 are deleted
+  // (inserted again) and 3 and 4 stored with other content (updated).
+  std::vector<v1::Event> second;
+  for (int n = 9; n <= 12; ++n) second.push_back(MakeEvent(n));
+  for (int i = 1; i <= 4; ++i) {
+    v1::Event event = MakeEvent(100 + i);
+    Uuid id;
+    ASSERT_TRUE(ParseUuid(absl::StrCat("019b7000-0000-7000-8000-00000000000", i), &id));
+    event.set_event_id(std::string(UuidBytes(id)));
+    event.set_user_id(4);
+    second.push_back(event);
+  }
+  const v1::Ack ack = WriteOk(MakeBatch(file, 9, second, {}, 0, true));
+  EXPECT_EQ(ack.inserted(), 6);
+  EXPECT_EQ(ack.updated(), 2);
+  EXPECT_EQ(EventCount(), "32");
+  EXPECT_EQ(StatsDrift(), "");
+}
+
+// The largest id this sink committed bounds the ids the fast way probes while it is stored.
+// Once it is deleted, the next batch finds it gone and forgets it; later batches probe up to
+// their own committed ids, and every stored id among theirs is still found.
+TEST_F(PgSinkTest, AfterItsLargestCommittedIdIsDeletedLaterBatchesStillFindTheirStoredIds) {
+  const TestFile top = Claim("top.csv");
+  WriteOk(MakeBatch(top, 1, {MakeEvent(100), MakeEvent(101), MakeEvent(102)}, {}, 0, true));
+  Sql("DELETE FROM ecomstream.events");
+  const TestFile file = Claim("after-delete.csv");
+  const v1::Ack first = WriteOk(MakeBatch(file, 1, {MakeEvent(1), MakeEvent(2), MakeEvent(3)}));
+  EXPECT_EQ(first.inserted(), 3);
+  v1::Event changed = MakeEvent(3);
+  changed.set_browser("firefox");
+  const v1::Ack second =
+      WriteOk(MakeBatch(file, 4, {MakeEvent(2), changed, MakeEvent(4), MakeEvent(5)}, {}, 0, true));
+  EXPECT_EQ(second.inserted(), 2);
+  EXPECT_EQ(second.unchanged(), 1);
+  EXPECT_EQ(second.updated(), 1);
+  EXPECT_EQ(EventCount(), "5");
+  EXPECT_EQ(Sql("SELECT browser FROM ecomstream.events ORDER BY event_id OFFSET 2 LIMIT 1"), "firefox");
+  EXPECT_EQ(StatsDrift(), "");
+}
+
 // v_user_segment_analysis reads segment_users: distinct users and buyers per segment stay exact
 // when the writer inserts events and when an update moves an event to another segment and user.
 TEST_F(PgSinkTest, SegmentAnalysisCountsDistinctUsersAndBuyersThroughInsertsAndUpdatesThatMoveEvents) {
