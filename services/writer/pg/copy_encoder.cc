@@ -36,6 +36,10 @@ void AppendBigEndian(T value, std::string* out) {
   out->append(bytes, sizeof(T));
 }
 
+void StoreBigEndian(uint64_t value, char* out) {
+  for (size_t i = 0; i < sizeof(value); ++i) out[sizeof(value) - 1 - i] = static_cast<char>((value >> (8 * i)) & 0xff);
+}
+
 std::string WithoutNul(absl::string_view text) {
   if (text.find('\0') == absl::string_view::npos) return std::string(text);
   return absl::StrReplaceAll(text, {{absl::string_view("\0", 1), "\xEF\xBF\xBD"}});
@@ -147,13 +151,13 @@ std::string CopyEncoder::Finish() {
   return std::move(out_);
 }
 
-EncodedEvents::EncodedEvents(const std::vector<const v1::Event*>& events, const EventMetadata& metadata) {
+EncodedEvents::EncodedEvents(const std::vector<const v1::Event*>& events) {
   CopyEncoder copy;
   offsets_.reserve(events.size() + 1);
   for (const v1::Event* event : events) {
     offsets_.push_back(copy.size());
     const v1::Event& e = *event;
-    copy.BeginRow(21);
+    copy.BeginRow(20);
     copy.Uuid(e.event_id());
     copy.Int64(e.user_id());
     if (e.session_id().empty()) {
@@ -194,35 +198,40 @@ EncodedEvents::EncodedEvents(const std::vector<const v1::Event*>& events, const 
     // Out-of-range versions saturate, and the CHECK constraint rejects them.
     copy.Int16(static_cast<int16_t>(std::clamp<int32_t>(e.schema_version(), -32768, 32767)));
     copy.Bool(e.late_arrival());
-    copy.Text(metadata.source_file);
-    OptionalText(copy, metadata.trace_id);
+    copy.Int64(0);  // source_id: each row's last 8 bytes, which Payload sets
   }
   offsets_.push_back(copy.size());
   encoded_ = copy.Finish();
 }
 
-std::string EncodedEvents::Payload(const std::vector<int>& indices) const {
+std::string EncodedEvents::Payload(const std::vector<int>& indices, int64_t source_id) const {
   constexpr size_t kTrailerSize = 2;
-  if (indices.size() == rows()) {
-    bool all_in_order = true;
-    for (size_t i = 0; i < indices.size() && all_in_order; ++i) all_in_order = indices[i] == static_cast<int>(i);
-    if (all_in_order) return encoded_;
-  }
-  size_t bytes = kHeaderSize + kTrailerSize;
-  for (int i : indices) bytes += offsets_[i + 1] - offsets_[i];
   std::string payload;
-  payload.reserve(bytes);
-  payload.append(encoded_, 0, kHeaderSize);
-  for (int i : indices) payload.append(encoded_, offsets_[i], offsets_[i + 1] - offsets_[i]);
-  payload.append(encoded_, encoded_.size() - kTrailerSize, kTrailerSize);
+  bool all_in_order = indices.size() == rows();
+  for (size_t i = 0; i < indices.size() && all_in_order; ++i) all_in_order = indices[i] == static_cast<int>(i);
+  if (all_in_order) {
+    payload = encoded_;
+  } else {
+    size_t bytes = kHeaderSize + kTrailerSize;
+    for (int i : indices) bytes += offsets_[i + 1] - offsets_[i];
+    payload.reserve(bytes);
+    payload.append(encoded_, 0, kHeaderSize);
+    for (int i : indices) payload.append(encoded_, offsets_[i], offsets_[i + 1] - offsets_[i]);
+    payload.append(encoded_, encoded_.size() - kTrailerSize, kTrailerSize);
+  }
+  size_t row_end = kHeaderSize;
+  for (int i : indices) {
+    row_end += offsets_[i + 1] - offsets_[i];
+    StoreBigEndian(static_cast<uint64_t>(source_id), &payload[row_end - sizeof(uint64_t)]);
+  }
   return payload;
 }
 
-std::string EncodeEvents(const std::vector<const v1::Event*>& events, const EventMetadata& metadata) {
-  const EncodedEvents encoded(events, metadata);
+std::string EncodeEvents(const std::vector<const v1::Event*>& events, int64_t source_id) {
+  const EncodedEvents encoded(events);
   std::vector<int> all(events.size());
   for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int>(i);
-  return encoded.Payload(all);
+  return encoded.Payload(all, source_id);
 }
 
 std::string EncodeDeadLetters(const std::vector<DeadLetterRow>& rows, const DeadLetterMetadata& metadata) {

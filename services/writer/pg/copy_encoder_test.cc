@@ -74,11 +74,12 @@ TEST(CopyEncoderTest, EncodesAnEventRowWithNullsForUnsetFields) {
   event.set_event_id(std::string(16, '\x11'));
   event.set_event_type(v1::EVENT_TYPE_SEARCH);
   event.set_schema_version(1);
-  const std::string out = EncodeEvents({&event}, {"f.csv", ""});
-  // header + field count 21 + values + trailer; spot-check the field count and the uuid.
+  const std::string out = EncodeEvents({&event}, 0x0102030405060708);
+  // header + field count 20 + values + trailer; spot-check the field count, the uuid and the
+  // last field, source_id.
   EXPECT_EQ(absl::BytesToHexString(out.substr(kHeaderSize, 2 + 4 + 16)),
-            "0015" "00000010" "11111111111111111111111111111111");
-  EXPECT_EQ(absl::BytesToHexString(out.substr(out.size() - 2)), "ffff");
+            "0014" "00000010" "11111111111111111111111111111111");
+  EXPECT_EQ(absl::BytesToHexString(out.substr(out.size() - 2 - 12)), "00000008" "0102030405060708" "ffff");
 }
 
 TEST(CopyEncoderTest, EncodedEventsCopyOutAnySubsetAsACompletePayload) {
@@ -89,12 +90,39 @@ TEST(CopyEncoderTest, EncodedEventsCopyOutAnySubsetAsACompletePayload) {
     events[i].set_event_type(v1::EVENT_TYPE_VIEW);
     pointers.push_back(&events[i]);
   }
-  const EncodedEvents encoded(pointers, {"f.csv", ""});
+  const EncodedEvents encoded(pointers);
   EXPECT_EQ(encoded.rows(), 3u);
-  EXPECT_EQ(encoded.Payload({0, 1, 2}), EncodeEvents(pointers, {"f.csv", ""}));
-  EXPECT_EQ(encoded.Payload({2}), EncodeEvents({&events[2]}, {"f.csv", ""}));
-  EXPECT_EQ(encoded.Payload({2, 0}), EncodeEvents({&events[2], &events[0]}, {"f.csv", ""}));
-  EXPECT_EQ(encoded.Payload({}), CopyEncoder().Finish());
+  EXPECT_EQ(encoded.Payload({0, 1, 2}, 5), EncodeEvents(pointers, 5));
+  EXPECT_EQ(encoded.Payload({2}, 5), EncodeEvents({&events[2]}, 5));
+  EXPECT_EQ(encoded.Payload({2, 0}, 5), EncodeEvents({&events[2], &events[0]}, 5));
+  EXPECT_EQ(encoded.Payload({}, 5), CopyEncoder().Finish());
+}
+
+TEST(CopyEncoderTest, EveryRowOfAPayloadCarriesTheSourceIdItWasCopiedOutWith) {
+  std::vector<v1::Event> events(3);
+  std::vector<const v1::Event*> pointers;
+  for (int i = 0; i < 3; ++i) {
+    events[i].set_event_id(std::string(16, static_cast<char>('a' + i)));
+    events[i].set_event_type(v1::EVENT_TYPE_VIEW);
+    pointers.push_back(&events[i]);
+  }
+  const EncodedEvents encoded(pointers);
+  const std::string source_7 = std::string("\0\0\0\x08", 4) + std::string("\0\0\0\0\0\0\0\x07", 8);
+  const std::string source_9 = std::string("\0\0\0\x08", 4) + std::string("\0\0\0\0\0\0\0\x09", 8);
+  const auto count = [](const std::string& payload, const std::string& field) {
+    int n = 0;
+    for (size_t at = payload.find(field); at != std::string::npos; at = payload.find(field, at + 1)) ++n;
+    return n;
+  };
+  // The same rows copied out twice, with two ids: each copy has its own in every row, and the
+  // first copy is not changed by the second.
+  const std::string all = encoded.Payload({0, 1, 2}, 7);
+  const std::string some = encoded.Payload({2, 0}, 9);
+  EXPECT_EQ(count(all, source_7), 3);
+  EXPECT_EQ(count(all, source_9), 0);
+  EXPECT_EQ(count(some, source_9), 2);
+  EXPECT_EQ(count(some, source_7), 0);
+  EXPECT_EQ(encoded.Payload({0, 1, 2}, 7), all);
 }
 
 TEST(CopyEncoderTest, ReplacesNulInDeadLetterDetailButKeepsRawBytes) {
