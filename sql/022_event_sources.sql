@@ -1,6 +1,6 @@
 -- 022: where an event came from (its source file and trace id) is stored once per writer
 -- transaction in ecomstream.event_sources instead of in every row of events: events.source_id
--- names the row. Every row of a batch carried the same two texts (about 55 bytes a row of heap
+-- names the row. Every row of a batch carried the same two texts (about 50 bytes a row of heap
 -- and WAL, and a CHECK per row); now it carries one bigint, and the trace id is checked once per
 -- batch. ecomstream.v_events shows events with source_file and trace_id joined back, and
 -- ecomstream.purchases keeps its columns.
