@@ -30,7 +30,7 @@ constexpr char kEventChecksumSql[] = R"sql(
 SELECT encode(sha256(convert_to(coalesce(string_agg(line, E'\n' ORDER BY line COLLATE "C"), ''), 'UTF8')), 'hex')
 FROM (SELECT event_id::text || '|' || user_id::text || '|' || coalesce(product_id::text, '') || '|'
              || coalesce(round(price * 100)::bigint::text, '') || '|' || source_file AS line
-      FROM ecomstream.events) AS t)sql";
+      FROM ecomstream.v_events) AS t)sql";
 
 constexpr char kDeadLetterChecksumSql[] = R"sql(
 SELECT encode(sha256(convert_to(coalesce(string_agg(line, E'\n' ORDER BY file COLLATE "C", row_no), ''), 'UTF8')), 'hex')

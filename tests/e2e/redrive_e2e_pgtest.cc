@@ -122,7 +122,7 @@ TEST_F(RedriveE2eTest, ARulesFileAddsTheCategoryAndRedriveLoadsTheRowsItRejected
   EXPECT_EQ(p.QueryInt("SELECT count(*) FROM ecomstream.events WHERE category IN "
                        "('spaceships', 'antiques', 'pet_rocks', 'timeshares')"),
             unknown);
-  EXPECT_EQ(p.QueryInt("SELECT count(*) FROM ecomstream.dead_letter_events d JOIN ecomstream.events e "
+  EXPECT_EQ(p.QueryInt("SELECT count(*) FROM ecomstream.dead_letter_events d JOIN ecomstream.v_events e "
                        "ON e.event_id = d.redriven_event_id WHERE d.redrive_rules_version = 'catalogue-2' "
                        "AND e.source_file = d.file_name AND d.reasons = '{unknown_category}'"),
             unknown);

@@ -98,22 +98,21 @@ char* PutNumericCents(int64_t cents, char* out) {
 }
 
 // Event rows: the most bytes one takes in kEventColumns order (exact but for the numerics).
-constexpr int16_t kEventFields = 21;
-size_t MaxEventRowBytes(const v1::Event& e, const EventMetadata& metadata) {
+constexpr int16_t kEventFields = 20;
+size_t MaxEventRowBytes(const v1::Event& e) {
   constexpr size_t kFixed = 2                                 // field count
                             + 4 + 16 + 4 + 8 + 4 + 16         // event_id, user_id, session_id
                             + 4 + 4 + 8 + 4                   // event_type, product_id, category
                             + 2 * kMaxNumericBytes + 4 + 4    // price, total_amount, quantity
                             + kTimestampBytes + 4             // event_time, user_segment
-                            + 6 * 4 + 4 + 2 + 4 + 1 + 4 + 4;  // six texts, version, late, file, trace
+                            + 6 * 4 + 4 + 2 + 4 + 1 + 4 + 8;  // six texts, version, late, source_id
   return kFixed + domain::EventTypeName(e.event_type()).size() + e.category().size() +
          domain::UserSegmentName(e.user_segment()).size() + e.device_type().size() + e.browser().size() +
-         e.geo_country().size() + e.geo_city().size() + e.referrer().size() + e.campaign_id().size() +
-         metadata.source_file.size() + metadata.trace_id.size();
+         e.geo_country().size() + e.geo_city().size() + e.referrer().size() + e.campaign_id().size();
 }
 
 // One event row in kEventColumns order at `out`; returns its end.
-char* PutEventRow(const v1::Event& e, const EventMetadata& metadata, char* out) {
+char* PutEventRow(const v1::Event& e, char* out) {
   out = PutBigEndian<int16_t>(kEventFields, out);
   out = PutBytes(e.event_id(), out);  // ValidateBatch: 16 bytes
   out = PutInteger<int64_t>(e.user_id(), out);
@@ -136,8 +135,7 @@ char* PutEventRow(const v1::Event& e, const EventMetadata& metadata, char* out) 
   out = PutInteger<int16_t>(static_cast<int16_t>(std::clamp<int32_t>(e.schema_version(), -32768, 32767)), out);
   out = PutLength(1, out);
   *out++ = e.late_arrival() ? 1 : 0;
-  out = PutBytes(metadata.source_file, out);
-  return PutOptionalText(metadata.trace_id, out);
+  return PutInteger<int64_t>(0, out);  // source_id: each row's last 8 bytes, which Payload sets
 }
 
 std::string WithoutNul(absl::string_view text) {
@@ -256,9 +254,9 @@ std::string CopyEncoder::Finish() {
   return std::move(out_);
 }
 
-EncodedEvents::EncodedEvents(const std::vector<const v1::Event*>& events, const EventMetadata& metadata) {
+EncodedEvents::EncodedEvents(const std::vector<const v1::Event*>& events) {
   size_t most = kHeaderSize + kTrailerSize;
-  for (const v1::Event* event : events) most += MaxEventRowBytes(*event, metadata);
+  for (const v1::Event* event : events) most += MaxEventRowBytes(*event);
   // One allocation (usually a reused one) and no bounds checks per value.
   buffer_ = BufferPool::Get().Take(most);
   char* const begin = buffer_.bytes.get();
@@ -267,7 +265,7 @@ EncodedEvents::EncodedEvents(const std::vector<const v1::Event*>& events, const 
   offsets_.reserve(events.size() + 1);
   for (const v1::Event* event : events) {
     offsets_.push_back(static_cast<size_t>(out - begin));
-    out = PutEventRow(*event, metadata, out);
+    out = PutEventRow(*event, out);
   }
   offsets_.push_back(static_cast<size_t>(out - begin));
   out = PutBigEndian<int16_t>(-1, out);
@@ -276,29 +274,34 @@ EncodedEvents::EncodedEvents(const std::vector<const v1::Event*>& events, const 
 
 EncodedEvents::~EncodedEvents() { BufferPool::Get().Give(std::move(buffer_)); }
 
-absl::string_view EncodedEvents::Payload(const std::vector<int>& indices, std::string* storage) const {
+absl::string_view EncodedEvents::Payload(const std::vector<int>& indices, int64_t source_id, std::string* storage) const {
   const absl::string_view encoded = this->encoded();
-  if (indices.size() == rows()) {
-    bool all_in_order = true;
-    for (size_t i = 0; i < indices.size() && all_in_order; ++i) all_in_order = indices[i] == static_cast<int>(i);
-    if (all_in_order) return encoded;
+  bool all_in_order = indices.size() == rows();
+  for (size_t i = 0; i < indices.size() && all_in_order; ++i) all_in_order = indices[i] == static_cast<int>(i);
+  if (all_in_order) {
+    char* const begin = buffer_.bytes.get();
+    for (size_t i = 1; i < offsets_.size(); ++i) PutBigEndian<int64_t>(source_id, begin + offsets_[i] - sizeof(int64_t));
+    return encoded;
   }
   size_t bytes = kHeaderSize + kTrailerSize;
   for (int i : indices) bytes += offsets_[i + 1] - offsets_[i];
   storage->clear();
   storage->reserve(bytes);
   storage->append(encoded.data(), kHeaderSize);
-  for (int i : indices) storage->append(encoded.data() + offsets_[i], offsets_[i + 1] - offsets_[i]);
+  for (int i : indices) {
+    storage->append(encoded.data() + offsets_[i], offsets_[i + 1] - offsets_[i]);
+    PutBigEndian<int64_t>(source_id, storage->data() + storage->size() - sizeof(int64_t));
+  }
   storage->append(encoded.data() + encoded.size() - kTrailerSize, kTrailerSize);
   return *storage;
 }
 
-std::string EncodeEvents(const std::vector<const v1::Event*>& events, const EventMetadata& metadata) {
-  const EncodedEvents encoded(events, metadata);
+std::string EncodeEvents(const std::vector<const v1::Event*>& events, int64_t source_id) {
+  EncodedEvents encoded(events);
   std::vector<int> all(events.size());
   for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int>(i);
   std::string storage;
-  return std::string(encoded.Payload(all, &storage));
+  return std::string(encoded.Payload(all, source_id, &storage));
 }
 
 std::string EncodeDeadLetters(const std::vector<DeadLetterRow>& rows, const DeadLetterMetadata& metadata) {

@@ -51,35 +51,32 @@ class CopyEncoder {
   std::string out_;
 };
 
-// The events columns the writer fills, in COPY order (ingested_at takes its default).
+// The events columns the writer fills, in COPY order (ingested_at takes its default). source_id,
+// last, is the batch's row of ecomstream.event_sources (its file name and trace id).
 inline constexpr char kEventColumns[] =
     "event_id, user_id, session_id, event_type, product_id, category, price, quantity, total_amount, "
     "event_time, user_segment, device_type, browser, geo_country, geo_city, referrer, campaign_id, "
-    "schema_version, late_arrival, source_file, trace_id";
-
-// Per-batch values stored with every event.
-struct EventMetadata {
-  absl::string_view source_file;  // file name
-  absl::string_view trace_id;     // 32 hex digits, empty = NULL
-};
+    "schema_version, late_arrival, source_id";
 
 // Event rows in kEventColumns order, encoded once and copied out by subset: pg_sink encodes a
-// batch before its transaction and sends whichever rows turn out new, or stored, inside it.
-// Empty strings, unset optionals and unspecified enums are NULL; money is cents -> numeric(.,2);
-// times are micros -> timestamptz.
+// batch before its transaction and sends whichever rows turn out new, or stored, inside it, with
+// the source_id it takes in there. Empty strings, unset optionals and unspecified enums are NULL;
+// money is cents -> numeric(.,2); times are micros -> timestamptz.
 // The payload buffer is reused by later batches once this one is destroyed.
 class EncodedEvents {
  public:
   EncodedEvents() = default;
-  EncodedEvents(const std::vector<const v1::Event*>& events, const EventMetadata& metadata);
+  explicit EncodedEvents(const std::vector<const v1::Event*>& events);
   EncodedEvents(EncodedEvents&&) = default;
   EncodedEvents& operator=(EncodedEvents&&) = default;
   ~EncodedEvents();
 
-  // A complete binary COPY payload of the rows at `indices` (into the constructor's `events`):
-  // every row in order is the encoded batch itself, without a copy; any other subset is built in
-  // `*storage`. Valid while this object and `*storage` are.
-  absl::string_view Payload(const std::vector<int>& indices, std::string* storage) const;
+  // A complete binary COPY payload of the rows at `indices` (into the constructor's `events`),
+  // every row with `source_id`: every row in order is the encoded batch itself, without a copy
+  // (its rows take `source_id` in place: const, as the encoded values never change, only the key
+  // of the transaction sending them); any other subset is built in `*storage`. Valid while this
+  // object and `*storage` are, and until the next call.
+  absl::string_view Payload(const std::vector<int>& indices, int64_t source_id, std::string* storage) const;
   size_t rows() const { return offsets_.empty() ? 0 : offsets_.size() - 1; }
 
   // Pooled memory (copy_encoder.cc), not zero-filled: the payload is its first bytes.
@@ -96,8 +93,8 @@ class EncodedEvents {
   std::vector<size_t> offsets_;  // row i is encoded()[offsets_[i], offsets_[i + 1])
 };
 
-// One binary COPY payload of every event.
-std::string EncodeEvents(const std::vector<const v1::Event*>& events, const EventMetadata& metadata);
+// One binary COPY payload of every event, every row with `source_id`.
+std::string EncodeEvents(const std::vector<const v1::Event*>& events, int64_t source_id);
 
 // The dead_letter_events columns the writer fills, in COPY order.
 inline constexpr char kDeadLetterColumns[] =

@@ -74,11 +74,12 @@ TEST(CopyEncoderTest, EncodesAnEventRowWithNullsForUnsetFields) {
   event.set_event_id(std::string(16, '\x11'));
   event.set_event_type(v1::EVENT_TYPE_SEARCH);
   event.set_schema_version(1);
-  const std::string out = EncodeEvents({&event}, {"f.csv", ""});
-  // header + field count 21 + values + trailer; spot-check the field count and the uuid.
+  const std::string out = EncodeEvents({&event}, 0x0102030405060708);
+  // header + field count 20 + values + trailer; spot-check the field count, the uuid and the
+  // last field, source_id.
   EXPECT_EQ(absl::BytesToHexString(out.substr(kHeaderSize, 2 + 4 + 16)),
-            "0015" "00000010" "11111111111111111111111111111111");
-  EXPECT_EQ(absl::BytesToHexString(out.substr(out.size() - 2)), "ffff");
+            "0014" "00000010" "11111111111111111111111111111111");
+  EXPECT_EQ(absl::BytesToHexString(out.substr(out.size() - 2 - 12)), "00000008" "0102030405060708" "ffff");
 }
 
 TEST(CopyEncoderTest, EncodedEventsCopyOutAnySubsetAsACompletePayload) {
@@ -89,14 +90,14 @@ TEST(CopyEncoderTest, EncodedEventsCopyOutAnySubsetAsACompletePayload) {
     events[i].set_event_type(v1::EVENT_TYPE_VIEW);
     pointers.push_back(&events[i]);
   }
-  const EncodedEvents encoded(pointers, {"f.csv", ""});
+  const EncodedEvents encoded(pointers);
   EXPECT_EQ(encoded.rows(), 3u);
   std::string storage;
-  EXPECT_EQ(encoded.Payload({0, 1, 2}, &storage), EncodeEvents(pointers, {"f.csv", ""}));
+  EXPECT_EQ(encoded.Payload({0, 1, 2}, 5, &storage), EncodeEvents(pointers, 5));
   EXPECT_EQ(storage, "");  // the whole batch in order is not copied
-  EXPECT_EQ(encoded.Payload({2}, &storage), EncodeEvents({&events[2]}, {"f.csv", ""}));
-  EXPECT_EQ(encoded.Payload({2, 0}, &storage), EncodeEvents({&events[2], &events[0]}, {"f.csv", ""}));
-  EXPECT_EQ(encoded.Payload({}, &storage), CopyEncoder().Finish());
+  EXPECT_EQ(encoded.Payload({2}, 5, &storage), EncodeEvents({&events[2]}, 5));
+  EXPECT_EQ(encoded.Payload({2, 0}, 5, &storage), EncodeEvents({&events[2], &events[0]}, 5));
+  EXPECT_EQ(encoded.Payload({}, 5, &storage), CopyEncoder().Finish());
 }
 
 // Every column set, extreme numbers included: the batch encoder writes what the value encoder does.
@@ -121,10 +122,9 @@ TEST(CopyEncoderTest, EncodedEventsWriteEveryColumnAsTheValueEncoderDoes) {
   event.set_campaign_id("c-1");
   event.set_schema_version(70000);
   event.set_late_arrival(true);
-  const std::string trace_id(32, 'a');
 
   CopyEncoder copy;
-  copy.BeginRow(21);
+  copy.BeginRow(20);
   copy.Uuid(event.event_id());
   copy.Int64(-7);
   copy.Uuid(event.session_id());
@@ -144,10 +144,38 @@ TEST(CopyEncoderTest, EncodedEventsWriteEveryColumnAsTheValueEncoderDoes) {
   copy.Text("c-1");
   copy.Int16(32767);
   copy.Bool(true);
-  copy.Text("events-000001.csv");
-  copy.Text(trace_id);
-  EXPECT_EQ(absl::BytesToHexString(EncodeEvents({&event}, {"events-000001.csv", trace_id})),
+  copy.Int64(std::numeric_limits<int64_t>::max());  // source_id
+  EXPECT_EQ(absl::BytesToHexString(EncodeEvents({&event}, std::numeric_limits<int64_t>::max())),
             absl::BytesToHexString(copy.Finish()));
+}
+
+TEST(CopyEncoderTest, EveryRowOfAPayloadCarriesTheSourceIdItWasCopiedOutWith) {
+  std::vector<v1::Event> events(3);
+  std::vector<const v1::Event*> pointers;
+  for (int i = 0; i < 3; ++i) {
+    events[i].set_event_id(std::string(16, static_cast<char>('a' + i)));
+    events[i].set_event_type(v1::EVENT_TYPE_VIEW);
+    pointers.push_back(&events[i]);
+  }
+  const EncodedEvents encoded(pointers);
+  std::string storage;
+  const std::string source_7 = std::string("\0\0\0\x08", 4) + std::string("\0\0\0\0\0\0\0\x07", 8);
+  const std::string source_9 = std::string("\0\0\0\x08", 4) + std::string("\0\0\0\0\0\0\0\x09", 8);
+  const auto count = [](const std::string& payload, const std::string& field) {
+    int n = 0;
+    for (size_t at = payload.find(field); at != std::string::npos; at = payload.find(field, at + 1)) ++n;
+    return n;
+  };
+  // The same rows copied out twice, with two ids: each copy has its own in every row, and the
+  // first copy is not changed by the second.
+  const std::string all(encoded.Payload({0, 1, 2}, 7, &storage));
+  const std::string some(encoded.Payload({2, 0}, 9, &storage));
+  EXPECT_EQ(count(all, source_7), 3);
+  EXPECT_EQ(count(all, source_9), 0);
+  EXPECT_EQ(count(some, source_9), 2);
+  EXPECT_EQ(count(some, source_7), 0);
+  EXPECT_EQ(encoded.Payload({0, 1, 2}, 7, &storage), all);
+  EXPECT_EQ(count(std::string(encoded.Payload({0, 1, 2}, 9, &storage)), source_9), 3);  // in place: the batch itself
 }
 
 TEST(CopyEncoderTest, ReplacesNulInDeadLetterDetailButKeepsRawBytes) {

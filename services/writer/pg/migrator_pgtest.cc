@@ -45,7 +45,8 @@ TEST(MigratorTest, AppliesEveryMigrationOnceAndRecordsIt) {
   const int latest = Embedded().back().version;
   ASSERT_THAT(names, ::testing::IsSupersetOf({"001_core.sql", "002_event_stats.sql", "003_views.sql", "004_roles.sql",
                                               "005_writer_grants.sql", "006_writer_event_stats.sql", "007_cheap_trace_id_check.sql",
-                                              "010_segment_users.sql", "011_health_retention.sql", "020_redrive.sql", "021_quality_views_by_source.sql"}));
+                                              "010_segment_users.sql", "011_health_retention.sql", "020_redrive.sql", "021_quality_views_by_source.sql",
+                                              "022_event_sources.sql"}));
   EXPECT_EQ(first->applied, names);
   EXPECT_EQ(first->version, latest);
   auto second = migrator.Apply();
@@ -124,9 +125,8 @@ TEST(MigratorTest, TraceIdMustBeThirtyTwoLowerCaseHexDigitsOrNull) {
   const auto insert = [&](const std::string& trace_id) {
     return SharedPgCluster()
         .Psql(testing::DatabaseName(dsn),
-              absl::StrCat("INSERT INTO ecomstream.events (event_id, user_id, event_type, event_time, schema_version, "
-                           "trace_id) VALUES (gen_random_uuid(), 1, 'view', now(), 3, ",
-                           trace_id, ")"))
+              absl::StrCat("INSERT INTO ecomstream.event_sources (source_file, trace_id) VALUES ('f.csv', ", trace_id,
+                           ")"))
         .status();
   };
   EXPECT_TRUE(insert("'4bf92f3577b34da6a3ce929d0e0e4736'").ok());
@@ -136,9 +136,71 @@ TEST(MigratorTest, TraceIdMustBeThirtyTwoLowerCaseHexDigitsOrNull) {
                           "'4bf92f3577b34da6a3ce929d0e0e47\xc3\xa9'" /* 32 bytes, 31 characters */, "''"}) {
     const absl::Status status = insert(bad);
     EXPECT_FALSE(status.ok()) << bad;
-    EXPECT_THAT(std::string(status.message()), HasSubstr("events_trace_id_check")) << bad;
+    EXPECT_THAT(std::string(status.message()), HasSubstr("event_sources_trace_id_check")) << bad;
   }
-  EXPECT_EQ(Sql(dsn, "SELECT count(*) FROM ecomstream.events"), "2");
+  EXPECT_EQ(Sql(dsn, "SELECT count(*) FROM ecomstream.event_sources"), "2");
+}
+
+// Events stored before 022 carried their file name and trace id in every row: after it, each
+// distinct pair is one event_sources row, v_events and purchases answer as events did, and the
+// aggregates the update triggers keep are untouched.
+TEST(MigratorTest, EventSourcesMigrationCarriesTheSourcesOfStoredEvents) {
+  const std::string dsn = NewDatabase("migrate_sources");
+  std::vector<Migration> before;
+  for (const Migration& migration : Embedded()) {
+    if (migration.version < 22) before.push_back(migration);
+  }
+  ASSERT_TRUE(Migrator(dsn, before).Apply().ok());
+  // Rows 1-6 as the writer stored them (two files, two traces), then by hand: a file without a
+  // trace, a trace without a file, neither, and an empty file name (not NULL).
+  Sql(dsn, R"sql(
+INSERT INTO ecomstream.events (event_id, user_id, event_type, category, price, quantity, total_amount, event_time,
+                               user_segment, schema_version, source_file, trace_id)
+SELECT md5('event' || i)::uuid, i, CASE WHEN i % 2 = 0 THEN 'purchase' ELSE 'view' END, 'books', 2.50, 2,
+       CASE WHEN i % 2 = 0 THEN 5.00 END, timestamptz '2026-01-01 00:00:00+00' + i * interval '20 minutes',
+       'new', 3,
+       CASE WHEN i <= 4 THEN 'a.csv' WHEN i <= 6 THEN 'b.csv' WHEN i = 7 THEN 'c.csv' WHEN i = 10 THEN '' END,
+       CASE WHEN i <= 2 OR i IN (5, 6) THEN '4bf92f3577b34da6a3ce929d0e0e4736'
+            WHEN i <= 4 OR i = 8 THEN '0af7651916cd43dd8448eb211c80319c' END
+FROM generate_series(1, 10) AS i)sql");
+  constexpr char kFacts[] =
+      "SELECT string_agg(event_id || ':' || coalesce(source_file, '~') || ':' || coalesce(trace_id, '~'), ',' "
+      "ORDER BY event_id) FROM ecomstream.";
+  constexpr char kPurchases[] =
+      "SELECT string_agg(event_id || ':' || coalesce(source_file, '~'), ',' ORDER BY event_id) FROM ecomstream.purchases";
+  constexpr char kAggregates[] =
+      "SELECT (SELECT string_agg(hour || event_type || category || events || quantity || revenue, ',' "
+      "ORDER BY hour, event_type) FROM ecomstream.event_stats_hourly) || '/' || "
+      "(SELECT string_agg(s::text, ',' ORDER BY s::text) FROM ecomstream.segment_users s)";
+  const std::string facts = Sql(dsn, absl::StrCat(kFacts, "events"));
+  const std::string purchases = Sql(dsn, kPurchases);
+  const std::string aggregates = Sql(dsn, kAggregates);
+  ASSERT_THAT(facts, HasSubstr(":a.csv:4bf92f3577b34da6a3ce929d0e0e4736"));
+  ASSERT_THAT(purchases, HasSubstr(":b.csv"));
+
+  auto report = Migrator(dsn, Embedded()).Apply();
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->version, Embedded().back().version);
+  EXPECT_EQ(Sql(dsn, absl::StrCat(kFacts, "v_events")), facts);
+  EXPECT_EQ(Sql(dsn, kPurchases), purchases);
+  EXPECT_EQ(Sql(dsn, kAggregates), aggregates);
+  // One row per distinct (file, trace) pair; the row with neither has no source.
+  EXPECT_EQ(Sql(dsn, "SELECT string_agg(coalesce(source_file, '~') || ':' || coalesce(left(trace_id, 4), '~'), ',' "
+                     "ORDER BY source_file NULLS LAST, trace_id) FROM ecomstream.event_sources"),
+            ":~,a.csv:0af7,a.csv:4bf9,b.csv:4bf9,c.csv:~,~:0af7");
+  EXPECT_EQ(Sql(dsn, "SELECT count(*) FILTER (WHERE source_id IS NULL), count(DISTINCT source_id), "
+                     "count(*) FILTER (WHERE source_file IS NOT NULL OR trace_id IS NOT NULL) FROM ecomstream.events"),
+            "1|6|0");
+  // The update triggers run again after the carry.
+  EXPECT_EQ(Sql(dsn, "SELECT string_agg(tgname || ':' || tgenabled::text, ',' ORDER BY tgname) FROM pg_trigger "
+                     "WHERE tgrelid = 'ecomstream.events'::regclass AND tgname LIKE '%on_update'"),
+            "event_stats_on_update:O,segment_users_on_update:O");
+  // Run again (by hand), it finds nothing left to carry.
+  for (const Migration& migration : Embedded()) {
+    if (migration.version == 22) ASSERT_TRUE(SharedPgCluster().Psql(testing::DatabaseName(dsn), migration.sql).ok());
+  }
+  EXPECT_EQ(Sql(dsn, "SELECT count(*) FROM ecomstream.event_sources"), "6");
+  EXPECT_EQ(Sql(dsn, absl::StrCat(kFacts, "v_events")), facts);
 }
 
 TEST(MigratorTest, UnreachableDatabaseIsUnavailable) {

@@ -34,7 +34,7 @@ CREATE TEMP TABLE IF NOT EXISTS ecomstream_staging (
   event_id uuid, user_id bigint, session_id uuid, event_type text, product_id bigint, category text,
   price numeric, quantity integer, total_amount numeric, event_time timestamptz, user_segment text,
   device_type text, browser text, geo_country text, geo_city text, referrer text, campaign_id text,
-  schema_version smallint, late_arrival boolean, source_file text, trace_id text
+  schema_version smallint, late_arrival boolean, source_id bigint
 ) ON COMMIT PRESERVE ROWS)sql";
 constexpr char kTruncateStaging[] = "TRUNCATE pg_temp.ecomstream_staging";
 constexpr int64_t kTruncateStagingRows = 10'000;
@@ -110,8 +110,8 @@ UPDATE ecomstream.events AS e SET
   category = s.category, price = s.price, quantity = s.quantity, total_amount = s.total_amount,
   event_time = s.event_time, user_segment = s.user_segment, device_type = s.device_type, browser = s.browser,
   geo_country = s.geo_country, geo_city = s.geo_city, referrer = s.referrer, campaign_id = s.campaign_id,
-  schema_version = s.schema_version, late_arrival = s.late_arrival, source_file = s.source_file,
-  trace_id = s.trace_id, ingested_at = now()
+  schema_version = s.schema_version, late_arrival = s.late_arrival, source_id = s.source_id,
+  ingested_at = now()
 FROM staged AS s
 WHERE e.event_id = s.event_id
   AND (e.user_id, e.session_id, e.event_type, e.product_id, e.category, e.price, e.quantity, e.total_amount,
@@ -123,8 +123,9 @@ WHERE e.event_id = s.event_id
        s.campaign_id))sql";
 
 // One statement: record the batch in the ledger, advance the file (committing it with its last
-// batch) and add the inserted events to event_stats_hourly ($19-$24) and segment_users
-// ($25-$30, event_stats.h). Returns the ledger's commit time.
+// batch), record the batch's event_sources row ($31; 0 = no event stored with it) and add the
+// inserted events to event_stats_hourly ($19-$24) and segment_users ($25-$30, event_stats.h).
+// Returns the ledger's commit time.
 constexpr char kFinishBatch[] = R"sql(
 WITH batch AS (
   INSERT INTO ecomstream.ingest_batches (
@@ -153,6 +154,9 @@ WITH batch AS (
     updated_at = now()
   WHERE file_id = $1
   RETURNING file_id
+), source AS (
+  INSERT INTO ecomstream.event_sources (source_id, source_file, trace_id)
+  SELECT $31::bigint, $4, nullif($18, '') WHERE $31::bigint <> 0
 )
 SELECT (extract(epoch FROM b.committed_at) * 1000000)::bigint,
        CASE WHEN cardinality($22::bigint[]) > 0
@@ -164,6 +168,10 @@ SELECT (extract(epoch FROM b.committed_at) * 1000000)::bigint,
                                               $29::numeric[], $30::bigint[])
             ELSE 0 END
 FROM batch b, file f)sql";
+
+// A block of event_sources keys (SourceIds).
+constexpr char kTakeSourceIds[] = R"sql(
+SELECT nextval(pg_get_serial_sequence('ecomstream.event_sources', 'source_id')) FROM generate_series(1, 64))sql";
 
 const std::string& CopyEventsSql() {
   static const std::string* sql =
@@ -214,13 +222,18 @@ struct UpsertOutcome {
 // One batch's transaction. Throws libpqxx exceptions; returns the non-database errors.
 class BatchTransaction {
  public:
-  BatchTransaction(PgConnection* connection, const PreparedBatch& prepared)
-      : connection_(connection), prepared_(prepared), batch_(*prepared.batch), events_(prepared.events) {}
+  BatchTransaction(PgConnection* connection, const PreparedBatch& prepared, SourceIds* source_ids)
+      : connection_(connection),
+        prepared_(prepared),
+        batch_(*prepared.batch),
+        events_(prepared.events),
+        source_ids_(source_ids) {}
 
   // The first part of the fast path (PgSink::Begin): probes every event id and COPYs the new
   // events, without the file lock and without a savepoint (any failure aborts the transaction,
   // and the batch runs again the careful way). False if `known_largest` is no longer stored.
   bool InsertNew(pqxx::work& txn, const std::string& known_largest) {
+    if (!events_.empty()) source_id_ = source_ids_->Next(txn);
     bool known_stored = true;
     if (!known_largest.empty()) {
       std::string text;
@@ -266,7 +279,10 @@ class BatchTransaction {
                                                         committed_through, "; batches must come in row order"));
     }
 
-    if (!inserted_ahead_) largest_from_lock_ = file[0][4].is_null() ? "" : file[0][4].as<std::string>();
+    if (!inserted_ahead_) {
+      largest_from_lock_ = file[0][4].is_null() ? "" : file[0][4].as<std::string>();
+      if (!events_.empty()) source_id_ = source_ids_->Next(txn);
+    }
     UpsertOutcome upsert;
     if (inserted_ahead_) {
       upsert = std::move(ahead_);
@@ -301,7 +317,8 @@ class BatchTransaction {
         ReasonCountsJson(*reasons), file[0][1].as<std::string>(), batch_.file_drop_time_us(), batch_.read_time_us(),
         batch_.sent_time_us(), prepared_.received_us, prepared_.trace_id, stats.hours, stats.event_types,
         stats.categories, stats.events, stats.quantities, stats.revenues, users.segments, users.user_ids,
-        users.events, users.purchases, users.revenues, users.priced);
+        users.events, users.purchases, users.revenues, users.priced,
+        upsert.inserted_rows.empty() && upsert.updated == 0 ? 0 : source_id_);
     txn.commit();
     // The ledger's commit time (taken just before COMMIT), so a replay answers with the same.
     ack.set_commit_time_us(recorded[0].as<int64_t>());
@@ -412,7 +429,7 @@ class BatchTransaction {
   void Insert(pqxx::transaction_base& txn, std::vector<int> fresh, UpsertOutcome* counts) {
     if (fresh.empty()) return;
     std::string subset;
-    connection_->CopyIn(txn, CopyEventsSql(), prepared_.encoded.Payload(fresh, &subset));
+    connection_->CopyIn(txn, CopyEventsSql(), prepared_.encoded.Payload(fresh, source_id_, &subset));
     counts->inserted_rows.insert(counts->inserted_rows.end(), fresh.begin(), fresh.end());
   }
 
@@ -424,7 +441,7 @@ class BatchTransaction {
       connection_->staged_rows = 0;
     }
     std::string subset;
-    connection_->CopyIn(txn, CopyStagingSql(), prepared_.encoded.Payload(known, &subset));
+    connection_->CopyIn(txn, CopyStagingSql(), prepared_.encoded.Payload(known, source_id_, &subset));
     connection_->staged_rows += static_cast<int64_t>(known.size());
     const auto updated = static_cast<int64_t>(txn.exec(kUpdateStaged).affected_rows());
     counts->updated += updated;
@@ -460,6 +477,8 @@ class BatchTransaction {
   const PreparedBatch& prepared_;
   const v1::Batch& batch_;
   const std::vector<const v1::Event*>& events_;
+  SourceIds* source_ids_;
+  int64_t source_id_ = 0;                         // this transaction's event_sources key
   std::optional<std::string> largest_from_lock_;  // the largest stored event id as text, "" = none
   bool inserted_ahead_ = false;                   // InsertNew ran: ahead_ and known_ are set
   UpsertOutcome ahead_;
@@ -467,6 +486,25 @@ class BatchTransaction {
 };
 
 }  // namespace
+
+int64_t SourceIds::Next(pqxx::transaction_base& txn) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!free_.empty()) {
+      const int64_t id = free_.back();
+      free_.pop_back();
+      return id;
+    }
+  }
+  // Taken outside the lock (another stream may take a block meanwhile: both are used up).
+  const pqxx::result block = txn.exec(kTakeSourceIds);
+  absl::MutexLock lock(&mu_);
+  // Handed out from the back: smallest first.
+  for (pqxx::result::size_type i = block.size(); i-- > 0;) free_.push_back(block[i][0].as<int64_t>());
+  const int64_t id = free_.back();
+  free_.pop_back();
+  return id;
+}
 
 PgSink::PgSink(PgPool* pool, WriterMetrics* metrics, const tracing::Tracer* tracer, PgSinkOptions options)
     : pool_(pool), metrics_(metrics), tracer_(tracer), options_(options) {}
@@ -516,7 +554,7 @@ absl::StatusOr<std::unique_ptr<PreparedBatch>> PgSink::Prepare(BatchPtr batch) c
   for (int i = 0; i < kept.events_size(); ++i) {
     if (replaced.empty() || !replaced[static_cast<size_t>(i)]) prepared->events.push_back(&kept.events(i));
   }
-  prepared->encoded = EncodedEvents(prepared->events, EventMetadata{kept.file_name(), prepared->trace_id});
+  prepared->encoded = EncodedEvents(prepared->events);
   return prepared;
 }
 
@@ -553,8 +591,8 @@ tracing::Span StartDbCommitSpan(const tracing::Tracer& tracer, const tracing::Sp
 // (Its spans start in Commit, dated back to `started_at`: a Begin that fails leaves no trace.)
 class PgSink::Begun {
  public:
-  Begun(PgPool::Lease lease, const PreparedBatch& prepared)
-      : lease(std::move(lease)), transaction(&*this->lease, prepared) {}
+  Begun(PgPool::Lease lease, const PreparedBatch& prepared, SourceIds* source_ids)
+      : lease(std::move(lease)), transaction(&*this->lease, prepared, source_ids) {}
   ~Begun() {
     txn.reset();  // rolls back unless committed
     if (!lease->is_open()) lease.MarkBroken();
@@ -572,7 +610,7 @@ void PgSink::BegunDeleter::operator()(Begun* begun) const { delete begun; }
 PgSink::BegunPtr PgSink::Begin(const PreparedBatch& prepared) {
   std::optional<PgPool::Lease> lease = pool_->TryAcquire();
   if (!lease.has_value()) return nullptr;
-  BegunPtr begun(new Begun(*std::move(lease), prepared));
+  BegunPtr begun(new Begun(*std::move(lease), prepared, &source_ids_));
   try {
     EnsureSession(*begun->lease);
     begun->txn = std::make_unique<pqxx::work>(*begun->lease);
@@ -668,7 +706,7 @@ absl::StatusOr<v1::Ack> PgSink::CommitWithRetries(const PreparedBatch& prepared,
     try {
       EnsureSession(**lease);
       pqxx::work txn(**lease);
-      ack = BatchTransaction(&**lease, prepared).Run(txn, &reasons);
+      ack = BatchTransaction(&**lease, prepared, &source_ids_).Run(txn, &reasons);
     } catch (const std::exception& e) {
       ack = StatusFromPgException(e);
     }

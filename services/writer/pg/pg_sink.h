@@ -5,6 +5,8 @@
 // the claim token (lease) and that the batch continues the file's committed rows; dedupe event
 // ids inside the batch (the later row wins); upsert the events; COPY the dead letters; record
 // the batch in the ledger and advance the file (committing it with its last batch); COMMIT.
+// Every event row the transaction stores carries the batch's ecomstream.event_sources key
+// (source_id), whose row (file name, trace id) the ledger statement inserts.
 //
 // The upsert: a probe finds (and row-locks) the event ids already stored; as ids are UUIDv7, only
 // ids up to the largest stored one are probed (on the fast way: up to the largest this sink
@@ -43,6 +45,8 @@
 #include <string>
 #include <vector>
 
+#include <pqxx/pqxx>
+
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
@@ -72,6 +76,18 @@ struct PreparedBatch {
   std::string largest_event_id;          // the largest of `events`' ids (16 bytes), "" if none
   int64_t received_us = 0;
   EncodedEvents encoded;                 // events, in order
+};
+
+// Keys for the event_sources rows of batches, taken from its sequence 64 at a time: one round
+// trip per 64 batches, inside whichever batch transaction runs out (a sequence is not
+// transactional, so a rolled-back batch only leaves a gap). Thread-safe.
+class SourceIds {
+ public:
+  int64_t Next(pqxx::transaction_base& txn);
+
+ private:
+  absl::Mutex mu_;
+  std::vector<int64_t> free_ ABSL_GUARDED_BY(mu_);
 };
 
 struct PgSinkOptions {
@@ -140,6 +156,7 @@ class PgSink {
   WriterMetrics* metrics_;
   const tracing::Tracer* tracer_;
   PgSinkOptions options_;
+  SourceIds source_ids_;
   mutable absl::Mutex largest_mu_;
   std::string largest_committed_ ABSL_GUARDED_BY(largest_mu_);
 };

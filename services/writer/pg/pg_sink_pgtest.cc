@@ -61,7 +61,7 @@ TEST_F(PgSinkTest, CommitsNewEventsAndAcksTheirCounts) {
   AppendUuid(first.event_id(), &id);
   EXPECT_EQ(Sql(absl::StrCat("SELECT user_id, event_type, price, quantity, total_amount, event_time AT TIME ZONE 'UTC', "
                              "user_segment, geo_country, schema_version, source_file, trace_id "
-                             "FROM ecomstream.events WHERE event_id = '", id, "'")),
+                             "FROM ecomstream.v_events WHERE event_id = '", id, "'")),
             absl::StrCat(first.user_id(), "|purchase|20.00|2|40.00|2026-01-01 00:01:00|returning|DE|3|new.csv|"
                                           "4bf92f3577b34da6a3ce929d0e0e4736"));
   EXPECT_EQ(StatsDrift(), "");
@@ -131,15 +131,59 @@ TEST_F(PgSinkTest, ManyUpdatesThroughOneSessionStayExactAcrossStagingTruncation)
 TEST_F(PgSinkTest, IdenticalEventAgainIsUnchangedAndKeepsItsFirstIngestion) {
   const TestFile first = Claim("first.csv");
   WriteOk(MakeBatch(first, 1, {MakeEvent(1), MakeEvent(2)}));
-  const std::string stored = Sql("SELECT string_agg(source_file || xmin::text, ',') FROM ecomstream.events");
+  constexpr char kSourceAndVersion[] =
+      "SELECT string_agg(s.source_file || e.xmin::text, ',') "
+      "FROM ecomstream.events e JOIN ecomstream.event_sources s USING (source_id)";
+  const std::string stored = Sql(kSourceAndVersion);
   const TestFile again = Claim("again.csv");
   const v1::Ack ack = WriteOk(MakeBatch(again, 1, {MakeEvent(1), MakeEvent(2), MakeEvent(3)}));
   EXPECT_EQ(ack.inserted(), 1);
   EXPECT_EQ(ack.unchanged(), 2);
   EXPECT_EQ(ack.updated(), 0);
-  EXPECT_EQ(Sql("SELECT string_agg(source_file || xmin::text, ',') FROM ecomstream.events WHERE source_file = 'first.csv'"),
-            stored);
+  EXPECT_EQ(Sql(absl::StrCat(kSourceAndVersion, " WHERE s.source_file = 'first.csv'")), stored);
   EXPECT_EQ(StatsDrift(), "");
+}
+
+TEST_F(PgSinkTest, EachBatchIsOneEventSourcesRowThatItsStoredEventsPointTo) {
+  const TestFile file = Claim("sources.csv");
+  WriteOk(MakeBatch(file, 1, {MakeEvent(1), MakeEvent(2)}));
+  v1::Batch second = MakeBatch(file, 3, {MakeEvent(3)});
+  second.set_traceparent("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+  WriteOk(second);
+  EXPECT_EQ(Sql("SELECT string_agg(source_file || ':' || trace_id, ',' ORDER BY source_id) FROM ecomstream.event_sources"),
+            "sources.csv:4bf92f3577b34da6a3ce929d0e0e4736,sources.csv:0af7651916cd43dd8448eb211c80319c");
+  EXPECT_EQ(Sql("SELECT string_agg(e.user_id || ':' || s.trace_id, ',' ORDER BY e.event_time) "
+                "FROM ecomstream.events e JOIN ecomstream.event_sources s USING (source_id)"),
+            absl::StrCat(MakeEvent(1).user_id(), ":4bf92f3577b34da6a3ce929d0e0e4736,", MakeEvent(2).user_id(),
+                         ":4bf92f3577b34da6a3ce929d0e0e4736,", MakeEvent(3).user_id(),
+                         ":0af7651916cd43dd8448eb211c80319c"));
+  // The retired columns stay empty.
+  EXPECT_EQ(Sql("SELECT count(*) FROM ecomstream.events WHERE source_file IS NOT NULL OR trace_id IS NOT NULL"), "0");
+}
+
+TEST_F(PgSinkTest, AnUpdatedEventTakesTheUpdatingBatchsSourceAndAnUnchangedOneKeepsItsOwn) {
+  const TestFile first = Claim("before.csv");
+  WriteOk(MakeBatch(first, 1, {MakeEvent(1), MakeEvent(2)}));
+  const TestFile later = Claim("after.csv");
+  v1::Event changed = MakeEvent(2);
+  changed.set_quantity(9);
+  changed.set_total_amount_cents(changed.price_cents() * 9);
+  const v1::Ack ack = WriteOk(MakeBatch(later, 1, {MakeEvent(1), changed}));
+  EXPECT_EQ(ack.updated(), 1);
+  EXPECT_EQ(ack.unchanged(), 1);
+  EXPECT_EQ(Sql("SELECT string_agg(quantity || ':' || source_file, ',' ORDER BY event_time) FROM ecomstream.v_events"),
+            "2:before.csv,9:after.csv");
+  EXPECT_EQ(Sql("SELECT string_agg(source_file, ',' ORDER BY source_id) FROM ecomstream.event_sources"),
+            "before.csv,after.csv");
+}
+
+TEST_F(PgSinkTest, ABatchThatStoresNoEventRecordsNoSource) {
+  const TestFile file = Claim("nothing.csv");
+  WriteOk(MakeBatch(file, 1, {}, {MakeDeadLetter("x,y", {v1::REJECT_REASON_BAD_PRICE})}));
+  WriteOk(MakeBatch(file, 2, {MakeEvent(1)}));
+  const TestFile again = Claim("again.csv");
+  EXPECT_EQ(WriteOk(MakeBatch(again, 1, {MakeEvent(1)})).unchanged(), 1);
+  EXPECT_EQ(Sql("SELECT string_agg(source_file, ',') FROM ecomstream.event_sources"), "nothing.csv");
 }
 
 TEST_F(PgSinkTest, DuplicateEventIdsInsideABatchKeepTheLaterRow) {
@@ -217,6 +261,10 @@ TEST_F(PgSinkTest, RowsTheDatabaseRejectsAreBisectedOutAsDeadLetters) {
   EXPECT_THAT(Sql("SELECT convert_from(raw, 'UTF8') FROM ecomstream.dead_letter_events WHERE row_number = 8"),
               HasSubstr(absl::StrCat(id, ",", events[7].user_id(), ",purchase,100107,-5.00,")));
   EXPECT_EQ(Sql("SELECT reason_counts FROM ecomstream.ingest_batches"), R"({"database_rejected": 4})");
+  // The rows stored under the bisecting savepoints carry the batch's source.
+  EXPECT_EQ(Sql("SELECT count(*), count(DISTINCT source_id), min(source_file) FROM ecomstream.v_events"),
+            "8|1|rejects.csv");
+  EXPECT_EQ(Sql("SELECT count(*) FROM ecomstream.event_sources"), "1");
   EXPECT_EQ(StatsDrift(), "");
 }
 
@@ -630,7 +678,7 @@ TEST_F(PgSinkTest, GarbageTraceparentStoresNoTraceId) {
   v1::Batch batch = MakeBatch(file, 1, {MakeEvent(1)});
   batch.set_traceparent("00-'; DROP TABLE x; --");
   WriteOk(batch);
-  EXPECT_EQ(Sql("SELECT count(*) FROM ecomstream.events WHERE trace_id IS NULL"), "1");
+  EXPECT_EQ(Sql("SELECT count(*) FROM ecomstream.v_events WHERE trace_id IS NULL AND source_file = 'trace.csv'"), "1");
   EXPECT_EQ(Sql("SELECT trace_id IS NULL FROM ecomstream.ingest_batches"), "t");
 }
 
@@ -750,7 +798,9 @@ TEST_F(PgSinkTest, ViewsAnswerForTheAnalyticsRole) {
     EXPECT_TRUE(rows.ok()) << rows.status();
     return rows.ok() ? *rows : "";
   };
-  EXPECT_EQ(query("SELECT count(*) FROM ecomstream.purchases"), "1");
+  EXPECT_EQ(query("SELECT count(*), min(source_file) FROM ecomstream.purchases"), "1|views.csv");
+  EXPECT_EQ(query("SELECT count(*), min(source_file), min(trace_id) FROM ecomstream.v_events"),
+            "2|views.csv|4bf92f3577b34da6a3ce929d0e0e4736");
   EXPECT_EQ(query("SELECT category, views, purchases, revenue, view_to_purchase_rate FROM ecomstream.v_category_performance"),
             "electronics|1|1|40.00|1.0000");
   EXPECT_EQ(query("SELECT rows, inserted, dead_lettered, dead_letter_rate, reasons FROM ecomstream.v_data_quality_dashboard"),

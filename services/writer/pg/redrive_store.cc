@@ -50,21 +50,22 @@ WHERE id = ANY($1::bigint[])
 ORDER BY id
 FOR UPDATE)sql";
 
-// The event as parameters $1..$19 (every one text: '' is NULL), as a one-row relation `v`.
+// The event as parameters $1..$20 (every one text: '' is NULL; $20 is its event_sources key), as
+// a one-row relation `v`.
 #define ECOMSTREAM_REDRIVE_EVENT_VALUES                                                                      \
   "WITH v (event_id, user_id, session_id, event_type, product_id, category, price, quantity, total_amount, " \
   "event_time, user_segment, device_type, browser, geo_country, geo_city, referrer, campaign_id, "           \
-  "schema_version, late_arrival, source_file) AS (VALUES ("                                                  \
+  "schema_version, late_arrival, source_id) AS (VALUES ("                                                    \
   "$1::uuid, $2::bigint, nullif($3, '')::uuid, $4::text, nullif($5, '')::bigint, nullif($6, ''), "           \
   "nullif($7, '')::numeric / 100, nullif($8, '')::integer, nullif($9, '')::numeric / 100, "                  \
   "timestamptz 'epoch' + $10::bigint * interval '1 microsecond', nullif($11, ''), nullif($12, ''), "         \
   "nullif($13, ''), nullif($14, ''), nullif($15, ''), nullif($16, ''), nullif($17, ''), $18::smallint, "     \
-  "$19::boolean, $20::text)) "
+  "$19::boolean, $20::bigint)) "
 
 constexpr char kInsertEvent[] = ECOMSTREAM_REDRIVE_EVENT_VALUES R"sql(
 INSERT INTO ecomstream.events (event_id, user_id, session_id, event_type, product_id, category, price, quantity,
   total_amount, event_time, user_segment, device_type, browser, geo_country, geo_city, referrer, campaign_id,
-  schema_version, late_arrival, source_file)
+  schema_version, late_arrival, source_id)
 SELECT * FROM v
 ON CONFLICT (event_id) DO NOTHING
 RETURNING event_id)sql";
@@ -81,6 +82,12 @@ SELECT (e.user_id, e.session_id, e.event_type, e.product_id, e.category, e.price
 FROM ecomstream.events e, v
 WHERE e.event_id = v.event_id)sql";
 #undef ECOMSTREAM_REDRIVE_EVENT_VALUES
+
+// A redriven event's event_sources row: one per file a request stores events of, inserted after
+// them (with the key taken before), so no row is left without events.
+constexpr char kTakeSourceId[] = "SELECT nextval(pg_get_serial_sequence('ecomstream.event_sources', 'source_id'))";
+constexpr char kRecordSource[] = R"sql(
+INSERT INTO ecomstream.event_sources (source_id, source_file) VALUES ($1::bigint, $2))sql";
 
 constexpr char kMarkRedriven[] = R"sql(
 UPDATE ecomstream.dead_letter_events SET
@@ -289,7 +296,7 @@ absl::flat_hash_map<int64_t, LockedDeadLetter> LockDeadLetters(pqxx::work& txn, 
 
 // The event as kInsertEvent's and kSameEvent's parameters $1..$20 (text; "" is NULL).
 using EventParams = std::array<std::string, 20>;
-EventParams EventAsParams(const v1::Event& e, const std::string& file_name) {
+EventParams EventAsParams(const v1::Event& e, int64_t source_id) {
   std::string event_id;
   AppendUuid(e.event_id(), &event_id);
   std::string session_id;
@@ -314,7 +321,7 @@ EventParams EventAsParams(const v1::Event& e, const std::string& file_name) {
       e.campaign_id(),
       absl::StrCat(e.schema_version()),
       e.late_arrival() ? "true" : "false",
-      file_name,
+      absl::StrCat(source_id),
   };
 }
 
@@ -361,6 +368,12 @@ absl::StatusOr<v1::RedriveResponse> RunRedrive(pqxx::work& txn, const v1::Redriv
   const absl::flat_hash_map<int64_t, LockedDeadLetter> locked = LockDeadLetters(txn, request);
 
   Counts counts;
+  // The event_sources key of each file whose dead letters the request redrives.
+  struct Source {
+    int64_t id = 0;
+    bool stored = false;  // an event was inserted with it
+  };
+  std::map<std::string, Source> sources;
   auto still_failing = [&](int64_t id, const std::vector<std::string>& reasons, const std::string& detail,
                            const std::string& column) {
     txn.exec_params(kStillFailing, id, TextArray(reasons), detail, column, request.rules_version());
@@ -380,7 +393,9 @@ absl::StatusOr<v1::RedriveResponse> RunRedrive(pqxx::work& txn, const v1::Redriv
       still_failing(item.dead_letter_id(), reasons, d.detail(), d.column());
       continue;
     }
-    const EventParams params = EventAsParams(item.event(), it->second.file_name);
+    Source& source = sources[it->second.file_name];
+    if (source.id == 0) source.id = txn.exec1(kTakeSourceId)[0].as<int64_t>();
+    const EventParams params = EventAsParams(item.event(), source.id);
     const std::string& event_id = params[0];
     const InsertOutcome outcome = InsertEvent(txn, params);
     if (!outcome.refused.empty()) {
@@ -389,6 +404,7 @@ absl::StatusOr<v1::RedriveResponse> RunRedrive(pqxx::work& txn, const v1::Redriv
     } else if (outcome.inserted || outcome.same.value_or(false)) {
       txn.exec_params(kMarkRedriven, item.dead_letter_id(), event_id, request.rules_version());
       ++(outcome.inserted ? counts.inserted : counts.unchanged);
+      source.stored = source.stored || outcome.inserted;
       ++counts.redriven_by_file[it->second.file_id];
     } else {
       still_failing(item.dead_letter_id(), {domain::RejectReasonName(v1::REJECT_REASON_CONFLICTING_DUPLICATE)},
@@ -396,6 +412,9 @@ absl::StatusOr<v1::RedriveResponse> RunRedrive(pqxx::work& txn, const v1::Redriv
                                  " is stored with other content; redrive does not overwrite stored events"),
                     "event_id");
     }
+  }
+  for (const auto& [file_name, source] : sources) {
+    if (source.stored) txn.exec_params(kRecordSource, source.id, file_name);
   }
   for (const auto& [file_id, n] : counts.redriven_by_file) txn.exec_params(kAddRedriven, file_id, n);
   const int64_t rows = request.items_size();

@@ -139,7 +139,7 @@ TEST_F(RedriveStoreTest, ARedriveInsertsTheEventAndMarksItsDeadLetterInOneTransa
   EXPECT_EQ(Sql(absl::StrCat("SELECT redriven_at IS NOT NULL, redriven_event_id, redrive_rules_version, redrive_attempts "
                              "FROM ecomstream.dead_letter_events WHERE id = ", ids[0])),
             absl::StrCat("t|", event_id, "|v2|1"));
-  EXPECT_EQ(Sql("SELECT source_file FROM ecomstream.events WHERE event_id = '" + event_id + "'"), "f.csv");
+  EXPECT_EQ(Sql("SELECT source_file FROM ecomstream.v_events WHERE event_id = '" + event_id + "'"), "f.csv");
   EXPECT_EQ(Sql("SELECT file_id, first_row, last_row, rows, inserted, unchanged, duplicates, dead_lettered, source, "
                 "rules_version FROM ecomstream.ingest_batches WHERE source = 'redrive'"),
             absl::StrCat("redrive:", kRunId, "|1|2|2|2|0|0|0|redrive|v2"));

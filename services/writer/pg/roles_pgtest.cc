@@ -36,12 +36,23 @@ TEST_F(RolesTest, WriterRoleCannotDeleteTruncateOrChangeTheSchema) {
   ExpectDenied(writer_dsn_, "UPDATE ecomstream.dead_letter_events SET raw = 'x'");
   ExpectDenied(writer_dsn_, "UPDATE ecomstream.dead_letter_events SET file_id = 'x', row_number = 0");
   ExpectDenied(writer_dsn_, "UPDATE ecomstream.ingest_batches SET inserted = 0");
+  // An event's source is written once per batch into event_sources; the retired columns of
+  // events are closed to the writer, and a recorded source cannot be read, changed or removed.
+  ExpectDenied(writer_dsn_, "UPDATE ecomstream.events SET source_file = 'x'");
+  ExpectDenied(writer_dsn_, "UPDATE ecomstream.events SET trace_id = NULL");
+  ExpectDenied(writer_dsn_,
+               "INSERT INTO ecomstream.events (event_id, user_id, event_type, event_time, schema_version, source_file) "
+               "VALUES (gen_random_uuid(), 1, 'view', now(), 3, 'x.csv')");
+  ExpectDenied(writer_dsn_, "SELECT source_file FROM ecomstream.event_sources");
+  ExpectDenied(writer_dsn_, "UPDATE ecomstream.event_sources SET source_file = 'x'");
+  ExpectDenied(writer_dsn_, "DELETE FROM ecomstream.event_sources");
   ExpectDenied(writer_dsn_, "INSERT INTO ecomstream.schema_migrations VALUES (99, 'x', 'y')");
   ExpectDenied(writer_dsn_, "CREATE TABLE ecomstream.evil (id int)");
   ExpectDenied(writer_dsn_, "DROP TABLE ecomstream.events", "must be owner");
   ExpectDenied(writer_dsn_, "ALTER TABLE ecomstream.events DROP CONSTRAINT events_price_check", "must be owner");
   ExpectDenied(writer_dsn_, "DROP TRIGGER event_stats_on_insert ON ecomstream.events", "must be owner");
   EXPECT_EQ(Sql("SELECT count(*) FROM ecomstream.events"), "1");
+  EXPECT_EQ(Sql("SELECT source_file FROM ecomstream.v_events"), "roles.csv");
 }
 
 TEST_F(RolesTest, WriterRoleHoldsNoTableWidePrivilegeBeyondTheLedgers) {
@@ -64,13 +75,14 @@ TEST_F(RolesTest, WriterRoleHoldsNoTableWidePrivilegeBeyondTheLedgers) {
 TEST_F(RolesTest, AnalyticsRoleReadsEverythingAndWritesNothing) {
   const std::string analytics = LoginDsn(owner_dsn_, "ecomstream_analytics");
   for (const char* relation : {"events", "dead_letter_events", "ingest_files", "ingest_batches", "event_stats_hourly",
-                               "purchases", "v_hourly_event_summary", "v_category_performance",
+                               "event_sources", "v_events", "purchases", "v_hourly_event_summary", "v_category_performance",
                                "v_user_segment_analysis", "v_data_quality_dashboard", "v_pipeline_latency"}) {
     auto rows = SqlAs(analytics, absl::StrCat("SELECT count(*) FROM ecomstream.", relation));
     EXPECT_TRUE(rows.ok()) << relation << ": " << rows.status();
   }
   ExpectDenied(analytics, "INSERT INTO ecomstream.ingest_files (file_id) VALUES ('x')");
   ExpectDenied(analytics, "DELETE FROM ecomstream.events");
+  ExpectDenied(analytics, "INSERT INTO ecomstream.event_sources (source_file) VALUES ('x')");
   ExpectDenied(analytics, "UPDATE ecomstream.event_stats_hourly SET events = 1");
 }
 
