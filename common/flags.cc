@@ -21,6 +21,15 @@ namespace {
 const char* DefaultLookup(const char* name) { return std::getenv(name); }
 
 // Whether a flag defined in `file` is one of this repository's (as opposed to a library's).
+// Flags absl's parser handles itself, which absl::FindCommandLineFlag does not know.
+bool IsAbslBuiltinFlag(absl::string_view name) {
+  for (const absl::string_view builtin : {"help", "helpfull", "helpshort", "helppackage", "helpmatch", "version",
+                                          "only_check_args", "flagfile", "fromenv", "tryfromenv", "undefok"}) {
+    if (name == builtin) return true;
+  }
+  return false;
+}
+
 bool IsOurFlagFile(absl::string_view file) {
   return absl::StrContains(file, "services/") || absl::StrContains(file, "common/") ||
          absl::StrContains(file, "tests/") || absl::StrContains(file, "bench/");
@@ -39,6 +48,7 @@ absl::Status CheckCommandLineValues(int argc, char** argv) {
     if (arg.empty()) continue;
     const size_t equals = arg.find('=');
     const absl::string_view name = arg.substr(0, equals);
+    if (IsAbslBuiltinFlag(name)) continue;
     absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
     if (flag == nullptr) {
       absl::string_view negated = name;

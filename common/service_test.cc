@@ -126,6 +126,9 @@ TEST(ServiceTest, AnUnknownCommandLineFlagExitsTwoUnlessUndefokAllowsIt) {
   // A bare "--" ends the flags: what follows is positional, not checked.
   EXPECT_EQ(RunService({"--bad_setting=stop here", "--", "--cuont=abc"}, &output), 2) << output;
   EXPECT_EQ(output, "ecomstream-bootstrap_test: stop here\n");
+  // absl's own flags stay absl's: --helpfull lists this repository's flags.
+  RunService({"--helpfull"}, &output);
+  EXPECT_THAT(output, HasSubstr("--count (An integer setting, for malformed values.)")) << output;
   // --undefok names flags absl may ignore: the check leaves unknown names to absl then.
   EXPECT_EQ(RunService({"--undefok=cuont", "--cuont=3", "--bad_setting=stop here"}, &output), 2) << output;
   EXPECT_EQ(output, "ecomstream-bootstrap_test: stop here\n");
