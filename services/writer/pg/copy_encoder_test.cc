@@ -82,14 +82,23 @@ TEST(CopyEncoderTest, EncodesAnEventRowWithNullsForUnsetFields) {
   EXPECT_EQ(absl::BytesToHexString(out.substr(out.size() - 2 - 12)), "00000008" "0102030405060708" "ffff");
 }
 
-TEST(CopyEncoderTest, EncodedEventsCopyOutAnySubsetAsACompletePayload) {
-  std::vector<v1::Event> events(3);
-  std::vector<const v1::Event*> pointers;
-  for (int i = 0; i < 3; ++i) {
-    events[i].set_event_id(std::string(16, static_cast<char>('a' + i)));
-    events[i].set_event_type(v1::EVENT_TYPE_VIEW);
-    pointers.push_back(&events[i]);
+// Three view events with ids aaaa..., bbbb..., cccc... and pointers to them.
+struct ThreeEvents {
+  ThreeEvents() : events(3) {
+    for (int i = 0; i < 3; ++i) {
+      events[i].set_event_id(std::string(16, static_cast<char>('a' + i)));
+      events[i].set_event_type(v1::EVENT_TYPE_VIEW);
+      pointers.push_back(&events[i]);
+    }
   }
+  std::vector<v1::Event> events;
+  std::vector<const v1::Event*> pointers;
+};
+
+TEST(CopyEncoderTest, EncodedEventsCopyOutAnySubsetAsACompletePayload) {
+  const ThreeEvents three;
+  const std::vector<v1::Event>& events = three.events;
+  const std::vector<const v1::Event*>& pointers = three.pointers;
   const EncodedEvents encoded(pointers);
   EXPECT_EQ(encoded.rows(), 3u);
   std::string storage;
@@ -150,13 +159,8 @@ TEST(CopyEncoderTest, EncodedEventsWriteEveryColumnAsTheValueEncoderDoes) {
 }
 
 TEST(CopyEncoderTest, EveryRowOfAPayloadCarriesTheSourceIdItWasCopiedOutWith) {
-  std::vector<v1::Event> events(3);
-  std::vector<const v1::Event*> pointers;
-  for (int i = 0; i < 3; ++i) {
-    events[i].set_event_id(std::string(16, static_cast<char>('a' + i)));
-    events[i].set_event_type(v1::EVENT_TYPE_VIEW);
-    pointers.push_back(&events[i]);
-  }
+  const ThreeEvents three;
+  const std::vector<const v1::Event*>& pointers = three.pointers;
   const EncodedEvents encoded(pointers);
   std::string storage;
   const std::string source_7 = std::string("\0\0\0\x08", 4) + std::string("\0\0\0\0\0\0\0\x07", 8);
