@@ -275,14 +275,19 @@ void CsvFileSink::PublishLoop() {
         sealed_.pop_front();
       }
       publishing_ = true;
-      skip = !error_.ok();  // after an error nothing more lands
+      // After a failed group nothing more lands. After a write error files sealed before it still
+      // do: they are whole, and every later file is not sealed (the I/O thread skips its steps).
+      skip = publish_failed_;
       if (skip) stats_.failed += static_cast<int64_t>(group.size());
     }
     const absl::Status status = skip ? absl::OkStatus() : PublishGroup(group);
     group.clear();  // removes the temp files of files that did not land
     absl::MutexLock lock(&mu_);
     publishing_ = false;
-    if (!status.ok() && error_.ok()) error_ = status;
+    if (!status.ok()) {
+      publish_failed_ = true;
+      if (error_.ok()) error_ = status;
+    }
   }
 }
 

@@ -149,6 +149,9 @@ class CsvFileSink {
   bool publishing_ ABSL_GUARDED_BY(mu_) = false;  // the publisher runs a group
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status error_ ABSL_GUARDED_BY(mu_);
+  // A group failed to land: no later file may land after it (files land in order). A write error
+  // of the I/O thread does not set it: the files sealed before it are whole and still land.
+  bool publish_failed_ ABSL_GUARDED_BY(mu_) = false;
   std::thread io_thread_;
   std::thread publisher_;
 };

@@ -8,7 +8,11 @@
 #include <string>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "common/sha256.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
@@ -179,6 +183,45 @@ TEST(CsvFileSinkTest, InTheBackgroundAFailedFileStopsTheFilesAfterItButNotTheOne
   EXPECT_EQ(ListDir(dir), (std::vector<std::string>{".tmp", "events-1.csv", "events-1.csv.manifest.json"}));
   EXPECT_TRUE(ListDir(dir + "/.tmp").empty());
   EXPECT_EQ(sink.stats().files, 1);
+}
+
+// Files 2 and 3 are whole and waiting for the publisher (held in file 1's callback) when
+// writing file 4 fails: they still land, in order; file 4 does not.
+TEST(CsvFileSinkTest, InTheBackgroundAWriteErrorLetsTheWholeFilesBeforeItLand) {
+  const std::string dir = FreshPath("sink_background_write_error");
+  CsvFileSink sink({dir, true, /*background=*/true});
+  ASSERT_TRUE(sink.Start().ok());
+  ASSERT_EQ(symlink("/dev/full", (dir + "/.tmp/events-4.csv").c_str()), 0);
+  absl::Notification release;
+  // Whatever fails below, the publisher is let go (the sink's destructor waits for it).
+  const auto let_go = absl::MakeCleanup([&release] {
+    if (!release.HasBeenNotified()) release.Notify();
+  });
+  std::vector<std::string> landed;  // the publisher's, read after Flush
+  for (int i = 1; i <= 4; ++i) {
+    ASSERT_TRUE(sink.Open(absl::StrCat("events-", i, ".csv")).ok());
+    // File 4's bytes are written (and fail) on the I/O thread, not at the publisher's sync.
+    ASSERT_TRUE(sink.Append(i < 4 ? std::string("a\n1\n") : std::string(2 << 20, 'x')).ok());
+    v1::FileManifest manifest;
+    ASSERT_TRUE(sink.Commit(&manifest, 1, [&landed, &release](const v1::FileManifest& done) {
+                      landed.push_back(done.file_name());
+                      if (done.file_name() == "events-1.csv") release.WaitForNotification();
+                    }).ok());
+  }
+  // The write error is recorded (the I/O thread counts the file failed as it stops).
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (sink.stats().failed == 0 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(1));
+  ASSERT_EQ(sink.stats().failed, 1);
+  absl::SleepFor(absl::Milliseconds(50));  // past the I/O thread's recording of the error
+  release.Notify();
+  const absl::Status status = sink.Flush();
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
+  EXPECT_EQ(landed, (std::vector<std::string>{"events-1.csv", "events-2.csv", "events-3.csv"}));
+  EXPECT_EQ(ListDir(dir), (std::vector<std::string>{".tmp", "events-1.csv", "events-1.csv.manifest.json",
+                                                     "events-2.csv", "events-2.csv.manifest.json", "events-3.csv",
+                                                     "events-3.csv.manifest.json"}));
+  EXPECT_TRUE(ListDir(dir + "/.tmp").empty());
+  EXPECT_EQ(sink.stats().files, 3);
 }
 
 // The CSV fits but its manifest does not: neither may appear.
