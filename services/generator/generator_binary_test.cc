@@ -233,36 +233,44 @@ TEST(GeneratorBinaryTest, UnwritableOutputIsOneErrorLineAndExitOne) {
   EXPECT_NE(err.find("is not a directory"), std::string::npos) << err;
 }
 
-// A real full filesystem: a 1 MiB tmpfs mounted in a private user+mount namespace.
+// A real full filesystem: a 1 MiB tmpfs mounted in a private user+mount namespace. Every run
+// exits 1 with one clear error and leaves only whole files, each with its manifest. How many files
+// land before the disk fills depends on the timing of the writer and publisher threads (a file
+// that meets the full disk at its manifest lands none of the files of its group), so the run is
+// repeated until one has landed a file, up to five times, and the whole-file checks ran on it.
 TEST(GeneratorBinaryTest, DiskFullOnASmallTmpfsIsAClearErrorAndLeavesNoPartialFile) {
   if (system("unshare -rm true >/dev/null 2>&1") != 0) {
     GTEST_SKIP() << "user+mount namespaces unavailable (unshare -rm): cannot mount a small tmpfs here";
   }
-  const std::string dir = FreshDir("tmpfs");
-  ASSERT_TRUE(MakeDirs(dir + "/mnt").ok());
-  const std::string script = absl::StrCat(
-      "mount -t tmpfs -o size=1m tmpfs ", dir, "/mnt && OTEL_SDK_DISABLED=true ", Binary(), " --output_dir=", dir,
-      "/mnt/inbox --total_events=200000 --events_per_file=1000 --seed=9 --quiet ", kStart, " 2>", dir,
-      "/stderr; echo $? >", dir, "/rc; cp -a ", dir, "/mnt/inbox ", dir, "/copy");
-  ASSERT_EQ(system(absl::StrCat("unshare -rm sh -c '", script, "'").c_str()), 0);
-  const std::string err = ReadFile(dir + "/stderr");
-  EXPECT_EQ(ReadFile(dir + "/rc"), "1\n") << err;
-  EXPECT_NE(err.find("No space left on device"), std::string::npos) << err;
-  EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 2) << "a start line and one error line: " << err;
-  int csvs = 0;
-  for (const std::string& name : ListDir(dir + "/copy")) {
-    if (!absl::EndsWith(name, ".csv")) continue;
-    ++csvs;
-    const std::string csv = ReadFile(dir + "/copy/" + name);
-    const v1::FileManifest m = ParseManifest(dir + "/copy/" + name + ".manifest.json");
-    EXPECT_EQ(Sha256Hex(csv), m.sha256()) << name;
-    EXPECT_EQ(DataRows(csv), 1000) << name;
+  int most_csvs = 0;
+  for (int attempt = 0; attempt < 5 && most_csvs == 0; ++attempt) {
+    const std::string dir = FreshDir(absl::StrCat("tmpfs", attempt));
+    ASSERT_TRUE(MakeDirs(dir + "/mnt").ok());
+    const std::string script = absl::StrCat(
+        "mount -t tmpfs -o size=1m tmpfs ", dir, "/mnt && OTEL_SDK_DISABLED=true ", Binary(), " --output_dir=", dir,
+        "/mnt/inbox --total_events=200000 --events_per_file=1000 --seed=9 --quiet ", kStart, " 2>", dir,
+        "/stderr; echo $? >", dir, "/rc; cp -a ", dir, "/mnt/inbox ", dir, "/copy");
+    ASSERT_EQ(system(absl::StrCat("unshare -rm sh -c '", script, "'").c_str()), 0);
+    const std::string err = ReadFile(dir + "/stderr");
+    EXPECT_EQ(ReadFile(dir + "/rc"), "1\n") << err;
+    EXPECT_NE(err.find("No space left on device"), std::string::npos) << err;
+    EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 2) << "a start line and one error line: " << err;
+    int csvs = 0;
+    for (const std::string& name : ListDir(dir + "/copy")) {
+      if (!absl::EndsWith(name, ".csv")) continue;
+      ++csvs;
+      const std::string csv = ReadFile(dir + "/copy/" + name);
+      const v1::FileManifest m = ParseManifest(dir + "/copy/" + name + ".manifest.json");
+      EXPECT_EQ(Sha256Hex(csv), m.sha256()) << name;
+      EXPECT_EQ(DataRows(csv), 1000) << name;
+    }
+    EXPECT_EQ(ListDir(dir + "/copy/.tmp"), std::vector<std::string>{});
+    int manifests = 0;
+    for (const std::string& name : ListDir(dir + "/copy")) manifests += absl::EndsWith(name, ".manifest.json");
+    EXPECT_EQ(manifests, csvs) << "no manifest without its CSV";
+    most_csvs = std::max(most_csvs, csvs);
   }
-  EXPECT_GE(csvs, 1);
-  EXPECT_EQ(ListDir(dir + "/copy/.tmp"), std::vector<std::string>{});
-  int manifests = 0;
-  for (const std::string& name : ListDir(dir + "/copy")) manifests += absl::EndsWith(name, ".manifest.json");
-  EXPECT_EQ(manifests, csvs) << "no manifest without its CSV";
+  EXPECT_GE(most_csvs, 1) << "no run landed a file before the disk filled";
 }
 
 TEST(GeneratorBinaryTest, ServesMetricsAndAnswersHealthChecksWhileRunning) {
