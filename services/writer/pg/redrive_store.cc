@@ -84,8 +84,7 @@ WHERE e.event_id = v.event_id)sql";
 #undef ECOMSTREAM_REDRIVE_EVENT_VALUES
 
 // A redriven event's event_sources row: one per file a request stores events of, inserted after
-// them (with the key taken before), so no row is left without events.
-constexpr char kTakeSourceId[] = "SELECT nextval(pg_get_serial_sequence('ecomstream.event_sources', 'source_id'))";
+// them (with the key taken before, from the writer's SourceIds), so no row is left without events.
 constexpr char kRecordSource[] = R"sql(
 INSERT INTO ecomstream.event_sources (source_id, source_file) VALUES ($1::bigint, $2))sql";
 
@@ -360,7 +359,8 @@ InsertOutcome InsertEvent(pqxx::work& txn, const EventParams& p) {
 }
 
 // One request's transaction; throws what libpqxx throws.
-absl::StatusOr<v1::RedriveResponse> RunRedrive(pqxx::work& txn, const v1::RedriveRequest& request) {
+absl::StatusOr<v1::RedriveResponse> RunRedrive(pqxx::work& txn, const v1::RedriveRequest& request,
+                                               SourceIds* source_ids) {
   const std::string ledger_id = absl::StrCat("redrive:", request.run_id());
   if (std::optional<v1::RedriveResponse> recorded = RecordedAnswer(txn, ledger_id, request.first_seq())) {
     return *std::move(recorded);
@@ -394,7 +394,7 @@ absl::StatusOr<v1::RedriveResponse> RunRedrive(pqxx::work& txn, const v1::Redriv
       continue;
     }
     Source& source = sources[it->second.file_name];
-    if (source.id == 0) source.id = txn.exec1(kTakeSourceId)[0].as<int64_t>();
+    if (source.id == 0) source.id = source_ids->Next(txn);
     const EventParams params = EventAsParams(item.event(), source.id);
     const std::string& event_id = params[0];
     const InsertOutcome outcome = InsertEvent(txn, params);
@@ -442,7 +442,7 @@ absl::StatusOr<v1::RedriveResponse> RedriveStore::Redrive(const v1::RedriveReque
     if (!lease.ok()) return lease.status();
     try {
       pqxx::work txn(**lease);
-      return RunRedrive(txn, request);
+      return RunRedrive(txn, request, &source_ids_);
     } catch (const std::exception& e) {
       status = StatusFromPgException(e);
       if (!(*lease)->is_open()) lease->MarkBroken();

@@ -23,6 +23,7 @@
 #include "absl/status/statusor.h"
 #include "ecomstream/v1/ingest.pb.h"
 #include "services/writer/pg/pg_pool.h"
+#include "services/writer/pg/pg_sink.h"
 
 namespace ecomstream::writer {
 
@@ -42,6 +43,7 @@ class RedriveStore {
 
  private:
   PgPool* pool_;
+  SourceIds source_ids_;  // keys of the redriven events' event_sources rows
 };
 
 }  // namespace ecomstream::writer
