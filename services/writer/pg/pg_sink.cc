@@ -65,13 +65,13 @@ FOR UPDATE OF f)sql";
 
 // kLockFile after the fast way's insert, which has no further probe: without the largest stored
 // id (its backward scan would walk the index entries of the batch begun after this one). It reads
-// no events: prepared (kLockFileAfterInsertName; EnsureSession).
-constexpr char kLockFileAfterInsert[] = R"sql(
+// no events: prepared (EnsureSession).
+constexpr char kLockFileAfterInsertSql[] = R"sql(
 SELECT f.state, f.claimant, f.claim_token::text, f.committed_through
 FROM ecomstream.ingest_files f
 WHERE f.file_id = $1
 FOR UPDATE OF f)sql";
-constexpr char kLockFileAfterInsertName[] = "ecomstream_sink_lock_file_after_insert";
+constexpr char kLockFileAfterInsert[] = "ecomstream_sink_lock_file_after_insert";  // prepared kLockFileAfterInsertSql
 
 constexpr char kFindBatch[] = R"sql(
 SELECT last_row, inserted, updated, unchanged, duplicates, dead_lettered, last_batch,
@@ -130,7 +130,7 @@ WHERE e.event_id = s.event_id
 // batch), record the batch's event_sources row ($31; 0 = no event stored with it) and add the
 // inserted events to event_stats_hourly ($19-$24) and segment_users ($25-$30, event_stats.h).
 // Returns the ledger's commit time.
-constexpr char kFinishBatch[] = R"sql(
+constexpr char kFinishBatchSql[] = R"sql(
 WITH batch AS (
   INSERT INTO ecomstream.ingest_batches (
     file_id, first_row, last_row, file_name, last_batch, rows, inserted, updated, unchanged, duplicates,
@@ -173,7 +173,7 @@ SELECT (extract(epoch FROM b.committed_at) * 1000000)::bigint,
             ELSE 0 END
 FROM batch b, file f)sql";
 
-constexpr char kFinishBatchName[] = "ecomstream_sink_finish_batch";
+constexpr char kFinishBatch[] = "ecomstream_sink_finish_batch";  // prepared kFinishBatchSql
 
 // A block of event_sources keys (SourceIds).
 constexpr char kTakeSourceIds[] = R"sql(
@@ -220,8 +220,8 @@ void EnsureSession(PgConnection& connection) {
   pqxx::nontransaction setup(connection);
   setup.exec(kCreateStaging);
   setup.exec(kSessionSettings);
-  connection.prepare(kLockFileAfterInsertName, kLockFileAfterInsert);
-  connection.prepare(kFinishBatchName, kFinishBatch);
+  connection.prepare(kLockFileAfterInsert, kLockFileAfterInsertSql);
+  connection.prepare(kFinishBatch, kFinishBatchSql);
   connection.sink_ready = true;
 }
 
@@ -248,7 +248,8 @@ class FastWayTransaction : public pqxx::internal::basic_transaction {
   pqxx::result do_exec(const char query[]) override {
     if (begin_sent_) return dbtransaction::do_exec(query);
     begin_sent_ = true;
-    const std::string with_begin = query[0] == '\0' ? std::string(kBeginFastWay) : absl::StrCat(kBeginFastWay, "; ", query);
+    const std::string with_begin =
+        query[0] == '\0' ? std::string(kBeginFastWay) : absl::StrCat(kBeginFastWay, "; ", query);
     return dbtransaction::do_exec(with_begin.c_str());
   }
   void do_abort() override {
@@ -304,7 +305,7 @@ class BatchTransaction {
   // otherwise the events are upserted under savepoints, bisecting rows the database rejects.
   absl::StatusOr<v1::Ack> Run(pqxx::dbtransaction& txn, std::map<std::string, int64_t>* reasons) {
     if (fast_way_ != nullptr) fast_way_->BeginNow();
-    const pqxx::result file = inserted_ahead_ ? txn.exec_prepared(kLockFileAfterInsertName, batch_.file_id())
+    const pqxx::result file = inserted_ahead_ ? txn.exec_prepared(kLockFileAfterInsert, batch_.file_id())
                                               : txn.exec_params(kLockFile, batch_.file_id());
     if (file.empty()) {
       return absl::FailedPreconditionError(
@@ -365,7 +366,7 @@ class BatchTransaction {
     const EventStatsArrays stats = InsertedEventStats(events_, upsert.inserted_rows);
     const SegmentUsersArrays users = InsertedSegmentUsers(events_, upsert.inserted_rows);
     const pqxx::row recorded = txn.exec_prepared1(
-        kFinishBatchName, batch_.file_id(), batch_.first_row(), batch_.last_row(), batch_.file_name(), batch_.last_batch(),
+        kFinishBatch, batch_.file_id(), batch_.first_row(), batch_.last_row(), batch_.file_name(), batch_.last_batch(),
         rows, ack.inserted(), ack.updated(), ack.unchanged(), ack.duplicates(), ack.dead_lettered(),
         ReasonCountsJson(*reasons), file[0][1].as<std::string>(), batch_.file_drop_time_us(), batch_.read_time_us(),
         batch_.sent_time_us(), prepared_.received_us, prepared_.trace_id, stats.hours, stats.event_types,
