@@ -229,7 +229,8 @@ void EnsureSession(PgConnection& connection) {
 // simple query, instead of a round trip of its own as libpqxx's transactions send it. Statements
 // sent with exec() carry it on their own; call BeginNow() before the first one with parameters
 // (exec_params, exec_prepared: the extended protocol takes one statement). Commit and rollback
-// are libpqxx's (a COMMIT whose outcome is unknown throws pqxx::in_doubt_error).
+// are libpqxx's (a COMMIT whose outcome is unknown throws pqxx::in_doubt_error): it derives from
+// pqxx::work's own base class (libpqxx 6.4), overriding only how the BEGIN is sent.
 class FastWayTransaction : public pqxx::internal::basic_transaction {
  public:
   explicit FastWayTransaction(pqxx::connection_base& connection)
