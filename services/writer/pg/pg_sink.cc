@@ -45,8 +45,12 @@ constexpr char kSessionSettings[] = "SET enable_hashjoin = off; SET enable_merge
 
 // The writer adds what its COPYs insert to event_stats_hourly itself, so its transactions skip
 // the insert trigger (sql/006_writer_event_stats.sql). Set per transaction, by the first statement
-// of each (kLockFile, or kLargestEventId on the fast way): a session-level SET could be lost
-// behind a transaction pooler, and the rows counted twice.
+// of each (kLockFile on the careful way, kBeginFastWay on the fast way): a session-level SET could
+// be lost behind a transaction pooler, and the rows counted twice.
+
+// The fast way's BEGIN, sent in one simple query with the transaction's first statement (usually
+// the COPY of its events; FastWayTransaction).
+constexpr char kBeginFastWay[] = "BEGIN; SET LOCAL ecomstream.writer_event_stats = 'on'";
 
 // Also the largest stored event id (see UpsertOnce), to save a round trip. The row lock may wait
 // for a concurrent transaction; the id is then as of before the wait, which only means that an
@@ -60,13 +64,14 @@ WHERE f.file_id = $1
 FOR UPDATE OF f)sql";
 
 // kLockFile after the fast way's insert, which has no further probe: without the largest stored
-// id (its backward scan would walk the index entries of the batch begun after this one).
-constexpr char kLockFileAfterInsert[] = R"sql(
-SELECT f.state, f.claimant, f.claim_token::text, f.committed_through, NULL::text,
-       set_config('ecomstream.writer_event_stats', 'on', true)
+// id (its backward scan would walk the index entries of the batch begun after this one). It reads
+// no events: prepared (EnsureSession).
+constexpr char kLockFileAfterInsertSql[] = R"sql(
+SELECT f.state, f.claimant, f.claim_token::text, f.committed_through
 FROM ecomstream.ingest_files f
 WHERE f.file_id = $1
 FOR UPDATE OF f)sql";
+constexpr char kLockFileAfterInsert[] = "ecomstream_sink_lock_file_after_insert";  // prepared kLockFileAfterInsertSql
 
 constexpr char kFindBatch[] = R"sql(
 SELECT last_row, inserted, updated, unchanged, duplicates, dead_lettered, last_batch,
@@ -77,18 +82,17 @@ WHERE file_id = $1 AND first_row = $2)sql";
 // The largest stored id: a backward scan of the primary key. (Qualified: a bare `event_id` in
 // ORDER BY would name the text output column and sort the whole table.)
 constexpr char kLargestEventId[] = R"sql(
-SELECT (SELECT e.event_id::text FROM ecomstream.events e ORDER BY e.event_id DESC LIMIT 1),
-       set_config('ecomstream.writer_event_stats', 'on', true))sql";
+SELECT (SELECT e.event_id::text FROM ecomstream.events e ORDER BY e.event_id DESC LIMIT 1))sql";
 
-// The fast way's first statement when this writer knows an id it committed at the top of events:
-// that id still stored (not truncated or deleted away) bounds the largest stored id from below,
-// without the backward scan of kLargestEventId, which walks every index entry a concurrent batch
-// has inserted but not committed (the batch begun ahead sits at the top of the index). An id
-// stored above it by another writer is not probed: its COPY trips the unique index and the batch
-// runs again the careful way.
+// The fast way's first statement when this writer knows an id it committed at the top of events
+// and the batch has ids up to it: that id still stored (not truncated or deleted away) bounds the
+// largest stored id from below, without the backward scan of kLargestEventId, which walks every
+// index entry a concurrent batch has inserted but not committed (the batch begun ahead sits at the
+// top of the index). An id stored above it by another writer is not probed: its COPY trips the
+// unique index and the batch runs again the careful way. (A batch whose ids are all above the
+// known id needs neither: none of them is probed whether the known id is stored or not.)
 constexpr char kKnownLargestEventId[] = R"sql(
-SELECT EXISTS (SELECT 1 FROM ecomstream.events e WHERE e.event_id = $1::uuid),
-       set_config('ecomstream.writer_event_stats', 'on', true))sql";
+SELECT EXISTS (SELECT 1 FROM ecomstream.events e WHERE e.event_id = $1::uuid))sql";
 
 // $1: text[] of event ids. Locks the stored ones (in id order, so concurrent writers cannot
 // deadlock on them): they stay until COMMIT, so the UPDATE below finds every one. A join with
@@ -126,7 +130,7 @@ WHERE e.event_id = s.event_id
 // batch), record the batch's event_sources row ($31; 0 = no event stored with it) and add the
 // inserted events to event_stats_hourly ($19-$24) and segment_users ($25-$30, event_stats.h).
 // Returns the ledger's commit time.
-constexpr char kFinishBatch[] = R"sql(
+constexpr char kFinishBatchSql[] = R"sql(
 WITH batch AS (
   INSERT INTO ecomstream.ingest_batches (
     file_id, first_row, last_row, file_name, last_batch, rows, inserted, updated, unchanged, duplicates,
@@ -169,6 +173,8 @@ SELECT (extract(epoch FROM b.committed_at) * 1000000)::bigint,
             ELSE 0 END
 FROM batch b, file f)sql";
 
+constexpr char kFinishBatch[] = "ecomstream_sink_finish_batch";  // prepared kFinishBatchSql
+
 // A block of event_sources keys (SourceIds).
 constexpr char kTakeSourceIds[] = R"sql(
 SELECT nextval(pg_get_serial_sequence('ecomstream.event_sources', 'source_id')) FROM generate_series(1, 64))sql";
@@ -202,15 +208,57 @@ std::string DatabaseMessage(const std::exception& e) {
   return absl::StrReplaceAll(absl::StripLeadingAsciiWhitespace(message), {{"\n", "; "}});
 }
 
-// Statements are not prepared: each is planned when it runs, with the tables as they are then
-// (a plan cached while events was empty would scan it sequentially for good).
+// Statements that read events are not prepared: each is planned when it runs, with the tables
+// as they are then (a plan cached while events was empty would scan it sequentially for good).
+// The two that do not, run by every batch, are: the fast way's file lock (a primary key lookup
+// in ingest_files) and the finish statement (an insert into ingest_batches and event_sources, an
+// update of ingest_files by its primary key, and the aggregate functions, whose own statements
+// PL/pgSQL caches anyway); planning the finish statement took ~0.2 ms a batch. (libpqxx
+// prepares them on the server at their first use in the session.)
 void EnsureSession(PgConnection& connection) {
   if (connection.sink_ready) return;
   pqxx::nontransaction setup(connection);
   setup.exec(kCreateStaging);
   setup.exec(kSessionSettings);
+  connection.prepare(kLockFileAfterInsert, kLockFileAfterInsertSql);
+  connection.prepare(kFinishBatch, kFinishBatchSql);
   connection.sink_ready = true;
 }
+
+// The fast way's transaction (PgSink::Begin): its BEGIN goes out with its first statement, in one
+// simple query, instead of a round trip of its own as libpqxx's transactions send it. Statements
+// sent with exec() carry it on their own; call BeginNow() before the first one with parameters
+// (exec_params, exec_prepared: the extended protocol takes one statement). Commit and rollback
+// are libpqxx's (a COMMIT whose outcome is unknown throws pqxx::in_doubt_error): it derives from
+// pqxx::work's own base class (libpqxx 6.4), overriding only how the BEGIN is sent.
+class FastWayTransaction : public pqxx::internal::basic_transaction {
+ public:
+  explicit FastWayTransaction(pqxx::connection_base& connection)
+      : pqxx::internal::namedclass("FastWayTransaction"),
+        basic_transaction(connection, pqxx::isolation_traits<pqxx::read_committed>::name(), pqxx::read_write) {
+    Begin();
+  }
+  ~FastWayTransaction() noexcept override { End(); }
+
+  void BeginNow() {
+    if (!begin_sent_) exec("");
+  }
+
+ private:
+  void do_begin() override {}
+  pqxx::result do_exec(const char query[]) override {
+    if (begin_sent_) return dbtransaction::do_exec(query);
+    begin_sent_ = true;
+    const std::string with_begin =
+        query[0] == '\0' ? std::string(kBeginFastWay) : absl::StrCat(kBeginFastWay, "; ", query);
+    return dbtransaction::do_exec(with_begin.c_str());
+  }
+  void do_abort() override {
+    if (begin_sent_) dbtransaction::do_abort();  // else the server has nothing to roll back
+  }
+
+  bool begin_sent_ = false;
+};
 
 struct UpsertOutcome {
   std::vector<int> inserted_rows;  // indices into events, COPYed into events
@@ -232,13 +280,18 @@ class BatchTransaction {
   // The first part of the fast path (PgSink::Begin): probes every event id and COPYs the new
   // events, without the file lock and without a savepoint (any failure aborts the transaction,
   // and the batch runs again the careful way). False if `known_largest` is no longer stored.
-  bool InsertNew(pqxx::work& txn, const std::string& known_largest) {
+  // Usually (every id above `known_largest`) nothing is probed: the COPY is the first statement.
+  bool InsertNew(FastWayTransaction& txn, const std::string& known_largest) {
+    fast_way_ = &txn;
     if (!events_.empty()) source_id_ = source_ids_->Next(txn);
     bool known_stored = true;
     if (!known_largest.empty()) {
       std::string text;
       AppendUuid(known_largest, &text);
-      known_stored = txn.exec_params1(kKnownLargestEventId, text)[0].as<bool>();
+      if (HasIdUpTo(known_largest)) {
+        txn.BeginNow();
+        known_stored = txn.exec_params1(kKnownLargestEventId, text)[0].as<bool>();
+      }
       if (known_stored) largest_from_lock_ = std::move(text);
     }
     Split split = Probe(txn, AllRows());
@@ -251,8 +304,10 @@ class BatchTransaction {
   // The transaction, after InsertNew or from the start; commits it unless it returns an error
   // or a replay. After InsertNew only the stored ids are left, updated without a savepoint;
   // otherwise the events are upserted under savepoints, bisecting rows the database rejects.
-  absl::StatusOr<v1::Ack> Run(pqxx::work& txn, std::map<std::string, int64_t>* reasons) {
-    const pqxx::result file = txn.exec_params(inserted_ahead_ ? kLockFileAfterInsert : kLockFile, batch_.file_id());
+  absl::StatusOr<v1::Ack> Run(pqxx::dbtransaction& txn, std::map<std::string, int64_t>* reasons) {
+    if (fast_way_ != nullptr) fast_way_->BeginNow();
+    const pqxx::result file = inserted_ahead_ ? txn.exec_prepared(kLockFileAfterInsert, batch_.file_id())
+                                              : txn.exec_params(kLockFile, batch_.file_id());
     if (file.empty()) {
       return absl::FailedPreconditionError(
           absl::StrCat("file ", batch_.file_id(), " (", batch_.file_name(), ") was never claimed: call ClaimFile"));
@@ -311,7 +366,7 @@ class BatchTransaction {
     const int64_t rows = batch_.last_row() - batch_.first_row() + 1;
     const EventStatsArrays stats = InsertedEventStats(events_, upsert.inserted_rows);
     const SegmentUsersArrays users = InsertedSegmentUsers(events_, upsert.inserted_rows);
-    const pqxx::row recorded = txn.exec_params1(
+    const pqxx::row recorded = txn.exec_prepared1(
         kFinishBatch, batch_.file_id(), batch_.first_row(), batch_.last_row(), batch_.file_name(), batch_.last_batch(),
         rows, ack.inserted(), ack.updated(), ack.unchanged(), ack.duplicates(), ack.dead_lettered(),
         ReasonCountsJson(*reasons), file[0][1].as<std::string>(), batch_.file_drop_time_us(), batch_.read_time_us(),
@@ -344,8 +399,16 @@ class BatchTransaction {
     return ack;
   }
 
+  // An id of the batch is `bound` (16 bytes) or below it: the fast way probes it.
+  bool HasIdUpTo(const std::string& bound) const {
+    for (const v1::Event* event : events_) {
+      if (event->event_id() <= bound) return true;
+    }
+    return false;
+  }
+
   // Upserts events_[rows], dead-lettering only the rows the database rejects (bisecting).
-  void Upsert(pqxx::work& txn, const std::vector<int>& rows, UpsertOutcome* outcome) {
+  void Upsert(pqxx::dbtransaction& txn, const std::vector<int>& rows, UpsertOutcome* outcome) {
     for (int round = 1;; ++round) {
       try {
         pqxx::subtransaction savepoint(txn, "upsert");
@@ -414,6 +477,7 @@ class BatchTransaction {
     ids.push_back('}');
     absl::flat_hash_set<std::string> stored;
     if (ids.size() > 2) {
+      if (fast_way_ != nullptr) fast_way_->BeginNow();
       for (const pqxx::row& row : txn.exec_params(kProbeEvents, ids)) {
         Uuid id;
         if (ParseUuid(row[0].c_str(), &id)) stored.insert(std::string(UuidBytes(id)));
@@ -478,6 +542,7 @@ class BatchTransaction {
   const v1::Batch& batch_;
   const std::vector<const v1::Event*>& events_;
   SourceIds* source_ids_;
+  FastWayTransaction* fast_way_ = nullptr;        // InsertNew's transaction, null on the careful way
   int64_t source_id_ = 0;                         // this transaction's event_sources key
   std::optional<std::string> largest_from_lock_;  // the largest stored event id as text, "" = none
   bool inserted_ahead_ = false;                   // InsertNew ran: ahead_ and known_ are set
@@ -602,7 +667,7 @@ class PgSink::Begun {
   const int64_t started_us = MonotonicMicros();
   const absl::Time started_at = absl::Now();
   BatchTransaction transaction;
-  std::unique_ptr<pqxx::work> txn;
+  std::unique_ptr<FastWayTransaction> txn;
 };
 
 void PgSink::BegunDeleter::operator()(Begun* begun) const { delete begun; }
@@ -613,7 +678,7 @@ PgSink::BegunPtr PgSink::Begin(const PreparedBatch& prepared) {
   BegunPtr begun(new Begun(*std::move(lease), prepared, &source_ids_));
   try {
     EnsureSession(*begun->lease);
-    begun->txn = std::make_unique<pqxx::work>(*begun->lease);
+    begun->txn = std::make_unique<FastWayTransaction>(*begun->lease);
     const std::string known_largest = KnownLargestEventId();
     if (!begun->transaction.InsertNew(*begun->txn, known_largest)) ForgetLargestEventId(known_largest);
   } catch (const std::exception& e) {

@@ -28,10 +28,12 @@
 // batch: sharing one among consecutive batches was measured slower.)
 //
 // The fast way, which Write and a stream take (Begin, then Commit): the probe and the COPY of
-// the new events run first, without the file lock and without savepoints; then the file is
-// locked and order, claim and ledger are checked as above, and the stored ids are updated. If any
-// of it fails (a row the database rejects, a concurrent insert of a new id, a lost session), the
-// transaction is rolled back and the batch runs again the careful way. A stream overlaps its
+// the new events run first, without the file lock and without savepoints (BEGIN is sent with the
+// first statement, usually the COPY itself: ids above the largest this sink committed are not
+// probed); then the file is locked and order, claim and ledger are checked as above, and the
+// stored ids are updated. If any of it fails (a row the database rejects, a concurrent insert of
+// a new id, a lost session), the transaction is rolled back and the batch runs again the careful
+// way. A stream overlaps its
 // consecutive batches this way through CommitPipeline (commit_pipeline.h says why that cannot
 // deadlock); Begin and Commit are the steps it puts together.
 //

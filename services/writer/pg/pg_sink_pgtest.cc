@@ -451,6 +451,57 @@ TEST_F(PgSinkTest, AfterItsLargestCommittedIdIsDeletedLaterBatchesStillFindTheir
   EXPECT_EQ(StatsDrift(), "");
 }
 
+// A batch whose ids are all above the largest id this sink committed is not probed on the fast
+// way (its COPY, sent with the BEGIN, is the transaction's first statement). An id another writer
+// stored above that one trips the unique index: the begun transaction rolls back, its session
+// stays usable, and the careful way finds the id stored and updates it.
+TEST_F(PgSinkTest, AnIdAnotherWriterStoredAboveTheKnownLargestRunsAgainTheCarefulWayAndIsUpdated) {
+  const TestFile file = Claim("known.csv");
+  WriteOk(MakeBatch(file, 1, {MakeEvent(1)}));  // this sink's largest committed id: 1
+  PgSink other(pool_.get(), metrics_.get(), tracer_.get());
+  const TestFile other_file = Claim("other-writer.csv");
+  ASSERT_TRUE(other.Write(MakeBatch(other_file, 1, {MakeEvent(5)}, {}, 0, true)).ok());
+  v1::Event changed = MakeEvent(5);
+  changed.set_browser("firefox");
+  auto prepared = sink_->Prepare(MakeBatch(file, 2, {changed, MakeEvent(6)}, {}, 0, true));
+  ASSERT_TRUE(prepared.ok());
+  EXPECT_EQ(sink_->Begin(**prepared), nullptr) << "id 5 is stored: the fast way's COPY trips the unique index";
+  EXPECT_EQ(EventCount(), "2") << "the begun insert was rolled back";
+  int reruns = 0;
+  auto ack = sink_->Commit(**prepared, nullptr, [&] { ++reruns; });
+  ASSERT_TRUE(ack.ok()) << ack.status();
+  EXPECT_EQ(reruns, 1);
+  EXPECT_EQ(ack->inserted(), 1);
+  EXPECT_EQ(ack->updated(), 1);
+  EXPECT_EQ(EventCount(), "3");
+  EXPECT_EQ(Sql("SELECT browser FROM ecomstream.events ORDER BY event_id OFFSET 1 LIMIT 1"), "firefox");
+  EXPECT_EQ(Sql("SELECT state, committed_through FROM ecomstream.ingest_files WHERE file_name = 'known.csv'"),
+            "committed|3");
+  EXPECT_EQ(StatsDrift(), "");
+}
+
+// A fast-way batch that sends nothing before its file lock (no events, and the sink knows its
+// largest id) still runs in one transaction with the writer's setting: its dead letter and the
+// ledger commit together, and the events counted once.
+TEST_F(PgSinkTest, ABatchOfOnlyDeadLettersAfterEventsCommitsTheFileTheFastWay) {
+  const TestFile file = Claim("dead-tail.csv");
+  WriteOk(MakeBatch(file, 1, {MakeEvent(1), MakeEvent(2)}));
+  auto prepared = sink_->Prepare(
+      MakeBatch(file, 3, {}, {MakeDeadLetter("x,y", {v1::REJECT_REASON_BAD_PRICE}, 4)}, 0, true));
+  ASSERT_TRUE(prepared.ok());
+  PgSink::BegunPtr begun = sink_->Begin(**prepared);
+  ASSERT_NE(begun, nullptr);
+  auto ack = sink_->Commit(**prepared, std::move(begun), [] { ADD_FAILURE() << "must not run again"; });
+  ASSERT_TRUE(ack.ok()) << ack.status();
+  EXPECT_EQ(ack->dead_lettered(), 1);
+  EXPECT_TRUE(ack->file_committed());
+  EXPECT_EQ(Sql("SELECT row_number, convert_from(raw, 'UTF8'), reasons FROM ecomstream.dead_letter_events"),
+            "3|x,y|{bad_price}");
+  EXPECT_EQ(Sql("SELECT state, committed_through, batches FROM ecomstream.ingest_files"), "committed|3|2");
+  EXPECT_THAT(registry_.ExportText(), HasSubstr("ecomstream_writer_fast_path_total{result=\"finished\"} 2\n"));
+  EXPECT_EQ(StatsDrift(), "");
+}
+
 // v_user_segment_analysis reads segment_users: distinct users and buyers per segment stay exact
 // when the writer inserts events and when an update moves an event to another segment and user.
 TEST_F(PgSinkTest, SegmentAnalysisCountsDistinctUsersAndBuyersThroughInsertsAndUpdatesThatMoveEvents) {
