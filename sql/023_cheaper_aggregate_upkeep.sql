@@ -26,10 +26,10 @@ DECLARE
   refused bigint;
 BEGIN
   -- d: the elements, each with its verdict (arrays of unequal length pad with NULLs: refused; an
-  -- amount must be a number of whole cents, as the columns store it).
-  -- Refused elements are not upserted; the exception below undoes the statement anyway. users and
-  -- buyers move exactly when a row starts having events or purchases: its values after the
-  -- upsert minus the change are its values before (see apply_segment_users in 010).
+  -- amount must be a number of whole cents, as the columns store it). Refused elements are not
+  -- upserted, and the exception below undoes the statement. users and buyers move exactly when a
+  -- row starts having events or purchases: its values after the upsert minus the change are its
+  -- values before (as in apply_segment_users, 010).
   WITH d AS MATERIALIZED (
     SELECT d.segment, d.user_id, d.events, d.purchases, d.revenue, d.priced,
            coalesce(d.segment IS NULL OR d.user_id IS NULL OR d.events <= 0 OR d.purchases < 0
