@@ -253,6 +253,65 @@ TEST_F(IngestServiceTest, BytesThatAreNoBatchEndTheStreamAndCommitNothingAfterTh
   EXPECT_EQ(Sql("SELECT count(*) FROM ecomstream.events"), "2");
 }
 
+// A stream parses each batch into a message kept from its earlier batches: a batch with fewer
+// events, no dead letters and its optional fields unset, read into a message that held a full
+// batch, is stored with nothing of that batch (every unset field NULL, exact counts).
+TEST_F(IngestServiceTest, BatchesParsedIntoReusedMessagesKeepNothingOfTheBatchBefore) {
+  StartServer();
+  const TestFile file = ClaimOverGrpc("reused.csv");
+  grpc::ClientContext context;
+  auto stream = stub_->Write(&context);
+  int64_t row = 1;
+  uint64_t n = 0;
+  for (int b = 0; b < 12; ++b) {
+    const bool full = b % 2 == 0;
+    std::vector<v1::Event> events;
+    std::vector<v1::DeadLetter> dead_letters;
+    if (full) {
+      for (int i = 0; i < 3; ++i) events.push_back(MakeEvent(n++));
+      dead_letters.push_back(testing::MakeDeadLetter("x,y", {v1::REJECT_REASON_BAD_PRICE, v1::REJECT_REASON_BAD_COUNTRY}));
+      dead_letters.push_back(testing::MakeDeadLetter("z", {v1::REJECT_REASON_WRONG_COLUMN_COUNT}));
+    } else {
+      v1::Event sparse;
+      sparse.set_event_id(MakeEvent(n++).event_id());
+      sparse.set_user_id(7);
+      sparse.set_event_type(v1::EVENT_TYPE_VIEW);
+      sparse.set_event_time_us(1'767'225'600'000'000);
+      sparse.set_schema_version(1);
+      events.push_back(sparse);
+    }
+    const v1::Batch batch = MakeBatch(file, row, events, dead_letters, 0, b == 11);
+    row = batch.last_row() + 1;
+    ASSERT_TRUE(stream->Write(batch));
+    v1::Ack ack;
+    ASSERT_TRUE(stream->Read(&ack));
+    EXPECT_EQ(ack.first_row(), batch.first_row());
+    EXPECT_EQ(ack.inserted(), full ? 3 : 1) << "batch " << b;
+    EXPECT_EQ(ack.dead_lettered(), full ? 2 : 0) << "batch " << b;
+  }
+  stream->WritesDone();
+  ASSERT_TRUE(stream->Finish().ok());
+  EXPECT_EQ(Sql("SELECT count(*) FROM ecomstream.events"), "24");
+  EXPECT_EQ(Sql("SELECT count(*) FROM ecomstream.events WHERE user_id = 7 AND event_type = 'view' AND schema_version = 1 "
+                "AND session_id IS NULL AND product_id IS NULL AND category IS NULL AND price IS NULL "
+                "AND quantity IS NULL AND total_amount IS NULL AND user_segment IS NULL AND device_type IS NULL "
+                "AND browser IS NULL AND geo_country IS NULL AND geo_city IS NULL AND referrer IS NULL "
+                "AND campaign_id IS NULL"),
+            "6");
+  EXPECT_EQ(Sql("SELECT count(*) FROM ecomstream.events WHERE session_id IS NOT NULL AND campaign_id = 'spring-sale'"),
+            "18");
+  EXPECT_EQ(Sql("SELECT string_agg(dead_lettered::text || '/' || (reason_counts->>'bad_price')::text, ',' "
+                "ORDER BY first_row) FROM ecomstream.ingest_batches WHERE dead_lettered > 0"),
+            "2/1,2/1,2/1,2/1,2/1,2/1");
+  EXPECT_EQ(Sql("SELECT count(*) FROM ecomstream.ingest_batches WHERE dead_lettered = 0 AND reason_counts = '{}'"), "6");
+  EXPECT_EQ(Sql("SELECT string_agg(array_to_string(reasons, '+'), ',' ORDER BY row_number) "
+                "FROM ecomstream.dead_letter_events WHERE row_number <= 11"),
+            "bad_price+bad_country,wrong_column_count,bad_price+bad_country,wrong_column_count");
+  EXPECT_EQ(Sql("SELECT count(*) FROM ecomstream.dead_letter_events"), "12");
+  EXPECT_EQ(Sql("SELECT state || ' ' || rows || ' ' || inserted || ' ' || dead_lettered FROM ecomstream.ingest_files"),
+            "committed 36 24 12");
+}
+
 TEST_F(IngestServiceTest, RowCountMismatchAndMissingFileIdAreInvalidArgument) {
   StartServer();
   const TestFile file = ClaimOverGrpc("counts.csv");

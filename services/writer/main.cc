@@ -1,6 +1,8 @@
 // ecomstream-writer: flags -> WriterConfig -> Validate -> (migrate) -> WriterServer until SIGTERM,
 // then drain. The bootstrap (flags, exit codes, tracing, signals) is common/service.h; the writer's
 // status server belongs to WriterServer (its readiness is the database's).
+#include <malloc.h>
+
 #include <string>
 
 #include "absl/time/time.h"
@@ -14,6 +16,11 @@
 int main(int argc, char** argv) {
   using namespace ecomstream;
   using namespace ecomstream::writer;
+  // Freed memory stays in the heap for the next batches (gRPC's read buffers, a batch's encoded
+  // rows): glibc's defaults give blocks past its adaptive thresholds back to the kernel, and the
+  // next batch takes a page fault per 4 KiB to get them again (~7% of the writer's CPU).
+  mallopt(M_MMAP_THRESHOLD, 4 << 20);
+  mallopt(M_TRIM_THRESHOLD, 32 << 20);
   Service service("writer", kUsage, argc, argv);
   const WriterConfig config = ConfigFromFlags();
   if (absl::Status status = config.Validate(); !status.ok()) return service.ConfigError(status);
