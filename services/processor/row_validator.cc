@@ -84,6 +84,10 @@ absl::string_view DetailValue(absl::string_view value) {
   return value.substr(0, n);
 }
 
+inline void Assign(std::string* field, absl::string_view value) { field->assign(value.data(), value.size()); }
+
+absl::string_view AsBytes(const Uuid& id) { return {reinterpret_cast<const char*>(id.data()), id.size()}; }
+
 }  // namespace
 
 void RowCounts::Add(const RowCounts& other) {
@@ -442,13 +446,16 @@ std::vector<RejectReason> RowValidator::reasons() const {
 }
 
 void RowValidator::FillEvent(v1::Event* event) const {
+  // Strings are assigned to the field's own std::string: a recycled event (batcher.h) keeps its
+  // capacity, so the 16-byte ids cost no allocation; set_x(data, size) would build a temporary
+  // std::string first (protobuf 3.21). Empty fields stay unset.
   const Parsed& p = parsed_;
-  event->set_event_id(reinterpret_cast<const char*>(p.event_id.data()), p.event_id.size());
+  Assign(event->mutable_event_id(), AsBytes(p.event_id));
   event->set_user_id(p.user_id);
-  if (p.has_session) event->set_session_id(reinterpret_cast<const char*>(p.session_id.data()), p.session_id.size());
+  if (p.has_session) Assign(event->mutable_session_id(), AsBytes(p.session_id));
   event->set_event_type(p.event_type);
   if (p.has_product) event->set_product_id(p.product_id);
-  if (!p.category.empty()) event->set_category(p.category.data(), p.category.size());
+  if (!p.category.empty()) Assign(event->mutable_category(), p.category);
   if (p.has_price) event->set_price_cents(p.price_cents);
   if (p.has_quantity) event->set_quantity(p.quantity);
   if (p.has_price && domain::IsProductEvent(p.event_type)) {
@@ -456,12 +463,12 @@ void RowValidator::FillEvent(v1::Event* event) const {
   }
   event->set_event_time_us(p.event_time_us);
   event->set_user_segment(p.user_segment);
-  if (!p.device_type.empty()) event->set_device_type(p.device_type.data(), p.device_type.size());
-  if (!p.browser.empty()) event->set_browser(p.browser.data(), p.browser.size());
-  if (p.has_country) event->set_geo_country(p.geo_country, 2);
-  if (!p.geo_city.empty()) event->set_geo_city(p.geo_city.data(), p.geo_city.size());
-  if (!p.referrer.empty()) event->set_referrer(p.referrer.data(), p.referrer.size());
-  if (!p.campaign_id.empty()) event->set_campaign_id(p.campaign_id.data(), p.campaign_id.size());
+  if (!p.device_type.empty()) Assign(event->mutable_device_type(), p.device_type);
+  if (!p.browser.empty()) Assign(event->mutable_browser(), p.browser);
+  if (p.has_country) Assign(event->mutable_geo_country(), absl::string_view(p.geo_country, 2));
+  if (!p.geo_city.empty()) Assign(event->mutable_geo_city(), p.geo_city);
+  if (!p.referrer.empty()) Assign(event->mutable_referrer(), p.referrer);
+  if (!p.campaign_id.empty()) Assign(event->mutable_campaign_id(), p.campaign_id);
   event->set_schema_version(schema_.version);
   event->set_late_arrival(p.late);
   event->set_source_row(row_);
