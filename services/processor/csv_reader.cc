@@ -61,7 +61,7 @@ CsvReader::CsvReader(ByteSource* source, CsvReaderOptions options, ComponentCoun
       // The record being scanned (at most max_row_bytes before it is declared oversized, plus a
       // UTF-8 sequence waiting for its continuation bytes) and one chunk.
       capacity_(options.max_row_bytes + options.chunk_bytes + 8) {
-  buffer_ = std::make_unique<char[]>(capacity_);
+  buffer_.reset(new char[capacity_]);  // not zeroed: only bytes read into it are looked at
   spans_.resize(32);
 }
 

@@ -37,8 +37,12 @@ std::optional<v1::EventType> ParseEventTypeFast(const Rules& rules, absl::string
   return rules.ParseEventType(t);
 }
 
-// The canonical spelling from `list` of a case-folded `text`, or empty.
+// The canonical spelling from `list` of a case-folded `text`, or empty. The stored spellings
+// (already folded) are tried first: most files use them.
 absl::string_view FindInList(const std::vector<absl::string_view>& list, absl::string_view text) {
+  for (absl::string_view name : list) {
+    if (name == text) return name;
+  }
   char buffer[kEnumBufferBytes];
   absl::string_view folded;
   if (!FoldEnumName(text, buffer, sizeof(buffer), &folded)) return {};
@@ -49,6 +53,8 @@ absl::string_view FindInList(const std::vector<absl::string_view>& list, absl::s
 }
 
 const domain::Category* FindCategoryFast(const Rules& rules, absl::string_view text) {
+  // A stored spelling is its own folded form.
+  if (const domain::Category* category = rules.FindCategoryFolded(text)) return category;
   char buffer[kEnumBufferBytes];
   absl::string_view folded;
   if (FoldEnumName(text, buffer, sizeof(buffer), &folded)) {
@@ -58,6 +64,9 @@ const domain::Category* FindCategoryFast(const Rules& rules, absl::string_view t
 }
 
 std::optional<v1::UserSegment> ParseUserSegmentFast(const Rules& rules, absl::string_view text) {
+  for (int s = v1::USER_SEGMENT_NEW; s <= v1::USER_SEGMENT_AT_RISK; ++s) {  // the stored spellings first
+    if (domain::UserSegmentName(static_cast<v1::UserSegment>(s)) == text) return static_cast<v1::UserSegment>(s);
+  }
   char buffer[kEnumBufferBytes];
   absl::string_view folded;
   if (FoldEnumName(text, buffer, sizeof(buffer), &folded)) {
