@@ -201,7 +201,8 @@ TEST_P(CsvReaderChunkTest, StopBytesAreFoundAtEveryOffsetOfALongField) {
     ASSERT_EQ(recs.size(), 4u);
     EXPECT_EQ(recs[0].flags, kCsvNulByte);
     EXPECT_THAT(recs[0].fields, ElementsAre(plain + std::string("\0", 1) + plain, "y"));
-    EXPECT_EQ(recs[1].flags, kCsvMalformedQuoting | kCsvInvalidUtf8);  // the quote, then 0xFF in the rest of the line
+    // The quote, then 0xFF in the rest of the line.
+    EXPECT_EQ(recs[1].flags, kCsvMalformedQuoting | kCsvInvalidUtf8);
     EXPECT_EQ(recs[1].raw, "m" + plain + "\"" + plain + ",\xFF");
     EXPECT_THAT(recs[2].fields, ElementsAre("z"));
     EXPECT_EQ(recs[3].flags, kCsvInvalidUtf8);
