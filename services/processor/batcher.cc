@@ -20,13 +20,13 @@ constexpr size_t kEventOverheadBytes = 160;
 // A dead letter holds its raw bytes plus a detail of a few hundred bytes.
 constexpr size_t kDeadLetterOverheadBytes = 1024;
 
-// Arena blocks are 512 KiB pieces of 2 MiB regions that are transparent huge pages where the
+// Arena blocks are 128 KiB pieces of 2 MiB regions that are transparent huge pages where the
 // kernel grants them on request (THP "madvise" or "always"): blocks in 4 KiB pages cost a page
 // fault per page on first touch, about 10 us each on a virtual machine, a tenth of the
-// processor's CPU for the in-flight window's worth of batches. A batch of the default 1 MiB
-// (estimated) fills about four blocks; pieces rather than whole regions keep a small batch (a
-// 100-row file's) at 512 KiB.
-constexpr size_t kBlockBytes = 512 << 10;
+// processor's CPU for the in-flight window's worth of batches. Small pieces keep what a batch
+// holds within 128 KiB of what it uses (a whole huge page is resident once touched), so the
+// window takes no more memory than with plain pages.
+constexpr size_t kBlockBytes = 128 << 10;
 constexpr size_t kRegionBytes = 2 << 20;
 constexpr size_t kMaxPooledBytes = 32 << 20;  // beyond this, blocks go back to the kernel
 
@@ -102,64 +102,11 @@ google::protobuf::ArenaOptions BatchArenaOptions() {
   return options;
 }
 
-// Cleared batches of destroyed OwnedBatches, with their arenas, for the next ones. Bounded by
-// the bytes their arenas hold; beyond that a batch's arena is freed (its blocks go to the
-// BlockPool).
-constexpr size_t kMaxPooledBatchBytes = 32 << 20;
-
-class BatchPool {
- public:
-  struct Entry {
-    std::unique_ptr<google::protobuf::Arena> arena;
-    v1::Batch* batch = nullptr;
-  };
-
-  bool Take(Entry* entry) {
-    absl::MutexLock lock(&mu_);
-    if (free_.empty()) return false;
-    *entry = std::move(free_.back());
-    free_.pop_back();
-    pooled_bytes_ -= entry->arena->SpaceAllocated();
-    return true;
-  }
-  // `entry.batch` must be cleared.
-  void Give(Entry entry) {
-    const size_t bytes = entry.arena->SpaceAllocated();
-    absl::MutexLock lock(&mu_);
-    if (pooled_bytes_ + bytes > kMaxPooledBatchBytes) return;  // the arena is freed on return
-    pooled_bytes_ += bytes;
-    free_.push_back(std::move(entry));
-  }
-
- private:
-  absl::Mutex mu_;
-  std::vector<Entry> free_ ABSL_GUARDED_BY(mu_);
-  size_t pooled_bytes_ ABSL_GUARDED_BY(mu_) = 0;
-};
-
-BatchPool& Batches() {
-  static BatchPool* pool = new BatchPool();
-  return *pool;
-}
-
 }  // namespace
 
-OwnedBatch::OwnedBatch() {
-  BatchPool::Entry entry;
-  if (Batches().Take(&entry)) {
-    arena_ = std::move(entry.arena);
-    batch_ = entry.batch;
-  } else {
-    arena_ = std::make_unique<google::protobuf::Arena>(BatchArenaOptions());
-    batch_ = google::protobuf::Arena::CreateMessage<v1::Batch>(arena_.get());
-  }
-}
-
-OwnedBatch::~OwnedBatch() {
-  // Clear() keeps the cleared Event and DeadLetter elements and their strings' capacity.
-  batch_->Clear();
-  Batches().Give(BatchPool::Entry{std::move(arena_), batch_});
-}
+OwnedBatch::OwnedBatch()
+    : arena_(std::make_unique<google::protobuf::Arena>(BatchArenaOptions())),
+      batch_(google::protobuf::Arena::CreateMessage<v1::Batch>(arena_.get())) {}
 
 Batcher::Batcher(BatcherOptions options, FileBatchInfo info, int64_t first_row, const tracing::Tracer* tracer,
                  std::function<int64_t()> now, ComponentCounters* counters)

@@ -28,18 +28,10 @@
 
 namespace ecomstream::processor {
 
-// A batch and the arena its messages live on. Not copyable.
-//
-// Recycled: a destroyed batch's messages are cleared and kept (up to a bound) for the next
-// OwnedBatch, whose events then reuse the cleared Event elements and the capacity of their
-// strings instead of allocating them again (16-byte ids do not fit a std::string's inline
-// buffer: two heap allocations per event otherwise). A new OwnedBatch is always empty.
-// Construction and destruction are thread-safe (a batch is built on the reader's thread and
-// destroyed on the writer client's).
+// A batch and the arena its messages live on. Move-only.
 class OwnedBatch {
  public:
   OwnedBatch();
-  ~OwnedBatch();
   OwnedBatch(const OwnedBatch&) = delete;
   OwnedBatch& operator=(const OwnedBatch&) = delete;
 
@@ -56,7 +48,7 @@ class OwnedBatch {
 
  private:
   std::unique_ptr<google::protobuf::Arena> arena_;
-  v1::Batch* batch_ = nullptr;
+  v1::Batch* batch_;
 };
 
 struct BatcherOptions {

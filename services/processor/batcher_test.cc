@@ -6,7 +6,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
-#include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 #include "services/processor/csv_reader.h"
 #include "services/processor/file_job.h"
@@ -201,100 +200,35 @@ TEST_F(BatcherTest, ResumedFileStartsAfterTheResumeRow) {
   EXPECT_EQ(last->batch().duplicate_rows(), 1);
 }
 
-// Every string field of an event set, for the recycling tests.
-void FillEverything(int i, v1::Event* event) {
-  event->set_event_id(std::string(16, static_cast<char>('a' + i)));
-  event->set_user_id(1000 + i);
-  event->set_session_id(std::string(16, static_cast<char>('A' + i)));
-  event->set_event_type(v1::EVENT_TYPE_PURCHASE);
-  event->set_product_id(100001);
-  event->set_category("electronics");
-  event->set_price_cents(999);
-  event->set_quantity(2);
-  event->set_total_amount_cents(1998);
-  event->set_event_time_us(k2024);
-  event->set_user_segment(v1::USER_SEGMENT_PREMIUM);
-  event->set_device_type("desktop");
-  event->set_browser("firefox");
-  event->set_geo_country("DE");
-  event->set_geo_city("a city with a name longer than fifteen bytes");
-  event->set_referrer("google");
-  event->set_campaign_id("spring_sale_2026_with_a_long_name");
-  event->set_schema_version(3);
-  event->set_late_arrival(true);
-  event->set_source_row(i);
-}
-
-TEST_F(BatcherTest, ABatchCutAfterASettledOneReusesItsMessagesAndHoldsNothingOfThem) {
-  std::unique_ptr<OwnedBatch> settled;
-  {
-    Batcher batcher(BatcherOptions{10, 1 << 20, absl::Hours(1)}, Info(), 1, tracer_.get());
-    for (int i = 0; i < 3; ++i) FillEverything(i, batcher.AddEvent(100, /*late=*/true));
-    v1::DeadLetter dead_letter;
-    dead_letter.set_row(4);
-    dead_letter.set_raw("x,\"y\"z");
-    dead_letter.add_reasons(v1::REJECT_REASON_MALFORMED_QUOTING);
-    batcher.AddDeadLetter(dead_letter);
-    batcher.AddDuplicate();
-    settled = batcher.Cut(true, 5);
-  }
-  ASSERT_EQ(settled->batch().events_size(), 3);
-  const v1::Batch* settled_address = &settled->batch();
-  settled.reset();  // acknowledged: the last batch settled, so the next one made takes it
-
-  FileBatchInfo other{"sha256:def", "events-2.csv", "token-2", trace_, 333, 444};
-  Batcher batcher(BatcherOptions{10, 1 << 20, absl::Hours(1)}, std::move(other), 1, tracer_.get());
-  v1::Event* event = batcher.AddEvent(50, /*late=*/false);
-  event->set_event_id(std::string(16, 'z'));
-  event->set_user_id(7);
-  event->set_event_type(v1::EVENT_TYPE_VIEW);
-  event->set_event_time_us(k2024);
-  event->set_source_row(1);
-  std::unique_ptr<OwnedBatch> reused = batcher.Cut(true, 1);
-
-  EXPECT_EQ(&reused->batch(), settled_address);  // the settled batch's messages, recycled
-  v1::Batch expected;
-  *expected.add_events() = *event;
-  expected.set_file_id("sha256:def");
-  expected.set_file_name("events-2.csv");
-  expected.set_claim_token("token-2");
-  expected.set_first_row(1);
-  expected.set_last_row(1);
-  expected.set_last_batch(true);
-  expected.set_total_file_rows(1);
-  expected.set_traceparent(reused->batch().traceparent());
-  expected.set_file_drop_time_us(333);
-  expected.set_read_time_us(444);
-  std::string difference;
-  google::protobuf::util::MessageDifferencer differencer;
-  differencer.ReportDifferencesToString(&difference);
-  EXPECT_TRUE(differencer.Compare(expected, reused->batch())) << difference;
-  EXPECT_EQ(reused->batch().events(0).session_id(), "");
-  EXPECT_EQ(reused->batch().events(0).geo_city(), "");
-  EXPECT_EQ(reused->counts.rows, 1);
-  EXPECT_EQ(reused->counts.events, 1);
-  EXPECT_EQ(reused->counts.dead_letters, 0);
-  EXPECT_EQ(reused->counts.duplicates, 0);
-  EXPECT_EQ(reused->counts.late, 0);
-  EXPECT_EQ(reused->counts.by_reason[v1::REJECT_REASON_MALFORMED_QUOTING], 0);
-}
-
-TEST_F(BatcherTest, ARecycledBatchGrowsBeyondTheEventsItHeldBefore) {
-  {
-    Batcher settled(BatcherOptions{10, 1 << 20, absl::Hours(1)}, Info(), 1, tracer_.get());
-    for (int i = 0; i < 3; ++i) FillEverything(10 + i, settled.AddEvent(100, /*late=*/true));
-    settled.Cut(true, 3);
-  }
-  Batcher batcher(BatcherOptions{100, 1 << 20, absl::Hours(1)}, Info(), 1, tracer_.get());
-  for (int i = 0; i < 20; ++i) FillEverything(i, batcher.AddEvent(100, /*late=*/true));
-  std::unique_ptr<OwnedBatch> batch = batcher.Cut(true, 20);
-  ASSERT_EQ(batch->batch().events_size(), 20);
-  for (int i = 0; i < 20; ++i) {
-    v1::Event expected;
-    FillEverything(i, &expected);
-    EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(expected, batch->batch().events(i))) << i;
-  }
-  EXPECT_EQ(batch->batch().duplicate_rows(), 0);
+// Batch arenas take their blocks from shared huge-page regions and give them back when a batch
+// settles: batches alive at once, and batches made from given-back blocks, keep their own events.
+TEST_F(BatcherTest, BatchesAliveAtOnceAndAfterOthersSettledKeepTheirOwnEvents) {
+  constexpr int kEvents = 3000;  // about 2 MiB of arena per batch: several blocks and regions
+  auto make = [&](int tag) {
+    Batcher batcher(BatcherOptions{kEvents, 64 << 20, absl::Hours(1)}, Info(), 1, tracer_.get());
+    for (int i = 0; i < kEvents; ++i) {
+      v1::Event* event = batcher.AddEvent(100, /*late=*/false);
+      event->set_event_id(absl::StrCat("id-", tag, "-", absl::Dec(i, absl::kZeroPad8)));
+      event->set_geo_city(absl::StrCat("city ", tag));
+      event->set_source_row(i + 1);
+    }
+    return batcher.Cut(true, kEvents);
+  };
+  auto check = [&](const OwnedBatch& owned, int tag) {
+    ASSERT_EQ(owned.batch().events_size(), kEvents);
+    for (int i = 0; i < kEvents; i += 499) {
+      const v1::Event& event = owned.batch().events(i);
+      EXPECT_EQ(event.event_id(), absl::StrCat("id-", tag, "-", absl::Dec(i, absl::kZeroPad8)));
+      EXPECT_EQ(event.geo_city(), absl::StrCat("city ", tag));
+      EXPECT_EQ(event.source_row(), i + 1);
+    }
+  };
+  std::vector<std::unique_ptr<OwnedBatch>> alive;
+  for (int tag = 0; tag < 12; ++tag) alive.push_back(make(tag));
+  for (int tag = 0; tag < 12; ++tag) check(*alive[tag], tag);
+  for (int tag = 0; tag < 12; tag += 2) alive[tag].reset();  // settled: their blocks are reused
+  for (int tag = 0; tag < 12; tag += 2) alive[tag] = make(100 + tag);
+  for (int tag = 0; tag < 12; ++tag) check(*alive[tag], tag % 2 == 0 ? 100 + tag : tag);
 }
 
 }  // namespace
