@@ -1,5 +1,9 @@
 #include "services/processor/batcher.h"
 
+#include <sys/mman.h>
+
+#include <cstdint>
+#include <new>
 #include <utility>
 #include <vector>
 
@@ -16,52 +20,72 @@ constexpr size_t kEventOverheadBytes = 160;
 // A dead letter holds its raw bytes plus a detail of a few hundred bytes.
 constexpr size_t kDeadLetterOverheadBytes = 1024;
 
-constexpr size_t kStartBlockBytes = 64 * 1024;
-constexpr size_t kMaxBlockBytes = 1 << 20;
-constexpr int kBlockClasses = 5;                 // 64 KiB, 128 KiB, ... 1 MiB
-constexpr size_t kMaxPooledBytes = 32 << 20;     // beyond this, blocks go back to malloc
+// Arena blocks are 128 KiB pieces of 2 MiB regions that are transparent huge pages where the
+// kernel grants them on request (THP "madvise" or "always"): blocks in 4 KiB pages cost a page
+// fault per page on first touch, about 10 us each on a virtual machine, a tenth of the
+// processor's CPU for the in-flight window's worth of batches. Small pieces keep what a batch
+// holds within 128 KiB of what it uses (a whole huge page is resident once touched), so the
+// window takes no more memory than with plain pages.
+constexpr size_t kBlockBytes = 128 << 10;
+constexpr size_t kRegionBytes = 2 << 20;
+constexpr size_t kMaxPooledBytes = 32 << 20;  // beyond this, blocks go back to the kernel
 
-// The arena blocks of settled batches, reused by the next ones: a fresh 1 MiB block costs a
-// page fault per 4 KiB page, which was a tenth of the processor's CPU. Blocks are freed on the
-// writer client's thread and taken on the reader's, hence the lock (taken once per block).
+// A fresh kRegionBytes region aligned to kRegionBytes (so it can be one huge page).
+char* NewRegion() {
+  void* raw = ::mmap(nullptr, 2 * kRegionBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) throw std::bad_alloc();
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(raw);
+  const uintptr_t aligned = (begin + kRegionBytes - 1) & ~(kRegionBytes - 1);
+  if (aligned > begin) ::munmap(raw, aligned - begin);
+  const uintptr_t end = begin + 2 * kRegionBytes;
+  if (aligned + kRegionBytes < end) {
+    ::munmap(reinterpret_cast<void*>(aligned + kRegionBytes), end - aligned - kRegionBytes);
+  }
+  ::madvise(reinterpret_cast<void*>(aligned), kRegionBytes, MADV_HUGEPAGE);  // advice: without THP, plain pages
+  return reinterpret_cast<char*>(aligned);
+}
+
+// The arena blocks of settled batches, reused by the next ones. Blocks are freed on the writer
+// client's thread and taken on the reader's, hence the lock (taken once per block). A block of
+// another size (one allocation larger than a block) comes from and goes back to the heap.
 class BlockPool {
  public:
   void* Take(size_t size) {
-    const int c = Class(size);
-    if (c >= 0) {
-      absl::MutexLock lock(&mu_);
-      if (!free_[c].empty()) {
-        void* block = free_[c].back();
-        free_[c].pop_back();
-        pooled_bytes_ -= size;
-        return block;
-      }
+    if (size != kBlockBytes) return ::operator new(size);
+    absl::MutexLock lock(&mu_);
+    if (!free_.empty()) {
+      void* block = free_.back();
+      free_.pop_back();
+      return block;
     }
-    return ::operator new(size);
+    if (carved_ == kRegionBytes) {
+      region_ = NewRegion();
+      carved_ = 0;
+    }
+    void* block = region_ + carved_;
+    carved_ += kBlockBytes;
+    return block;
   }
   void Give(void* block, size_t size) {
-    const int c = Class(size);
-    if (c >= 0) {
+    if (size != kBlockBytes) {
+      ::operator delete(block);
+      return;
+    }
+    {
       absl::MutexLock lock(&mu_);
-      if (pooled_bytes_ + size <= kMaxPooledBytes) {
-        free_[c].push_back(block);
-        pooled_bytes_ += size;
+      if ((free_.size() + 1) * kBlockBytes <= kMaxPooledBytes) {
+        free_.push_back(block);
         return;
       }
     }
-    ::operator delete(block);
+    ::munmap(block, kBlockBytes);  // a piece of a region: the kernel splits its huge page
   }
 
  private:
-  static int Class(size_t size) {
-    for (int c = 0; c < kBlockClasses; ++c) {
-      if (size == kStartBlockBytes << c) return c;
-    }
-    return -1;
-  }
   absl::Mutex mu_;
-  std::vector<void*> free_[kBlockClasses] ABSL_GUARDED_BY(mu_);
-  size_t pooled_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<void*> free_ ABSL_GUARDED_BY(mu_);
+  char* region_ ABSL_GUARDED_BY(mu_) = nullptr;
+  size_t carved_ ABSL_GUARDED_BY(mu_) = kRegionBytes;  // of region_
 };
 
 BlockPool& Pool() {
@@ -71,8 +95,8 @@ BlockPool& Pool() {
 
 google::protobuf::ArenaOptions BatchArenaOptions() {
   google::protobuf::ArenaOptions options;
-  options.start_block_size = kStartBlockBytes;
-  options.max_block_size = kMaxBlockBytes;
+  options.start_block_size = kBlockBytes;
+  options.max_block_size = kBlockBytes;
   options.block_alloc = [](size_t size) { return Pool().Take(size); };
   options.block_dealloc = [](void* block, size_t size) { Pool().Give(block, size); };
   return options;

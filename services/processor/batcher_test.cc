@@ -200,5 +200,36 @@ TEST_F(BatcherTest, ResumedFileStartsAfterTheResumeRow) {
   EXPECT_EQ(last->batch().duplicate_rows(), 1);
 }
 
+// Batch arenas take their blocks from shared huge-page regions and give them back when a batch
+// settles: batches alive at once, and batches made from given-back blocks, keep their own events.
+TEST_F(BatcherTest, BatchesAliveAtOnceAndAfterOthersSettledKeepTheirOwnEvents) {
+  constexpr int kEvents = 3000;  // about 2 MiB of arena per batch: several blocks and regions
+  auto make = [&](int tag) {
+    Batcher batcher(BatcherOptions{kEvents, 64 << 20, absl::Hours(1)}, Info(), 1, tracer_.get());
+    for (int i = 0; i < kEvents; ++i) {
+      v1::Event* event = batcher.AddEvent(100, /*late=*/false);
+      event->set_event_id(absl::StrCat("id-", tag, "-", absl::Dec(i, absl::kZeroPad8)));
+      event->set_geo_city(absl::StrCat("city ", tag));
+      event->set_source_row(i + 1);
+    }
+    return batcher.Cut(true, kEvents);
+  };
+  auto check = [&](const OwnedBatch& owned, int tag) {
+    ASSERT_EQ(owned.batch().events_size(), kEvents);
+    for (int i = 0; i < kEvents; i += 499) {
+      const v1::Event& event = owned.batch().events(i);
+      EXPECT_EQ(event.event_id(), absl::StrCat("id-", tag, "-", absl::Dec(i, absl::kZeroPad8)));
+      EXPECT_EQ(event.geo_city(), absl::StrCat("city ", tag));
+      EXPECT_EQ(event.source_row(), i + 1);
+    }
+  };
+  std::vector<std::unique_ptr<OwnedBatch>> alive;
+  for (int tag = 0; tag < 12; ++tag) alive.push_back(make(tag));
+  for (int tag = 0; tag < 12; ++tag) check(*alive[tag], tag);
+  for (int tag = 0; tag < 12; tag += 2) alive[tag].reset();  // settled: their blocks are reused
+  for (int tag = 0; tag < 12; tag += 2) alive[tag] = make(100 + tag);
+  for (int tag = 0; tag < 12; ++tag) check(*alive[tag], tag % 2 == 0 ? 100 + tag : tag);
+}
+
 }  // namespace
 }  // namespace ecomstream::processor

@@ -183,6 +183,33 @@ TEST_P(CsvReaderChunkTest, InvalidUtf8IsFlaggedValidMultibyteIsNot) {
   EXPECT_EQ(recs[5].flags, kCsvInvalidUtf8);  // cut by the closing quote
 }
 
+// The reader skips plain bytes up to 16 at a time: every stop byte must be found at every
+// offset of a field, in every state, and wherever a read ends.
+TEST_P(CsvReaderChunkTest, StopBytesAreFoundAtEveryOffsetOfALongField) {
+  for (size_t k = 0; k < 40; ++k) {
+    const std::string plain(k, 'p');
+    SCOPED_TRACE(k);
+    auto recs = Read(plain + ",x\n\"" + plain + "\"\"q\"\n" + plain + "\xC3\xA9," + plain + "\n");
+    ASSERT_EQ(recs.size(), 3u);
+    EXPECT_THAT(recs[0].fields, ElementsAre(plain, "x"));
+    EXPECT_THAT(recs[1].fields, ElementsAre(plain + "\"q"));
+    EXPECT_EQ(recs[2].flags, 0);
+    EXPECT_THAT(recs[2].fields, ElementsAre(plain + "\xC3\xA9", plain));
+
+    recs = Read(plain + std::string("\0", 1) + plain + ",y\nm" + plain + "\"" + plain + ",\xFF\nz\n\"" + plain +
+                "\xFF\"\n");
+    ASSERT_EQ(recs.size(), 4u);
+    EXPECT_EQ(recs[0].flags, kCsvNulByte);
+    EXPECT_THAT(recs[0].fields, ElementsAre(plain + std::string("\0", 1) + plain, "y"));
+    // The quote, then 0xFF in the rest of the line.
+    EXPECT_EQ(recs[1].flags, kCsvMalformedQuoting | kCsvInvalidUtf8);
+    EXPECT_EQ(recs[1].raw, "m" + plain + "\"" + plain + ",\xFF");
+    EXPECT_THAT(recs[2].fields, ElementsAre("z"));
+    EXPECT_EQ(recs[3].flags, kCsvInvalidUtf8);
+    EXPECT_EQ(recs[3].line, 4);
+  }
+}
+
 TEST_P(CsvReaderChunkTest, TruncatedUtf8AtEndOfInputIsInvalid) {
   auto recs = Read("ok\nab\xE2\x82");
   ASSERT_EQ(recs.size(), 2u);
