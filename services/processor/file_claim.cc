@@ -8,8 +8,8 @@
 
 namespace ecomstream::processor {
 
-absl::StatusOr<v1::ClaimFileResponse> ClaimStep::Claim(const FileFacts& facts, int64_t drop_time_us,
-                                                       const tracing::TraceContext& trace) const {
+std::unique_ptr<PendingClaim> ClaimStep::Start(const FileFacts& facts, int64_t drop_time_us,
+                                               const tracing::TraceContext& trace) const {
   v1::ClaimFileRequest request;
   request.set_file_id(facts.file_id);
   request.set_file_name(facts.name);
@@ -21,7 +21,7 @@ absl::StatusOr<v1::ClaimFileResponse> ClaimStep::Claim(const FileFacts& facts, i
   request.set_expected_rows(facts.has_manifest ? facts.manifest.rows() : 0);
   request.set_header(HeaderText(facts.schema));  // what a redrive re-parses its dead letters with
   request.set_reference_time_us(facts.reference_time_us);
-  return writer_->ClaimFile(request, trace);
+  return writer_->StartClaimFile(request, trace);
 }
 
 absl::Duration ClaimStep::HeldByOtherWait(const v1::ClaimFileResponse& claim) const {
@@ -42,6 +42,11 @@ absl::StatusOr<int64_t> ResumeAfterRow(const FileFacts& facts, const v1::ClaimFi
         absl::StrCat("the writer asked to resume after row ", resume_after_row, " of ", facts.rows));
   }
   return resume_after_row;
+}
+
+bool GrantsFromFirstRow(const v1::ClaimFileResponse& claim) {
+  return claim.outcome() == v1::ClaimFileResponse::OUTCOME_CLAIMED ||
+         (claim.outcome() == v1::ClaimFileResponse::OUTCOME_RESUME && claim.resume_after_row() == 0);
 }
 
 }  // namespace ecomstream::processor

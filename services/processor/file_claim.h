@@ -6,6 +6,7 @@
 #define ECOMSTREAM_SERVICES_PROCESSOR_FILE_CLAIM_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 
@@ -30,9 +31,10 @@ class ClaimStep {
   ClaimStep(ClaimStepOptions options, WriterClient* writer) : options_(std::move(options)), writer_(writer) {}
 
   // Asks the writer for `facts`' file, first dropped at `drop_time_us`, with `trace` (the
-  // file.process span) in the metadata. Errors as WriterClient::ClaimFile returns them.
-  absl::StatusOr<v1::ClaimFileResponse> Claim(const FileFacts& facts, int64_t drop_time_us,
-                                              const tracing::TraceContext& trace) const;
+  // file.process span) in the metadata; returns at once. PendingClaim::Wait() gives the answer,
+  // errors as WriterClient::ClaimFile returns them.
+  std::unique_ptr<PendingClaim> Start(const FileFacts& facts, int64_t drop_time_us,
+                                      const tracing::TraceContext& trace) const;
 
   // The wait before asking again about a file whose lease another processor holds: until the
   // lease expires, between 100 ms and the rescan interval.
@@ -51,6 +53,10 @@ bool WriterUnavailable(const absl::Status& status);
 // kInternal when that is beyond the file's rows (when the inspection knows them; else the file
 // job checks it).
 absl::StatusOr<int64_t> ResumeAfterRow(const FileFacts& facts, const v1::ClaimFileResponse& claim);
+
+// True when `claim` lets this processor load the file from its first row (CLAIMED, or RESUME with
+// nothing committed yet): what a file job started before the answer has read is what it needs.
+bool GrantsFromFirstRow(const v1::ClaimFileResponse& claim);
 
 }  // namespace ecomstream::processor
 

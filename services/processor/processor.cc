@@ -123,6 +123,53 @@ void Processor::Refused(const std::string& name, int previous_attempts, int64_t 
   queue_.Refused(name, previous_attempts, drop_time_us, why);
 }
 
+// The sink of a file job started before its claim was answered. The first batch waits for the
+// answer: a claim that grants the file from its first row admits it to in_flight_ and lets that
+// batch and the rest through, with the claim's token; any other answer refuses the batch
+// (kAborted), which ends the job with nothing sent.
+class Processor::ClaimGate : public BatchSink {
+ public:
+  ClaimGate(Processor* processor, const FileFacts& facts, const FileQueue::Entry& entry,
+            std::unique_ptr<PendingClaim> claim, tracing::Span span)
+      : processor_(processor),
+        facts_(facts),
+        entry_(entry),
+        claim_(std::move(claim)),
+        span_(std::move(span)),
+        sink_(&processor->in_flight_, &processor->writer_, facts.file_id) {}
+
+  absl::Status Send(std::unique_ptr<OwnedBatch> batch) override {
+    if (!admitted_) {
+      const absl::StatusOr<v1::ClaimFileResponse>& claim = claim_->Wait();
+      if (!claim.ok() || !GrantsFromFirstRow(*claim)) {
+        const absl::Status refused = absl::AbortedError("the claim did not grant the file from its first row");
+        batch->span.SetStatus(refused);  // it ends with the batch, unsent
+        return refused;
+      }
+      token_ = claim->claim_token();
+      processor_->Admit(facts_, entry_, *claim, /*resume_after_row=*/0, std::move(span_));
+      admitted_ = true;
+    }
+    batch->batch().set_claim_token(token_);
+    return sink_.Send(std::move(batch));
+  }
+
+  bool admitted() const { return admitted_; }
+  bool answered() const { return claim_->answered(); }
+  const absl::StatusOr<v1::ClaimFileResponse>& Answer() { return claim_->Wait(); }
+  tracing::Span TakeSpan() { return std::move(span_); }
+
+ private:
+  Processor* const processor_;
+  const FileFacts& facts_;
+  const FileQueue::Entry& entry_;
+  const std::unique_ptr<PendingClaim> claim_;
+  tracing::Span span_;  // until admitted
+  CountingSink sink_;
+  bool admitted_ = false;
+  std::string token_;
+};
+
 Processor::Step Processor::ProcessFile(const std::string& name) {
   const absl::Time picked_up = absl::Now();
   const std::optional<FileQueue::Entry> entry = queue_.PickUp(name);
@@ -158,7 +205,22 @@ Processor::Step Processor::ProcessFile(const std::string& name) {
 
   // Continues the generator's trace when the manifest carries one.
   tracing::Span span = StartFileSpan(*tracer_, *facts, picked_up);
-  absl::StatusOr<v1::ClaimFileResponse> claim = claim_step_.Claim(*facts, entry->drop_time_us, span.context());
+  const tracing::TraceContext trace = span.context();
+  // The claim travels while the file job reads and parses the first batch, which waits for the
+  // answer (ClaimGate): the usual answer lets it go on, any other discards what was read.
+  ClaimGate gate(this, *facts, *entry, claim_step_.Start(*facts, entry->drop_time_us, trace), std::move(span));
+
+  absl::StatusOr<FileJobResult> result = absl::UnavailableError("not read: the claim failed at once");
+  if (!gate.answered()) {  // else the breaker is open
+    const FileClaim read_ahead{std::string(), /*resume_after_row=*/0, entry->drop_time_us, trace};
+    result = RunFileJob(*facts, read_ahead, JobOptions(), tracer_, &gate, [this] { return stopping_.load(); },
+                        metrics_);
+  }
+  if (gate.admitted()) return Loaded(*facts, *entry, result);
+
+  // Nothing was sent: the answer decides, as if it had come before the reading.
+  const absl::StatusOr<v1::ClaimFileResponse>& claim = gate.Answer();
+  span = gate.TakeSpan();
   if (!claim.ok()) {
     if (WriterUnavailable(claim.status())) {
       span.SetStatus(claim.status());
@@ -170,6 +232,16 @@ Processor::Step Processor::ProcessFile(const std::string& name) {
     return Step::kRetryLater;
   }
   claim_backoff_.Reset();
+  if (GrantsFromFirstRow(*claim)) {
+    // Granted, but the reading stopped before its first batch (stopping, or the file changed).
+    span.SetAttribute("claim.outcome", v1::ClaimFileResponse::Outcome_Name(claim->outcome()));
+    if (absl::IsCancelled(result.status())) {
+      span.SetStatus(result.status());
+      return Step::kRetryLater;
+    }
+    Refused(name, entry->attempts, entry->drop_time_us, result.status(), &span);
+    return Step::kRetryLater;
+  }
   return Claimed(*facts, *claim, std::move(span), *entry);
 }
 
@@ -211,39 +283,49 @@ Processor::Step Processor::Claimed(const FileFacts& facts, const v1::ClaimFileRe
     Refused(name, entry.attempts, entry.drop_time_us, resume_after_row.status(), &span);
     return Step::kRetryLater;
   }
-  span.SetAttribute("resume_after_row", *resume_after_row);
   const tracing::TraceContext trace = span.context();
+  Admit(facts, entry, claim, *resume_after_row, std::move(span));
+  CountingSink sink(&in_flight_, &writer_, facts.file_id);
+  const FileClaim file_claim{claim.claim_token(), *resume_after_row, entry.drop_time_us, trace};
+  absl::StatusOr<FileJobResult> result =
+      RunFileJob(facts, file_claim, JobOptions(), tracer_, &sink, [this] { return stopping_.load(); }, metrics_);
+  return Loaded(facts, entry, result);
+}
 
-  queue_.MarkInFlight(name);
+void Processor::Admit(const FileFacts& facts, const FileQueue::Entry& entry, const v1::ClaimFileResponse& claim,
+                      int64_t resume_after_row, tracing::Span span) {
+  span.SetAttribute("claim.outcome", v1::ClaimFileResponse::Outcome_Name(claim.outcome()));
+  span.SetAttribute("resume_after_row", resume_after_row);
+  queue_.MarkInFlight(facts.name);
   InFlightFile file;
-  file.name = name;
+  file.name = facts.name;
   file.drop_time_us = entry.drop_time_us;
-  file.resume_after_row = *resume_after_row;
+  file.resume_after_row = resume_after_row;
   file.started_us = NowMicros();
   file.attempts = entry.attempts;
   file.span = std::move(span);
   in_flight_.Add(facts.file_id, std::move(file));
   writer_.ClearRejection(facts.file_id);
-  LOG_DEBUG("File claimed") << Kv("file", name) << Kv("rows", facts.rows)
-                            << Kv("resume_after_row", *resume_after_row);
+  claim_backoff_.Reset();
+  LOG_DEBUG("File claimed") << Kv("file", facts.name) << Kv("rows", facts.rows)
+                            << Kv("resume_after_row", resume_after_row);
+}
 
-  CountingSink sink(&in_flight_, &writer_, facts.file_id);
-  const FileClaim file_claim{claim.claim_token(), *resume_after_row, entry.drop_time_us, trace};
-  absl::StatusOr<FileJobResult> result =
-      RunFileJob(facts, file_claim, JobOptions(), tracer_, &sink, [this] { return stopping_.load(); }, metrics_);
+Processor::Step Processor::Loaded(const FileFacts& facts, const FileQueue::Entry& entry,
+                                  const absl::StatusOr<FileJobResult>& result) {
   if (result.ok()) return Step::kDone;  // the ack of the last batch finishes it
 
   // Reading stopped before the last batch. The batches already queued still get their acks;
   // the file is released once they have (and its span ends then).
   std::optional<InFlightFile> released = in_flight_.Abandon(facts.file_id, result.status());
   if (released.has_value()) {
-    queue_.ReleaseInFlight(name);
+    queue_.ReleaseInFlight(facts.name);
     released->span.End();
   }
   // Cancelled: we are stopping. Aborted: the writer refused the file and OnFileRejected has
   // already scheduled its retry.
   if (absl::IsCancelled(result.status()) || absl::IsAborted(result.status())) return Step::kRetryLater;
-  Refused(name, entry.attempts, entry.drop_time_us, result.status());
+  Refused(facts.name, entry.attempts, entry.drop_time_us, result.status());
   return Step::kRetryLater;
 }
 

@@ -6,7 +6,9 @@
 //
 // Files are taken oldest name first, one at a time on the Run() thread; several files can be in
 // flight because a file's batches stay in the writer client's window while the next file is
-// read. A file leaves the inbox only after the ack of its last batch says file_committed (or
+// read. A file's ClaimFile call travels while its job reads the first batch, which waits for the
+// answer (ClaimGate): the usual answer lets it go with the claim's token, any other drops what
+// was read and is handled as if it had come first. A file leaves the inbox only after the ack of its last batch says file_committed (or
 // ClaimFile says it already was), or to quarantine. Nothing else moves or deletes it. Each
 // attempt at a file has a file.process span (file_span.h).
 //
@@ -74,8 +76,15 @@ class Processor : public AckHandler {
   FileJobOptions JobOptions() const;
   void ProcessDueFiles();
   Step ProcessFile(const std::string& name);
+  class ClaimGate;
+  // A claim answered before any batch of the file was sent: settles the file or loads it.
   Step Claimed(const FileFacts& facts, const v1::ClaimFileResponse& claim, tracing::Span span,
                const FileQueue::Entry& entry);
+  // A granted claim: the file is in flight from now on, with `span` (file.process).
+  void Admit(const FileFacts& facts, const FileQueue::Entry& entry, const v1::ClaimFileResponse& claim,
+             int64_t resume_after_row, tracing::Span span);
+  // After the file job of an admitted file.
+  Step Loaded(const FileFacts& facts, const FileQueue::Entry& entry, const absl::StatusOr<FileJobResult>& result);
   // Archives a file whose last batch was committed (it has left in_flight_, not yet the queue).
   void FinishCommitted(InFlightFile file);
   // Queues `name` again after a refusal (FileQueue::Refused); ends `span` (may be null) with `why`.

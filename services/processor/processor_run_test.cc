@@ -279,6 +279,10 @@ TEST_F(ProcessorRunTest, AFileHeldByAnotherProcessorIsClaimedAgainUntilItIsFree)
   EXPECT_EQ(fake_.claims().size(), 3u);
   EXPECT_THAT(ListFiles(archive_), ElementsAre("a.csv"));
   EXPECT_EQ(metrics_.files_held_by_other.Value(), 2);
+  // What was read while each refused claim travelled was dropped: every row went once, with the
+  // third claim's token.
+  EXPECT_THAT(ReceivedRanges("a.csv"), ElementsAre(std::pair<int64_t, int64_t>{1, 5}));
+  EXPECT_EQ(fake_.received()[0].batch.claim_token(), "token-1");
 }
 
 TEST_F(ProcessorRunTest, AResumedFileSendsOnlyTheRowsAfterTheResumePoint) {
@@ -292,6 +296,43 @@ TEST_F(ProcessorRunTest, AResumedFileSendsOnlyTheRowsAfterTheResumePoint) {
   EXPECT_THAT(ReceivedRanges("a.csv"),
               ElementsAre(std::pair<int64_t, int64_t>{21, 30}, std::pair<int64_t, int64_t>{31, 35}));
   EXPECT_EQ(fake_.received()[0].batch.claim_token(), "t-2");
+  EXPECT_THAT(ListFiles(archive_), ElementsAre("a.csv"));
+}
+
+TEST_F(ProcessorRunTest, TheFileIsReadWhileItsClaimTravelsAndNoBatchLeavesBeforeTheAnswer) {
+  fake_.SetClaimDelay(absl::Milliseconds(500));
+  DropFile(inbox_, "a.csv", V3File(1, 25));
+  ASSERT_TRUE(RunOnce().ok());
+  ASSERT_EQ(fake_.claim_answer_times_us().size(), 1u);
+  const int64_t answered_us = fake_.claim_answer_times_us()[0];
+  const std::vector<FakeWriter::Received> received = fake_.received();
+  ASSERT_EQ(received.size(), 3u);
+  // The job began reading before the answer; no batch reached the writer before it.
+  EXPECT_LT(received[0].batch.read_time_us(), answered_us);
+  for (const FakeWriter::Received& r : received) {
+    EXPECT_GE(r.received_us, answered_us);
+    EXPECT_EQ(r.batch.claim_token(), "token-1");
+  }
+  EXPECT_THAT(ReceivedRanges("a.csv"), ElementsAre(std::pair<int64_t, int64_t>{1, 10},
+                                                   std::pair<int64_t, int64_t>{11, 20},
+                                                   std::pair<int64_t, int64_t>{21, 25}));
+  EXPECT_THAT(ListFiles(archive_), ElementsAre("a.csv"));
+  EXPECT_EQ(metrics_.files_committed.Value(), 1);
+}
+
+TEST_F(ProcessorRunTest, AResumeFromRowZeroKeepsWhatWasReadAndSendsItWithTheNewToken) {
+  v1::ClaimFileResponse resume;
+  resume.set_outcome(v1::ClaimFileResponse::OUTCOME_RESUME);
+  resume.set_resume_after_row(0);
+  resume.set_claim_token("t-7");
+  fake_.SetClaimResponse("a.csv", resume);
+  DropFile(inbox_, "a.csv", V3File(1, 25));
+  ASSERT_TRUE(RunOnce().ok());
+  EXPECT_EQ(fake_.claims().size(), 1u);
+  EXPECT_THAT(ReceivedRanges("a.csv"), ElementsAre(std::pair<int64_t, int64_t>{1, 10},
+                                                   std::pair<int64_t, int64_t>{11, 20},
+                                                   std::pair<int64_t, int64_t>{21, 25}));
+  for (const FakeWriter::Received& r : fake_.received()) EXPECT_EQ(r.batch.claim_token(), "t-7");
   EXPECT_THAT(ListFiles(archive_), ElementsAre("a.csv"));
 }
 
@@ -371,11 +412,13 @@ TEST_F(ProcessorRunTest, AWriterThatIsDownAtFirstIsWaitedForWithBackoff) {
   Make();
   std::thread run([this] { result_ = processor_->Run(); });
   ASSERT_TRUE(WaitUntil([&] { return fake_.claims().size() >= 3; }, kWait, kPoll));
+  EXPECT_THAT(fake_.received(), IsEmpty());  // nothing read ahead of a failed claim is sent
   fake_.SetClaimStatus(grpc::Status::OK);
   run.join();
   EXPECT_TRUE(result_.ok()) << result_;
   EXPECT_THAT(ListFiles(archive_), ElementsAre("a.csv"));
   EXPECT_GE(metrics_.claim_retries.Value(), 3);
+  EXPECT_THAT(ReceivedRanges("a.csv"), ElementsAre(std::pair<int64_t, int64_t>{1, 5}));
 }
 
 TEST_F(ProcessorRunTest, AFileTheWriterRefusesIsRetriedThenGivenUpAndOnceFails) {

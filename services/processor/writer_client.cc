@@ -111,30 +111,60 @@ bool WriterClient::Ready() { return connected_ && breaker_.state() != CircuitBre
 
 absl::StatusOr<v1::ClaimFileResponse> WriterClient::ClaimFile(const v1::ClaimFileRequest& request,
                                                                const tracing::TraceContext& trace) {
+  return StartClaimFile(request, trace)->Wait();
+}
+
+std::unique_ptr<PendingClaim> WriterClient::StartClaimFile(const v1::ClaimFileRequest& request,
+                                                           const tracing::TraceContext& trace) {
+  std::unique_ptr<PendingClaim> claim(new PendingClaim(&breaker_));
   if (!breaker_.Allow()) {
-    return absl::UnavailableError(absl::StrCat("circuit breaker ", CircuitStateName(breaker_.state()),
-                                               ": the writer failed repeatedly"));
+    claim->answer_ = absl::UnavailableError(absl::StrCat("circuit breaker ", CircuitStateName(breaker_.state()),
+                                                         ": the writer failed repeatedly"));
+    return claim;
   }
-  grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + options_.rpc_timeout));
-  tracing::InjectTraceparent(trace, &context);
-  v1::ClaimFileResponse response;
-  const grpc::Status status = stub_->ClaimFile(&context, request, &response);
-  if (IsTransportFailure(status.error_code())) {
-    breaker_.RecordFailure();
+  claim->context_.set_deadline(absl::ToChronoTime(absl::Now() + options_.rpc_timeout));
+  tracing::InjectTraceparent(trace, &claim->context_);
+  claim->call_ = stub_->AsyncClaimFile(&claim->context_, request, &claim->queue_);
+  claim->call_->Finish(&claim->response_, &claim->status_, claim.get());
+  return claim;
+}
+
+PendingClaim::~PendingClaim() {
+  if (call_ != nullptr && !answer_.has_value()) {
+    context_.TryCancel();
+    void* tag;
+    bool ok;
+    (void)queue_.Next(&tag, &ok);  // the call's completion, cancelled or not
+  }
+  queue_.Shutdown();
+  void* tag;
+  bool ok;
+  while (queue_.Next(&tag, &ok)) {
+  }
+}
+
+const absl::StatusOr<v1::ClaimFileResponse>& PendingClaim::Wait() {
+  if (answer_.has_value()) return *answer_;
+  void* tag;
+  bool ok;
+  if (!queue_.Next(&tag, &ok)) status_ = grpc::Status(grpc::StatusCode::INTERNAL, "completion queue shut down");
+  if (IsTransportFailure(status_.error_code())) {
+    breaker_->RecordFailure();
   } else {
-    breaker_.RecordSuccess();  // the writer answered, whatever it said
+    breaker_->RecordSuccess();  // the writer answered, whatever it said
   }
-  if (!status.ok()) {
-    const absl::Status s = FromGrpcStatus(status);
-    return absl::Status(s.code(), absl::StrCat("ClaimFile: ", s.message()));
+  if (!status_.ok()) {
+    const absl::Status s = FromGrpcStatus(status_);
+    answer_ = absl::Status(s.code(), absl::StrCat("ClaimFile: ", s.message()));
+  } else if (!v1::ClaimFileResponse::Outcome_IsValid(response_.outcome()) ||
+             response_.outcome() == v1::ClaimFileResponse::OUTCOME_UNSPECIFIED || response_.resume_after_row() < 0) {
+    answer_ = absl::InternalError(absl::StrCat("ClaimFile answer outside the contract: outcome ",
+                                               response_.outcome(), ", resume_after_row ",
+                                               response_.resume_after_row()));
+  } else {
+    answer_ = std::move(response_);
   }
-  if (!v1::ClaimFileResponse::Outcome_IsValid(response.outcome()) ||
-      response.outcome() == v1::ClaimFileResponse::OUTCOME_UNSPECIFIED || response.resume_after_row() < 0) {
-    return absl::InternalError(absl::StrCat("ClaimFile answer outside the contract: outcome ", response.outcome(),
-                                            ", resume_after_row ", response.resume_after_row()));
-  }
-  return response;
+  return *answer_;
 }
 
 absl::Status WriterClient::Send(std::unique_ptr<OwnedBatch> batch) {

@@ -1,6 +1,7 @@
 // writer_client: the processor's side of the Ingest service (docs/design.md, "wire"; proto/ecomstream/v1/ingest.proto).
 //
-// ClaimFile is a unary call with a deadline. Batches go out on one long-lived bidirectional
+// ClaimFile is a unary call with a deadline; StartClaimFile sends it and lets the caller work
+// (read the file) until it needs the answer. Batches go out on one long-lived bidirectional
 // Write stream (Start() opens the first one before any batch is sent), in the order Send()
 // queued them, through a bounded window: Send() blocks while `max_in_flight` batches are
 // unacknowledged, so a slow writer slows the reader and memory stays bounded (about
@@ -34,6 +35,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -84,6 +86,30 @@ struct TlsFiles {
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeWriterChannel(
     const std::string& address, const TlsFiles& tls, absl::Duration max_reconnect_backoff = absl::Seconds(2));
 
+// A ClaimFile call in flight (WriterClient::StartClaimFile). Not thread-safe: one owner.
+class PendingClaim {
+ public:
+  ~PendingClaim();  // cancels the call if its answer was never awaited
+  PendingClaim(const PendingClaim&) = delete;
+  PendingClaim& operator=(const PendingClaim&) = delete;
+
+  // Blocks until the answer is in; then returns it, the same each time, as ClaimFile would.
+  const absl::StatusOr<v1::ClaimFileResponse>& Wait();
+  bool answered() const { return answer_.has_value(); }
+
+ private:
+  friend class WriterClient;
+  explicit PendingClaim(CircuitBreaker* breaker) : breaker_(breaker) {}
+
+  CircuitBreaker* const breaker_;
+  grpc::ClientContext context_;
+  grpc::CompletionQueue queue_;  // polled by Wait() only: the answer costs no thread switch
+  std::unique_ptr<grpc::ClientAsyncResponseReader<v1::ClaimFileResponse>> call_;
+  v1::ClaimFileResponse response_;
+  grpc::Status status_;
+  std::optional<absl::StatusOr<v1::ClaimFileResponse>> answer_;
+};
+
 class WriterClient {
  public:
   // `handler` must outlive the client; `metrics` may be null.
@@ -103,6 +129,9 @@ class WriterClient {
   // kInternal for an answer outside the contract (unknown outcome, negative row).
   absl::StatusOr<v1::ClaimFileResponse> ClaimFile(const v1::ClaimFileRequest& request,
                                                   const tracing::TraceContext& trace);
+  // The same call, sent now; PendingClaim::Wait() gives its answer. The client must outlive it.
+  std::unique_ptr<PendingClaim> StartClaimFile(const v1::ClaimFileRequest& request,
+                                               const tracing::TraceContext& trace);
 
   // Queues `batch` for the stream, blocking while the window is full. kCancelled after
   // StopIntake() or Stop(); kAborted when the batch's file was rejected (see AckHandler).

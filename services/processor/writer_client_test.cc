@@ -19,6 +19,7 @@ namespace {
 using ::ecomstream::testing::WaitUntil;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::IsEmpty;
 using testing::FakeWriter;
 
 constexpr absl::Duration kWait = absl::Seconds(20);
@@ -310,6 +311,39 @@ TEST_F(WriterClientTest, ClaimFileAnswersOutsideTheContractAreInternalErrors) {
   EXPECT_EQ(client.ClaimFile(v1::ClaimFileRequest(), tracing::TraceContext()).status().code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(client.breaker_state(), CircuitBreaker::State::kClosed);  // the writer answered
+}
+
+TEST_F(WriterClientTest, AStartedClaimIsOnItsWayWhileTheCallerWorksAndWaitGivesTheAnswer) {
+  fake_.SetClaimDelay(absl::Milliseconds(300));
+  WriterClient& client = Client();
+  v1::ClaimFileRequest request;
+  request.set_file_name("a.csv");
+  request.set_claimant("host:1:abc");
+  std::unique_ptr<PendingClaim> claim = client.StartClaimFile(request, tracing::TraceContext());
+  // Sent at once: the fake holds the call while the caller goes on.
+  ASSERT_TRUE(WaitUntil([&] { return fake_.claims().size() == 1; }, absl::Seconds(10), absl::Milliseconds(1)));
+  EXPECT_FALSE(claim->answered());
+  EXPECT_EQ(fake_.claims()[0].claimant(), "host:1:abc");
+  const absl::StatusOr<v1::ClaimFileResponse>& answer = claim->Wait();
+  ASSERT_TRUE(answer.ok()) << answer.status();
+  EXPECT_EQ(answer->outcome(), v1::ClaimFileResponse::OUTCOME_CLAIMED);
+  EXPECT_EQ(answer->claim_token(), "token-1");
+  EXPECT_TRUE(claim->answered());
+  EXPECT_EQ(claim->Wait()->claim_token(), "token-1");  // the same answer again, no second call
+  EXPECT_EQ(fake_.claims().size(), 1u);
+}
+
+TEST_F(WriterClientTest, AStartedClaimDroppedBeforeItsAnswerIsCancelled) {
+  fake_.SetClaimDelay(absl::Seconds(30));
+  WriterClient& client = Client();
+  v1::ClaimFileRequest request;
+  request.set_file_name("a.csv");
+  std::unique_ptr<PendingClaim> claim = client.StartClaimFile(request, tracing::TraceContext());
+  ASSERT_TRUE(WaitUntil([&] { return fake_.claims().size() == 1; }, absl::Seconds(10), absl::Milliseconds(1)));
+  claim.reset();
+  ASSERT_TRUE(WaitUntil([&] { return fake_.claims_cancelled() == 1; }, absl::Seconds(10), absl::Milliseconds(1)));
+  EXPECT_THAT(fake_.claim_answer_times_us(), IsEmpty());
+  EXPECT_EQ(client.breaker_state(), CircuitBreaker::State::kClosed);
 }
 
 TEST_F(WriterClientTest, StopIntakeDrainsTheWindowThenRefusesBatches) {

@@ -45,6 +45,11 @@ void FakeWriter::SetClaimResponse(const std::string& file_name, v1::ClaimFileRes
   claim_responses_[file_name] = {std::move(response), times};
 }
 
+void FakeWriter::SetClaimDelay(absl::Duration delay) {
+  absl::MutexLock lock(&mu_);
+  claim_delay_ = delay;
+}
+
 void FakeWriter::SetClaimStatus(grpc::Status status) {
   absl::MutexLock lock(&mu_);
   claim_status_ = std::move(status);
@@ -95,6 +100,16 @@ std::vector<v1::ClaimFileRequest> FakeWriter::claims() const {
   return claims_;
 }
 
+std::vector<int64_t> FakeWriter::claim_answer_times_us() const {
+  absl::MutexLock lock(&mu_);
+  return claim_answer_times_us_;
+}
+
+int FakeWriter::claims_cancelled() const {
+  absl::MutexLock lock(&mu_);
+  return claims_cancelled_;
+}
+
 std::vector<std::string> FakeWriter::claim_traceparents() const {
   absl::MutexLock lock(&mu_);
   return claim_traceparents_;
@@ -141,6 +156,17 @@ grpc::Status FakeWriter::ClaimFile(grpc::ServerContext* context, const v1::Claim
   absl::MutexLock lock(&mu_);
   claims_.push_back(*request);
   claim_traceparents_.push_back(tracing::ExtractTraceparent(*context).ToTraceparent());
+  const absl::Time answer_at = absl::Now() + claim_delay_;
+  while (absl::Now() < answer_at) {
+    if (context->IsCancelled()) {
+      ++claims_cancelled_;
+      return grpc::Status::CANCELLED;
+    }
+    mu_.Unlock();
+    absl::SleepFor(absl::Milliseconds(1));
+    mu_.Lock();
+  }
+  claim_answer_times_us_.push_back(NowMicros());
   if (!claim_status_.ok()) return claim_status_;
   auto it = claim_responses_.find(request->file_name());
   if (it != claim_responses_.end() && it->second.second != 0) {
@@ -230,7 +256,7 @@ grpc::Status FakeWriter::Write(grpc::ServerContext* context, grpc::ServerReaderW
   v1::Batch batch;
   while (stream->Read(&batch)) {
     absl::MutexLock lock(&mu_);
-    received_.push_back(Received{batch, stream_no});
+    received_.push_back(Received{batch, stream_no, NowMicros()});
     if (rejected_files_.count(batch.file_name()) > 0) {
       result = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "the test refuses this file");
       break;

@@ -29,6 +29,7 @@ class FakeWriter final : public v1::Ingest::Service {
   struct Received {
     v1::Batch batch;
     int stream = 0;  // 1-based stream number it arrived on
+    int64_t received_us = 0;  // NowMicros() when it was read
   };
 
   FakeWriter();
@@ -47,6 +48,8 @@ class FakeWriter final : public v1::Ingest::Service {
   // Answer for ClaimFile of `file_name` (CLAIMED with a fresh token when not set). `times` < 0:
   // every call; otherwise for the next `times` calls, then the default again.
   void SetClaimResponse(const std::string& file_name, v1::ClaimFileResponse response, int times = -1);
+  // Each ClaimFile answers only after `delay` (or once the caller cancels it).
+  void SetClaimDelay(absl::Duration delay);
   // Every ClaimFile / Write fails with `status` until cleared with OK.
   void SetClaimStatus(grpc::Status status);
   void SetWriteStatus(grpc::Status status);
@@ -66,6 +69,10 @@ class FakeWriter final : public v1::Ingest::Service {
   // --- Observations ---
   std::vector<Received> received() const;
   std::vector<v1::ClaimFileRequest> claims() const;
+  // NowMicros() when each ClaimFile answer left, in call order (cancelled calls have none).
+  std::vector<int64_t> claim_answer_times_us() const;
+  // ClaimFile calls the caller cancelled while the fake delayed them.
+  int claims_cancelled() const;
   // The `traceparent` metadata of each ClaimFile call ("" when absent or malformed).
   std::vector<std::string> claim_traceparents() const;
   // The `traceparent` metadata of each Write stream, in the order they opened ("" when absent or
@@ -96,6 +103,9 @@ class FakeWriter final : public v1::Ingest::Service {
   std::string address_;
   std::map<std::string, std::pair<v1::ClaimFileResponse, int>> claim_responses_ ABSL_GUARDED_BY(mu_);
   grpc::Status claim_status_ ABSL_GUARDED_BY(mu_);
+  absl::Duration claim_delay_ ABSL_GUARDED_BY(mu_);
+  std::vector<int64_t> claim_answer_times_us_ ABSL_GUARDED_BY(mu_);
+  int claims_cancelled_ ABSL_GUARDED_BY(mu_) = 0;
   grpc::Status write_status_ ABSL_GUARDED_BY(mu_);
   bool hold_acks_ ABSL_GUARDED_BY(mu_) = false;
   absl::Duration ack_delay_ ABSL_GUARDED_BY(mu_);

@@ -12,7 +12,9 @@ namespace ecomstream::writer {
 namespace {
 
 // $6 claimant, $7 token, $8 lease in ms, $10 header, $11 reference time (redrive re-parses with
-// them; sql/020_redrive.sql). Returns nothing if the file is already known.
+// them; sql/020_redrive.sql). Returns nothing if the file is already known. Prepared once per
+// session (kInsertClaimName): planning it cost more than running it (~0.45 of ~0.6 ms).
+constexpr char kInsertClaimName[] = "ecomstream_ledger_insert_claim";
 constexpr char kInsertClaim[] = R"sql(
 INSERT INTO ecomstream.ingest_files (
   file_id, file_name, size_bytes, schema_version, expected_rows, state, claimant, claim_token, lease_ms,
@@ -79,8 +81,13 @@ absl::StatusOr<v1::ClaimFileResponse> FileLedger::Claim(const v1::ClaimFileReque
     // it runs: no BEGIN and COMMIT round trips. A known file is read and taken under its row lock.
     pqxx::result inserted;
     {
-      pqxx::nontransaction statement(**lease);
-      inserted = statement.exec_params(kInsertClaim, request.file_id(), request.file_name(), request.size_bytes(),
+      PgConnection& connection = **lease;
+      if (!connection.ledger_ready) {
+        connection.prepare(kInsertClaimName, kInsertClaim);  // sent with its first use
+        connection.ledger_ready = true;
+      }
+      pqxx::nontransaction statement(connection);
+      inserted = statement.exec_prepared(kInsertClaimName, request.file_id(), request.file_name(), request.size_bytes(),
                                        request.schema_version(), request.expected_rows(), request.claimant(),
                                        token, lease_ms, request.file_drop_time_us(), request.header(),
                                        request.reference_time_us());
