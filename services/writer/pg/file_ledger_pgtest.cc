@@ -46,6 +46,31 @@ TEST_F(FileLedgerTest, ANewFileIsClaimedFromRowOneWithALease) {
             "fresh.csv|claimed|p1|1|30000");
 }
 
+TEST_F(FileLedgerTest, NewFilesClaimedOneAfterAnotherOnTheSameSessionsEachStoreTheirOwnFacts) {
+  // The claim statement is prepared once per session; every later claim binds its own values.
+  for (int i = 1; i <= 6; ++i) {
+    v1::ClaimFileRequest request = Request(absl::StrCat("f", i, ".csv"), absl::StrCat("p", i), 10'000 * i);
+    request.set_size_bytes(100 * i);
+    request.set_schema_version(i % 2 == 0 ? 3 : 0);
+    request.set_expected_rows(i == 3 ? 0 : 10 * i);
+    request.set_file_drop_time_us(i == 4 ? 0 : 1'700'000'000'000'000 + i);
+    request.set_header(i == 5 ? "" : absl::StrCat("event_id,h", i));
+    request.set_reference_time_us(1'600'000'000'000'000 + i);
+    EXPECT_EQ(ClaimOk(request).outcome(), Outcome::OUTCOME_CLAIMED) << i;
+  }
+  EXPECT_EQ(Sql("SELECT string_agg(concat_ws(' ', file_name, size_bytes, coalesce(schema_version::text, '-'), "
+                "coalesce(expected_rows::text, '-'), claimant, lease_ms, state, "
+                "coalesce((extract(epoch FROM file_drop_time) * 1000000)::bigint::text, '-'), "
+                "coalesce(header, '-'), (extract(epoch FROM reference_time) * 1000000)::bigint), ';' "
+                "ORDER BY file_name) FROM ecomstream.ingest_files"),
+            "f1.csv 100 - 10 p1 10000 claimed 1700000000000001 event_id,h1 1600000000000001;"
+            "f2.csv 200 3 20 p2 20000 claimed 1700000000000002 event_id,h2 1600000000000002;"
+            "f3.csv 300 - - p3 30000 claimed 1700000000000003 event_id,h3 1600000000000003;"
+            "f4.csv 400 3 40 p4 40000 claimed - event_id,h4 1600000000000004;"
+            "f5.csv 500 - 50 p5 50000 claimed 1700000000000005 - 1600000000000005;"
+            "f6.csv 600 3 60 p6 60000 claimed 1700000000000006 event_id,h6 1600000000000006");
+}
+
 TEST_F(FileLedgerTest, ALiveLeaseOfAnotherClaimantIsReportedWithItsHolder) {
   ClaimOk(Request("busy.csv", "p1"));
   const v1::ClaimFileResponse response = ClaimOk(Request("busy.csv", "p2"));
