@@ -23,7 +23,8 @@
 // the stream opened by Start() none (the writer follows each Batch's own traceparent
 // field, the stream being shared by many batches and files).
 //
-// Threads: Send, ClaimFile, WaitForAcks, StopIntake, Stop and the accessors are thread-safe.
+// Threads: Send, ClaimFile, StartClaimFile, WaitForAcks, StopIntake, Stop and the accessors are
+// thread-safe (a PendingClaim is not: one owner waits for it).
 // One internal thread runs the stream (plus a reader thread per stream); AckHandler callbacks
 // run on the reader thread, never under the client's lock, and must not block for long.
 #ifndef ECOMSTREAM_SERVICES_PROCESSOR_WRITER_CLIENT_H_
