@@ -14,6 +14,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <sstream>
 
 #include "absl/strings/match.h"
@@ -281,21 +282,28 @@ std::string PgCluster::Dsn(absl::string_view dbname) const {
   return absl::StrCat("host=127.0.0.1 port=", port_, " user=", superuser_, " dbname=", dbname);
 }
 
-absl::StatusOr<std::string> RunSql(absl::string_view dsn, absl::string_view sql) {
-  // Through libpq in this process: a psql child per statement cost tens of milliseconds, and
-  // tests run many. One simple-query message, as `psql -c` sends it; the output is that of
-  // `psql -X -q -A -t`: every row of every result, fields joined by '|', NULL as empty.
-  std::unique_ptr<PGconn, void (*)(PGconn*)> connection(PQconnectdb(std::string(dsn).c_str()), PQfinish);
+namespace {
+
+using Connection = std::unique_ptr<PGconn, void (*)(PGconn*)>;
+
+absl::StatusOr<Connection> Connect(absl::string_view dsn) {
+  Connection connection(PQconnectdb(std::string(dsn).c_str()), PQfinish);
   if (PQstatus(connection.get()) != CONNECTION_OK) {
     return absl::InternalError(absl::StrCat("SQL failed (connect): ", PQerrorMessage(connection.get())));
   }
   PQsetNoticeProcessor(connection.get(), [](void*, const char*) {}, nullptr);
-  if (PQsendQuery(connection.get(), std::string(sql).c_str()) == 0) {
-    return absl::InternalError(absl::StrCat("SQL failed (send): ", PQerrorMessage(connection.get())));
+  return connection;
+}
+
+// One simple-query message on `connection`, as `psql -c` sends it; the output is that of
+// `psql -X -q -A -t`: every row of every result, fields joined by '|', NULL as empty.
+absl::StatusOr<std::string> Run(PGconn* connection, absl::string_view sql) {
+  if (PQsendQuery(connection, std::string(sql).c_str()) == 0) {
+    return absl::InternalError(absl::StrCat("SQL failed (send): ", PQerrorMessage(connection)));
   }
   std::string output;
   std::string error;
-  while (PGresult* raw = PQgetResult(connection.get())) {
+  while (PGresult* raw = PQgetResult(connection)) {
     std::unique_ptr<PGresult, void (*)(PGresult*)> result(raw, PQclear);
     const ExecStatusType status = PQresultStatus(raw);
     if (status == PGRES_FATAL_ERROR) {
@@ -316,8 +324,105 @@ absl::StatusOr<std::string> RunSql(absl::string_view dsn, absl::string_view sql)
   return output;
 }
 
+// The superuser's idle sessions of this process, by DSN: a test's fixture runs its SQL in a
+// handful of Psql calls, and a fresh session each (connect, a backend forked, catalogs loaded)
+// cost the server more than most of those statements. A session is lent to one call at a time
+// (threads of a test take one each) and kept only while it is outside any transaction, reset
+// (DISCARD ALL: settings, temporary tables, prepared statements, session locks) when it comes
+// back; one that does not answer when lent again is closed. Never freed: a forked child exiting
+// must not end its parent's sessions.
+class IdleSessions {
+ public:
+  static IdleSessions& Get() {
+    static IdleSessions* const sessions = new IdleSessions();
+    return *sessions;
+  }
+
+  absl::StatusOr<Connection> Take(const std::string& dsn) {
+    for (;;) {
+      Connection connection(nullptr, PQfinish);
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        auto it = idle_.find(dsn);
+        if (it == idle_.end()) break;
+        connection.reset(it->second.release());
+        idle_.erase(it);
+      }
+      // An empty query: does the session still answer (a test may have ended it meanwhile)?
+      if (Answers(connection.get(), "", PGRES_EMPTY_QUERY)) return connection;
+    }
+    return Connect(dsn);
+  }
+
+  void Give(const std::string& dsn, Connection connection) {
+    if (PQstatus(connection.get()) != CONNECTION_OK || PQtransactionStatus(connection.get()) != PQTRANS_IDLE) return;
+    // What the statement left in the session (settings, temporary tables, session locks,
+    // prepared statements) goes now, as it did when the session ended.
+    if (!Answers(connection.get(), "DISCARD ALL", PGRES_COMMAND_OK)) return;
+    std::lock_guard<std::mutex> lock(mutex_);
+    idle_.emplace(dsn, std::move(connection));
+  }
+
+  // Closes the idle sessions whose DSN `matches`; returns how many.
+  int Close(const std::function<bool(const std::string& dsn)>& matches) {
+    std::vector<Connection> closed;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      for (auto it = idle_.begin(); it != idle_.end();) {
+        if (matches(it->first)) {
+          closed.push_back(std::move(it->second));
+          it = idle_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    return static_cast<int>(closed.size());
+  }
+
+ private:
+  static bool Answers(PGconn* connection, const char* sql, ExecStatusType expected) {
+    PGresult* result = PQexec(connection, sql);
+    const bool ok = PQresultStatus(result) == expected;
+    PQclear(result);
+    return ok;
+  }
+
+  std::mutex mutex_;
+  std::multimap<std::string, Connection> idle_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::string> RunSql(absl::string_view dsn, absl::string_view sql) {
+  // Through libpq in this process: a psql child per statement cost tens of milliseconds, and
+  // tests run many. A session of its own, as `psql -c` would have.
+  auto connection = Connect(dsn);
+  if (!connection.ok()) return connection.status();
+  return Run(connection->get(), sql);
+}
+
 absl::StatusOr<std::string> PgCluster::Psql(absl::string_view dbname, absl::string_view sql) const {
-  return RunSql(Dsn(dbname), sql);
+  const std::string dsn = Dsn(dbname);
+  auto connection = IdleSessions::Get().Take(dsn);
+  if (!connection.ok()) return connection.status();
+  absl::StatusOr<std::string> output = Run(connection->get(), sql);
+  IdleSessions::Get().Give(dsn, *std::move(connection));
+  // DROP/ALTER/copy of a database refuses while anyone is connected to it: this process's idle
+  // sessions must not be that anyone. The statement failed as a whole, so it may run again.
+  if (!output.ok() && absl::StrContains(output.status().message(), "is being accessed by other users")) {
+    const std::string port = absl::StrCat(" port=", port_, " ");
+    auto others = [&](const std::string& idle) { return idle != dsn && absl::StrContains(idle, port); };
+    if (IdleSessions::Get().Close(others) > 0) {
+      return Psql(dbname, sql);
+    }
+  }
+  return output;
+}
+
+void PgCluster::CloseIdleSessions(absl::string_view dbname) const {
+  const std::string dsn = Dsn(dbname);
+  IdleSessions::Get().Close([&](const std::string& idle) { return idle == dsn; });
 }
 
 absl::StatusOr<std::string> PgCluster::CreateUniqueDatabase(absl::string_view prefix, absl::string_view clause) {
@@ -367,6 +472,7 @@ absl::Status PgCluster::EnsureTemplate(absl::string_view template_name,
   if (!created.ok()) return created.status();
   absl::Status built = build(Dsn(template_name));
   if (!built.ok()) return built;
+  CloseIdleSessions(template_name);
   // No connections from now on: copying a template requires that nobody is connected to it.
   auto frozen = Psql("postgres", absl::StrCat("ALTER DATABASE ", Quoted(template_name),
                                               " WITH IS_TEMPLATE true ALLOW_CONNECTIONS false"));
