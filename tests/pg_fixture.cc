@@ -324,9 +324,9 @@ absl::StatusOr<std::string> Run(PGconn* connection, absl::string_view sql) {
   return output;
 }
 
-// The superuser's idle sessions of this process, by DSN: a test's fixture runs its SQL in a
-// handful of Psql calls, and a fresh session each (connect, a backend forked, catalogs loaded)
-// cost the server more than most of those statements. A session is lent to one call at a time
+// The idle sessions of this process, by DSN: a test runs its SQL in many RunSql/Psql calls, and a
+// fresh session each (connect, a backend forked, catalogs loaded, PL/pgSQL functions compiled
+// again) cost the server more than most of those statements. A session is lent to one call at a time
 // (threads of a test take one each) and kept only while it is outside any transaction, reset
 // (DISCARD ALL: settings, temporary tables, prepared statements, session locks) when it comes
 // back; one that does not answer when lent again is closed. Never freed: a forked child exiting
@@ -396,28 +396,23 @@ class IdleSessions {
 
 absl::StatusOr<std::string> RunSql(absl::string_view dsn, absl::string_view sql) {
   // Through libpq in this process: a psql child per statement cost tens of milliseconds, and
-  // tests run many. A session of its own, as `psql -c` would have.
-  auto connection = Connect(dsn);
+  // tests run many; a session per statement cost the server more than most statements do.
+  const std::string key(dsn);
+  auto connection = IdleSessions::Get().Take(key);
   if (!connection.ok()) return connection.status();
-  return Run(connection->get(), sql);
+  absl::StatusOr<std::string> output = Run(connection->get(), sql);
+  IdleSessions::Get().Give(key, *std::move(connection));
+  // DROP/ALTER/copy of a database refuses while anyone is connected to it: this process's idle
+  // sessions must not be that anyone. The statement failed as a whole, so it may run again.
+  if (!output.ok() && absl::StrContains(output.status().message(), "is being accessed by other users") &&
+      IdleSessions::Get().Close([&](const std::string& idle) { return idle != key; }) > 0) {
+    return RunSql(dsn, sql);
+  }
+  return output;
 }
 
 absl::StatusOr<std::string> PgCluster::Psql(absl::string_view dbname, absl::string_view sql) const {
-  const std::string dsn = Dsn(dbname);
-  auto connection = IdleSessions::Get().Take(dsn);
-  if (!connection.ok()) return connection.status();
-  absl::StatusOr<std::string> output = Run(connection->get(), sql);
-  IdleSessions::Get().Give(dsn, *std::move(connection));
-  // DROP/ALTER/copy of a database refuses while anyone is connected to it: this process's idle
-  // sessions must not be that anyone. The statement failed as a whole, so it may run again.
-  if (!output.ok() && absl::StrContains(output.status().message(), "is being accessed by other users")) {
-    const std::string port = absl::StrCat(" port=", port_, " ");
-    auto others = [&](const std::string& idle) { return idle != dsn && absl::StrContains(idle, port); };
-    if (IdleSessions::Get().Close(others) > 0) {
-      return Psql(dbname, sql);
-    }
-  }
-  return output;
+  return RunSql(Dsn(dbname), sql);
 }
 
 void PgCluster::CloseIdleSessions(absl::string_view dbname) const {

@@ -66,8 +66,7 @@ class PgCluster {
       const std::function<absl::Status(const std::string& dsn)>& build);
   // Runs SQL as the superuser in one simple query (libpq, as `psql -c` would); returns the rows as
   // `psql -A -t` prints them: fields joined by '|', one line per row, NULL as empty. The session
-  // is one this process used before for `dbname` when one is idle (reset with DISCARD ALL: no
-  // setting, temporary table or session lock carries over), else a new one.
+  // is RunSql's.
   absl::StatusOr<std::string> Psql(absl::string_view dbname, absl::string_view sql) const;
   // Closes this process's idle Psql sessions to `dbname` (before a test makes it a template, or
   // needs nobody connected to it).
@@ -117,8 +116,12 @@ class PgCluster {
 PgCluster& SharedPgCluster();
 
 // Runs SQL on `dsn` in one simple query through libpq (as `psql -c` would: every statement of
-// it, one transaction unless it says otherwise) in a session of its own; returns the rows as
-// `psql -X -q -A -t` prints them. An error is the server's message.
+// it, one transaction unless it says otherwise); returns the rows as `psql -X -q -A -t` prints
+// them. An error is the server's message. The session is one this process used before for the
+// same `dsn` when one is idle, else a new one: reset with DISCARD ALL after each call (no
+// setting, role, temporary table or session lock carries over) and kept only outside any
+// transaction. What is checked only at connection (login, CONNECT privilege, settings of the
+// database or role) is therefore checked at the first call; a test about those connects itself.
 absl::StatusOr<std::string> RunSql(absl::string_view dsn, absl::string_view sql);
 
 }  // namespace ecomstream::testing
