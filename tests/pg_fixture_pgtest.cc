@@ -39,6 +39,46 @@ TEST(PgFixtureTest, EachCreatedDatabaseIsSeparateAndQueryable) {
   EXPECT_GE(std::stoi(*version), 150000);
 }
 
+// RunSql lends a session the process used before: nothing a call leaves in it reaches the next
+// call, one the server ended is replaced, and an idle one never keeps its database from a DROP.
+TEST(PgFixtureTest, AReusedSessionCarriesNothingOverAndNeverBlocksADrop) {
+  PgCluster& pg = SharedPgCluster();
+  auto dsn = pg.CreateDatabase("reused");
+  ASSERT_TRUE(dsn.ok()) << dsn.status();
+  const std::string db = dsn->substr(dsn->rfind('=') + 1);
+  auto first = RunSql(*dsn,
+                      "SET work_mem = '7MB'; SET ROLE pg_read_all_data; CREATE TEMP TABLE left_behind (x int); "
+                      "SELECT pg_advisory_lock(4242); SELECT pg_backend_pid()");
+  ASSERT_TRUE(first.ok()) << first.status();
+  const std::string pid = first->substr(first->find('\n') + 1);
+  auto second = RunSql(*dsn,
+                       "SELECT current_setting('work_mem'), current_user = session_user, "
+                       "to_regclass('pg_temp.left_behind') IS NULL, pg_backend_pid()");
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(*second, absl::StrCat("4MB|t|t|", pid)) << "the same session, reset";
+  auto lock = pg.Psql(db, "SELECT pg_try_advisory_lock(4242)");
+  ASSERT_TRUE(lock.ok()) << lock.status();
+  EXPECT_EQ(*lock, "t\n") << "a session lock outlived the call that took it";
+  // A transaction left open: the session is not kept (its work is rolled back, as at disconnect).
+  ASSERT_TRUE(RunSql(*dsn, "CREATE TABLE t (x int)").ok());
+  ASSERT_TRUE(RunSql(*dsn, "BEGIN; INSERT INTO t VALUES (1)").ok());
+  auto rows = RunSql(*dsn, "SELECT count(*) FROM t");
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  EXPECT_EQ(*rows, "0\n");
+  // Ended by the server while idle: the next call gets a new session instead of the error.
+  auto before = RunSql(*dsn, "SELECT pg_backend_pid()");
+  ASSERT_TRUE(before.ok()) << before.status();
+  auto ended = pg.Psql("postgres", absl::StrCat("SELECT pg_terminate_backend(", *before, ")"));
+  ASSERT_TRUE(ended.ok()) << ended.status();
+  EXPECT_EQ(*ended, "t\n");
+  auto after = RunSql(*dsn, "SELECT pg_backend_pid()");
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_NE(*after, *before);
+  // This process's idle session to the database does not keep it from being dropped.
+  auto dropped = pg.Psql("postgres", absl::StrCat("DROP DATABASE \"", db, "\""));
+  EXPECT_TRUE(dropped.ok()) << dropped.status();
+}
+
 TEST(PgFixtureTest, DataSurvivesStopAndRestart) {
   auto own = PgCluster::Start();
   ASSERT_TRUE(own.ok()) << own.status();
