@@ -416,8 +416,13 @@ absl::StatusOr<std::string> PgCluster::Psql(absl::string_view dbname, absl::stri
 }
 
 void PgCluster::CloseIdleSessions(absl::string_view dbname) const {
-  const std::string dsn = Dsn(dbname);
-  IdleSessions::Get().Close([&](const std::string& idle) { return idle == dsn; });
+  // Any role's: DSNs as Dsn() and the tests' login DSNs spell them (host, port, user, dbname).
+  const std::string port = absl::StrCat(" port=", port_, " ");
+  const std::string database = absl::StrCat(" dbname=", dbname);
+  IdleSessions::Get().Close([&](const std::string& idle) {
+    return absl::StrContains(idle, port) &&
+           (absl::EndsWith(idle, database) || absl::StrContains(idle, absl::StrCat(database, " ")));
+  });
 }
 
 absl::StatusOr<std::string> PgCluster::CreateUniqueDatabase(absl::string_view prefix, absl::string_view clause) {

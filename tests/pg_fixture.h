@@ -68,8 +68,8 @@ class PgCluster {
   // `psql -A -t` prints them: fields joined by '|', one line per row, NULL as empty. The session
   // is RunSql's.
   absl::StatusOr<std::string> Psql(absl::string_view dbname, absl::string_view sql) const;
-  // Closes this process's idle Psql sessions to `dbname` (before a test makes it a template, or
-  // needs nobody connected to it).
+  // Closes this process's idle RunSql/Psql sessions (any role) to `dbname` of this cluster
+  // (before it becomes a template, or when a test needs nobody connected to it).
   void CloseIdleSessions(absl::string_view dbname) const;
 
   // For fault tests on a cluster of their own: fast shutdown / start again on the same port and
