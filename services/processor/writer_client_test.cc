@@ -201,6 +201,8 @@ TEST_F(WriterClientTest, ARestartedWriterGetsTheUnackedBatchesAgainOnANewConnect
   ASSERT_TRUE(AckedCount(3));
   EXPECT_THAT(handler_.acked(), ElementsAre("a.csv:1-1", "a.csv:2-2", "a.csv:3-3"));
   EXPECT_EQ(client.stats().batches_resent, 3);
+  // The fake records an ack once its Write returns, which may be after the client has read it.
+  ASSERT_TRUE(WaitUntil([&] { return fake_.acks().size() >= 3; }, kWait, kPoll));
   EXPECT_EQ(fake_.acks().size(), 3u);
 }
 
