@@ -1,5 +1,6 @@
 #include "services/processor/writer_client.h"
 
+#include <algorithm>
 #include <random>
 #include <utility>
 
@@ -368,6 +369,10 @@ WriterClient::StreamEnd WriterClient::RunStream(bool for_waiting_batches) {
   if (cancel) context.TryCancel();
   reader.join();
   end.status = stream->Finish();
+  const auto& trailers = context.GetServerTrailingMetadata();
+  if (auto refused = trailers.find(kRefusedFileIdMetadata); refused != trailers.end()) {
+    end.refused_file_id.assign(refused->second.data(), refused->second.size());
+  }
   absl::MutexLock lock(&mu_);
   stream_context_ = nullptr;
   end.acked = stream_acks_ > 0;
@@ -445,8 +450,14 @@ void WriterClient::HandleStreamEnd(const StreamEnd& end) {
     if (metrics_ != nullptr) metrics_->writer_client.failed.Increment();
     const grpc::StatusCode code = end.status.error_code();
     if (IsRejection(code) && !window_.empty()) {
-      // The writer answered, and refused: the oldest unacknowledged batch is the one it read.
+      // The writer answered, and refused a batch of the file its trailing metadata names (it
+      // commits several files at once); a writer that names none refused the oldest
+      // unacknowledged batch, the one it read first.
       rejected_file = window_.front().batch->batch().file_id();
+      if (std::any_of(window_.begin(), window_.end(),
+                      [&](const Pending& p) { return p.batch->batch().file_id() == end.refused_file_id; })) {
+        rejected_file = end.refused_file_id;
+      }
       rejection = absl::Status(FromGrpcStatus(end.status).code(),
                                absl::StrCat("the writer refused a batch: ", end.status.error_message()));
       const size_t before = window_.size();

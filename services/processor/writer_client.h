@@ -182,6 +182,7 @@ class WriterClient {
     bool acked = false;      // at least one ack arrived on it
     bool timed_out = false;  // the oldest batch waited longer than ack_timeout
     bool wrote = false;      // at least one batch was written on it
+    std::string refused_file_id;  // the writer's kRefusedFileIdMetadata, "" if absent
   };
 
   void Run();

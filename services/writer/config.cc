@@ -64,6 +64,7 @@ absl::Status WriterConfig::Validate() const {
   }
   if (absl::Status s = CheckRange("migrate_timeout_seconds", migrate_timeout_seconds, 0, 3600); !s.ok()) return s;
   if (absl::Status s = CheckRange("drain_seconds", drain_seconds, 0, 3600); !s.ok()) return s;
+  if (absl::Status s = CheckRange("commit_lanes", commit_lanes, 1, kMaxCommitLanes); !s.ok()) return s;
   return absl::OkStatus();
 }
 

@@ -3,6 +3,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <string>
+#include <utility>
+#include <vector>
+
 namespace ecomstream::writer {
 namespace {
 
@@ -64,6 +68,23 @@ TEST(WriterConfigTest, RejectsNumbersOutOfRange) {
   config = WriterConfig();
   config.pg_max_connections = -1;
   ExpectInvalid(config, "--pg_max_connections=-1 is out of range");
+}
+
+TEST(WriterConfigTest, CommitLanesOutsideOneToSixteenAreRefused) {
+  for (const auto& [lanes, message] : std::vector<std::pair<int, std::string>>{
+           {0, "--commit_lanes=0 is out of range [1, 16]"},
+           {-2, "--commit_lanes=-2 is out of range [1, 16]"},
+           {17, "--commit_lanes=17 is out of range [1, 16]"},
+           {2147483647, "--commit_lanes=2147483647 is out of range [1, 16]"}}) {
+    WriterConfig config;
+    config.commit_lanes = lanes;
+    ExpectInvalid(config, message);
+  }
+  WriterConfig config;
+  config.commit_lanes = 1;
+  EXPECT_TRUE(config.Validate().ok());
+  config.commit_lanes = 16;
+  EXPECT_TRUE(config.Validate().ok());
 }
 
 }  // namespace

@@ -51,7 +51,7 @@ WriterServer::WriterServer(WriterConfig config, metrics::Registry* registry, con
       pool_(WithConfig(std::move(pool_options), config_)),
       sink_(&pool_, &metrics_, tracer),
       ledger_(&pool_, &metrics_, LedgerOptions(config_)),
-      service_(&sink_, &ledger_, &server_metrics_, tracer),
+      service_(&sink_, &ledger_, &server_metrics_, tracer, config_.commit_lanes),
       redrive_store_(&pool_),
       redrive_service_(&redrive_store_) {
   pool_.SetHealthListener([this](bool healthy) {
