@@ -13,8 +13,11 @@
 // in order; the writer's batch ledger makes the repeats no-ops. Consecutive failures open a
 // circuit breaker: while open, ClaimFile fails fast with kUnavailable and no stream is tried;
 // after `open_duration` one trial decides. A stream ended with a non-retryable code
-// (INVALID_ARGUMENT, FAILED_PRECONDITION, RESOURCE_EXHAUSTED, ...) is blamed on the oldest
-// unacknowledged batch: that file's batches leave the window and OnFileRejected tells why.
+// (INVALID_ARGUMENT, FAILED_PRECONDITION, RESOURCE_EXHAUSTED, ...) is blamed on the file its
+// trailing metadata kRefusedFileIdMetadata names (common/grpc_status.h: the writer commits
+// several files at once, so acks of other files may come after the oldest unacknowledged batch),
+// or on the oldest unacknowledged batch's file when it names none of the window's files: that
+// file's batches leave the window and OnFileRejected tells why.
 //
 // Tracing: each batch's batch.send span (OwnedBatch::span) ends when its ack arrives, before
 // OnAck; with an error status when the batch is refused by Send, rejected by the writer, or

@@ -9,11 +9,15 @@
 #include <map>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/grpc_status.h"
 #include "common/status_server.h"
 #include "common/uuid.h"
 #include "ecomstream/v1/ingest.grpc.pb.h"
+#include "services/processor/batcher.h"
+#include "services/processor/writer_client.h"
 #include "services/writer/health_probe.h"
 #include "services/writer/pg/pg_connection.h"
 #include "services/writer/pg/testing/writer_testing.h"
@@ -23,6 +27,7 @@
 namespace ecomstream::writer {
 namespace {
 
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using testing::MakeBatch;
 using testing::MakeEvent;
@@ -57,6 +62,7 @@ class IngestServiceTest : public testing::WriterDbTest {
   }
   void TearDown() override {
     server_.reset();
+    blockers_.clear();
     WriterDbTest::TearDown();
   }
   bool Serving() { return ProbeHealth(address_, grpc::InsecureChannelCredentials(), absl::Seconds(2)).ok(); }
@@ -87,6 +93,43 @@ class IngestServiceTest : public testing::WriterDbTest {
     return stream->Finish();
   }
 
+  // Holds `file`'s ledger row from another session until the result is destroyed or committed:
+  // a batch of the file waits for it in its commit.
+  std::unique_ptr<pqxx::work> LockFileRow(const TestFile& file) {
+    auto blocker = PgConnection::Open(owner_dsn_);
+    EXPECT_TRUE(blocker.ok()) << blocker.status();
+    blockers_.push_back(*std::move(blocker));
+    auto lock = std::make_unique<pqxx::work>(*blockers_.back());
+    lock->exec_params("SELECT 1 FROM ecomstream.ingest_files WHERE file_id = $1 FOR UPDATE", file.file_id);
+    return lock;
+  }
+  // A batch's transaction waits for a row lock.
+  bool ABatchWaitsForALock() {
+    return Eventually([&] {
+      return Sql("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%FOR UPDATE%'") ==
+             "1";
+    });
+  }
+  // The file's batches in the ledger, "first-last" in row order.
+  std::string LedgerBatches(const TestFile& file) {
+    return Sql(absl::StrCat("SELECT coalesce(string_agg(first_row || '-' || last_row, ',' ORDER BY first_row), '') ",
+                            "FROM ecomstream.ingest_batches WHERE file_id = '", file.file_id, "'"));
+  }
+  // Expires `file`'s lease and has another claimant take it: its old token is refused.
+  void LoseLease(const TestFile& file) {
+    Sql(absl::StrCat("UPDATE ecomstream.ingest_files SET lease_expires_at = now() - interval '1 second' WHERE file_id = '",
+                     file.file_id, "'"));
+    v1::ClaimFileResponse taken;
+    ASSERT_TRUE(ClaimRpc(testing::MakeClaimRequest(file.name, "another-processor"), &taken).ok());
+    ASSERT_EQ(taken.outcome(), v1::ClaimFileResponse::OUTCOME_RESUME);
+  }
+  // The writer has failed `n` batches with `code` (lower case, e.g. "aborted").
+  bool BatchErrors(absl::string_view code, int n) {
+    const std::string line = absl::StrCat("ecomstream_writer_batch_errors_total{code=\"", code, "\"} ", n, "\n");
+    return Eventually([&] { return absl::StrContains(server_registry_.ExportText(), line); });
+  }
+
+  std::vector<std::unique_ptr<PgConnection>> blockers_;
   WriterConfig config_;
   metrics::Registry server_registry_;
   std::unique_ptr<WriterServer> server_;
@@ -449,6 +492,202 @@ TEST_F(IngestServiceTest, DrainCommitsTheInFlightBatchAcksItThenEndsTheStream) {
   EXPECT_THAT(status.error_message(), HasSubstr("shutting down"));
   shutdown.join();
   EXPECT_TRUE(drained);
+  EXPECT_EQ(Sql("SELECT count(*) FROM ecomstream.events"), "2");
+}
+
+// Commit lanes: while file A's batch waits for A's ledger row (held by another session), file
+// B's batches, sent after A's on the same stream, commit on the other lane and are acked; then
+// A's commit in row order.
+TEST_F(IngestServiceTest, TwoFilesOnOneStreamCommitAtTheSameTime) {
+  config_.commit_lanes = 2;
+  StartServer();
+  const TestFile a = ClaimOverGrpc("lanes-a.csv");
+  const TestFile b = ClaimOverGrpc("lanes-b.csv");
+  std::unique_ptr<pqxx::work> lock = LockFileRow(a);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  auto stream = stub_->Write(&context);
+  ASSERT_TRUE(stream->Write(MakeBatch(a, 1, {MakeEvent(1), MakeEvent(2)})));
+  ASSERT_TRUE(stream->Write(MakeBatch(a, 3, {MakeEvent(3), MakeEvent(4)}, {}, 0, true)));
+  ASSERT_TRUE(ABatchWaitsForALock());
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(stream->Write(MakeBatch(b, 1 + i, {MakeEvent(10 + i)}, {}, 0, i == 2)));
+  }
+  std::vector<std::string> acked;
+  v1::Ack ack;
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(stream->Read(&ack));
+    acked.push_back(absl::StrCat(ack.file_id() == b.file_id ? "b:" : "a:", ack.first_row(), "-", ack.last_row()));
+  }
+  EXPECT_THAT(acked, ElementsAre("b:1-1", "b:2-2", "b:3-3"));
+  EXPECT_TRUE(ack.file_committed());
+  EXPECT_EQ(LedgerBatches(a), "");  // still waiting
+  EXPECT_EQ(LedgerBatches(b), "1-1,2-2,3-3");
+  lock->commit();
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(stream->Read(&ack));
+    acked.push_back(absl::StrCat(ack.file_id() == b.file_id ? "b:" : "a:", ack.first_row(), "-", ack.last_row()));
+  }
+  EXPECT_THAT(acked, ElementsAre("b:1-1", "b:2-2", "b:3-3", "a:1-2", "a:3-4"));
+  stream->WritesDone();
+  EXPECT_TRUE(stream->Finish().ok());
+  EXPECT_EQ(LedgerBatches(a), "1-2,3-4");
+  EXPECT_EQ(Sql("SELECT count(*) FROM ecomstream.ingest_files WHERE state = 'committed'"), "2");
+  EXPECT_EQ(Sql("SELECT count(*) FROM ecomstream.events"), "7");
+}
+
+// One lane is the stream of old: B's batches wait behind A's, and the acks come in send order.
+TEST_F(IngestServiceTest, OneLaneCommitsTheStreamsBatchesOneAfterTheOther) {
+  config_.commit_lanes = 1;
+  StartServer();
+  const TestFile a = ClaimOverGrpc("lane-a.csv");
+  const TestFile b = ClaimOverGrpc("lane-b.csv");
+  std::unique_ptr<pqxx::work> lock = LockFileRow(a);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  auto stream = stub_->Write(&context);
+  ASSERT_TRUE(stream->Write(MakeBatch(a, 1, {MakeEvent(1)}, {}, 0, true)));
+  ASSERT_TRUE(ABatchWaitsForALock());
+  ASSERT_TRUE(stream->Write(MakeBatch(b, 1, {MakeEvent(2)})));
+  ASSERT_TRUE(stream->Write(MakeBatch(b, 2, {MakeEvent(3)}, {}, 0, true)));
+  // Two lanes commit B within milliseconds (the test above); one does not while A waits.
+  absl::SleepFor(absl::Milliseconds(500));
+  EXPECT_EQ(LedgerBatches(b), "");
+  lock->commit();
+  std::vector<std::string> acked;
+  v1::Ack ack;
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(stream->Read(&ack));
+    acked.push_back(absl::StrCat(ack.file_id() == b.file_id ? "b:" : "a:", ack.first_row()));
+  }
+  EXPECT_THAT(acked, ElementsAre("a:1", "b:1", "b:2"));
+  stream->WritesDone();
+  EXPECT_TRUE(stream->Finish().ok());
+}
+
+// Many files' batches sent interleaved on one stream with three lanes: each file's batches
+// commit in row order (the ledger refuses a batch that does not follow its file's committed
+// rows, so a file split over two lanes would end the stream), every batch is acked once.
+TEST_F(IngestServiceTest, AFilesBatchesStayInRowOrderWhateverLaneTheyTake) {
+  config_.commit_lanes = 3;
+  StartServer();
+  constexpr int kFiles = 8;
+  constexpr int kBatches = 5;
+  std::vector<TestFile> files;
+  for (int f = 0; f < kFiles; ++f) files.push_back(ClaimOverGrpc(absl::StrCat("interleaved-", f, ".csv")));
+  std::vector<v1::Batch> batches;
+  for (int b = 0; b < kBatches; ++b) {
+    for (int f = 0; f < kFiles; ++f) {
+      const uint64_t n = 1000 * f + 2 * b;
+      batches.push_back(MakeBatch(files[f], 1 + 2 * b, {MakeEvent(n), MakeEvent(n + 1)}, {}, 0, b == kBatches - 1));
+    }
+  }
+  std::vector<v1::Ack> acks;
+  const grpc::Status status = Stream(batches, &acks);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(acks.size(), static_cast<size_t>(kFiles * kBatches));
+  std::map<std::string, std::vector<int64_t>> first_rows;
+  for (const v1::Ack& ack : acks) {
+    EXPECT_FALSE(ack.already_committed());
+    EXPECT_EQ(ack.inserted(), 2);
+    first_rows[ack.file_id()].push_back(ack.first_row());
+  }
+  for (const TestFile& file : files) {
+    EXPECT_THAT(first_rows[file.file_id], ElementsAre(1, 3, 5, 7, 9)) << file.name;
+    EXPECT_EQ(LedgerBatches(file), "1-2,3-4,5-6,7-8,9-10") << file.name;
+  }
+  EXPECT_EQ(Sql("SELECT count(*) FROM ecomstream.ingest_files WHERE state = 'committed'"), absl::StrCat(kFiles));
+  EXPECT_EQ(Sql("SELECT count(*) FROM ecomstream.events"), absl::StrCat(2 * kFiles * kBatches));
+}
+
+// File A's batch is refused (its lease was lost) while file B's batch waits for B's ledger row on
+// the other lane: the stream ends with the refusal only once B's batch has committed and been
+// acked; the batch of B read after it is rolled back; the trailing metadata names A.
+TEST_F(IngestServiceTest, ARefusalOnOneLaneEndsTheStreamAfterTheOtherLanesCommitAndNamesItsFile) {
+  config_.commit_lanes = 2;
+  StartServer();
+  const TestFile a = ClaimOverGrpc("refused.csv");
+  const TestFile b = ClaimOverGrpc("committing.csv");
+  LoseLease(a);
+  std::unique_ptr<pqxx::work> lock = LockFileRow(b);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  auto stream = stub_->Write(&context);
+  ASSERT_TRUE(stream->Write(MakeBatch(b, 1, {MakeEvent(1)})));
+  ASSERT_TRUE(ABatchWaitsForALock());
+  ASSERT_TRUE(stream->Write(MakeBatch(b, 2, {MakeEvent(2)})));
+  ASSERT_TRUE(stream->Write(MakeBatch(a, 1, {MakeEvent(3)})));
+  ASSERT_TRUE(BatchErrors("aborted", 1));
+  EXPECT_EQ(LedgerBatches(b), "");
+  lock->commit();
+  std::vector<std::string> acked;
+  v1::Ack ack;
+  while (stream->Read(&ack)) acked.push_back(absl::StrCat(ack.file_id() == b.file_id ? "b:" : "a:", ack.first_row()));
+  const grpc::Status status = stream->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::ABORTED);
+  EXPECT_THAT(status.error_message(), HasSubstr("lease lost"));
+  EXPECT_THAT(acked, ElementsAre("b:1"));
+  const auto& trailers = context.GetServerTrailingMetadata();
+  const auto refused = trailers.find(kRefusedFileIdMetadata);
+  ASSERT_NE(refused, trailers.end());
+  EXPECT_EQ(std::string(refused->second.data(), refused->second.size()), a.file_id);
+  EXPECT_EQ(LedgerBatches(b), "1-1");
+  EXPECT_EQ(LedgerBatches(a), "");
+  EXPECT_EQ(Sql("SELECT count(*) FROM ecomstream.events"), "1");  // B's second batch rolled back
+}
+
+// The processor's WriterClient against the real writer: the refused file is the one the writer
+// names, not the oldest unacknowledged batch (B's, begun behind B's batch committing on the other
+// lane); B's batches are all acked, the second after it is sent again.
+TEST_F(IngestServiceTest, TheProcessorSettlesExactlyTheFileTheWriterRefused) {
+  config_.commit_lanes = 2;
+  StartServer();
+  const TestFile a = ClaimOverGrpc("refused-by-writer.csv");
+  const TestFile b = ClaimOverGrpc("acked-by-writer.csv");
+  LoseLease(a);
+  std::unique_ptr<pqxx::work> lock = LockFileRow(b);
+
+  class Handler : public processor::AckHandler {
+   public:
+    void OnAck(const processor::OwnedBatch& batch, const v1::Ack& ack) override {
+      absl::MutexLock hold(&mu);
+      acked.push_back(absl::StrCat(batch.batch().file_name(), ":", ack.first_row(), "-", ack.last_row()));
+    }
+    void OnFileRejected(const std::string& file_id, const absl::Status& status) override {
+      absl::MutexLock hold(&mu);
+      rejected.push_back(absl::StrCat(file_id, " ", absl::StatusCodeToString(status.code())));
+    }
+    absl::Mutex mu;
+    std::vector<std::string> acked ABSL_GUARDED_BY(mu);
+    std::vector<std::string> rejected ABSL_GUARDED_BY(mu);
+  } handler;
+  processor::WriterClientOptions options;
+  options.backoff = processor::BackoffOptions{absl::Milliseconds(5), absl::Milliseconds(40), 2.0};
+  processor::WriterClient client(grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()), options, &handler,
+                                 nullptr);
+  client.Start();
+  auto owned = [](v1::Batch batch) {
+    auto out = std::make_unique<processor::OwnedBatch>();
+    out->batch() = std::move(batch);
+    out->estimated_bytes = 100;
+    return out;
+  };
+  ASSERT_TRUE(client.Send(owned(MakeBatch(b, 1, {MakeEvent(1)}))).ok());
+  ASSERT_TRUE(ABatchWaitsForALock());
+  ASSERT_TRUE(client.Send(owned(MakeBatch(b, 2, {MakeEvent(2)}, {}, 0, true))).ok());
+  ASSERT_TRUE(client.Send(owned(MakeBatch(a, 1, {MakeEvent(3)}))).ok());
+  ASSERT_TRUE(BatchErrors("aborted", 1));
+  // B's first batch commits and is acked; its second, begun behind it, is rolled back when the
+  // stream ends: the oldest unacknowledged batch is then B's, the refused one A's.
+  lock->commit();
+  ASSERT_TRUE(client.WaitForAcks(absl::Seconds(20)));  // B's second batch went again on a new stream
+  client.Stop();
+  absl::MutexLock hold(&handler.mu);
+  EXPECT_THAT(handler.acked, ElementsAre("acked-by-writer.csv:1-1", "acked-by-writer.csv:2-2"));
+  EXPECT_THAT(handler.rejected, ElementsAre(absl::StrCat(a.file_id, " ABORTED")));
+  EXPECT_EQ(client.stats().batches_rejected, 1);
+  EXPECT_EQ(LedgerBatches(b), "1-1,2-2");
+  EXPECT_EQ(LedgerBatches(a), "");
   EXPECT_EQ(Sql("SELECT count(*) FROM ecomstream.events"), "2");
 }
 
