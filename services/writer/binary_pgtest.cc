@@ -57,6 +57,12 @@ TEST(WriterBinaryTest, BadConfigurationExitsTwoWithOneClearLine) {
   ExpectConfigError({}, "ECOMSTREAM_LEASE_SECONDS='soon' is not a valid --lease_seconds",
                     {"ECOMSTREAM_LEASE_SECONDS=soon"});
   ExpectConfigError({}, "is not a loopback address", {"ECOMSTREAM_LISTEN_ADDRESS=10.0.0.1:1"});
+  ExpectConfigError({"--commit_lanes=0"}, "--commit_lanes=0 is out of range [1, 16]");
+  ExpectConfigError({"--commit_lanes=-3"}, "--commit_lanes=-3 is out of range [1, 16]");
+  ExpectConfigError({"--commit_lanes=99999999999"},
+                    "--commit_lanes='99999999999' is not valid: Illegal value '99999999999' specified for flag "
+                    "'commit_lanes'");
+  ExpectConfigError({}, "ECOMSTREAM_COMMIT_LANES='two' is not a valid --commit_lanes", {"ECOMSTREAM_COMMIT_LANES=two"});
 }
 
 TEST(WriterBinaryTest, MigrateOnlyAppliesTheEmbeddedMigrationsAndExits) {
