@@ -14,8 +14,8 @@ ABSL_FLAG(std::string, pg_dsn, "", "libpq connection string (key=value or URI); 
 ABSL_FLAG(std::string, pg_password_file, "",
           "File holding the database password (default: $PGPASSWORD_FILE); exported as PGPASSWORD for libpq.");
 ABSL_FLAG(int, pg_max_connections, 16,
-          "Maximum PostgreSQL sessions (one per in-flight batch or claim; a stream uses a second one to "
-          "begin its next batch while one commits, when one is idle).");
+          "Maximum PostgreSQL sessions (one per in-flight batch or claim; each commit lane of a stream uses a "
+          "second one to begin its next batch while one commits, when one is idle).");
 ABSL_FLAG(bool, migrate, false, "Apply pending sql/ migrations (embedded) before serving.");
 ABSL_FLAG(bool, migrate_only, false, "Apply pending migrations and exit.");
 ABSL_FLAG(int, migrate_timeout_seconds, 60, "How long --migrate waits for an unreachable database.");
