@@ -26,7 +26,8 @@ VALUES ($1, $2, $3::bigint, nullif($4::smallint, 0), nullif($5::bigint, 0), 'cla
 ON CONFLICT (file_id) DO NOTHING
 RETURNING (extract(epoch FROM lease_expires_at) * 1000000)::bigint)sql";
 
-constexpr char kWarmUpToken[] = "00000000-0000-0000-0000-000000000000";
+// WarmUp's claim token (the claim is rolled back).
+constexpr char kRehearsalToken[] = "00000000-0000-0000-0000-000000000000";
 
 // Prepares the claim INSERT on the server (once per session; sent with its first use).
 void PrepareClaim(PgConnection& connection) {
@@ -81,7 +82,8 @@ absl::Status FileLedger::WarmUp() {
     PgConnection& connection = **lease;
     PrepareClaim(connection);
     pqxx::work rehearsal(connection);  // destroyed uncommitted: rolled back
-    rehearsal.exec_prepared(kInsertClaimName, kRehearsalFileId, "warm-up", 0, 0, 0, "warm-up", kWarmUpToken, 0, 0, "", 0);
+    rehearsal.exec_prepared(kInsertClaimName, kRehearsalFileId, "rehearsal", 0, 0, 0, "rehearsal", kRehearsalToken, 0, 0, "",
+                            0);
   } catch (const std::exception& e) {
     absl::Status status = StatusFromPgException(e);
     if (!(*lease)->is_open()) lease->MarkBroken();

@@ -276,7 +276,9 @@ void EnsureSession(PgConnection& connection) {
   connection.prepare(kLockFileAfterInsert, kLockFileAfterInsertSql);
   connection.prepare(kFinishBatch, kFinishBatchSql);
   FastWayTransaction rehearsal(connection);
-  connection.CopyIn(rehearsal, CopyEventsSql(), EncodedEvents(std::vector<const v1::Event*>()).Payload({}, 0, nullptr));
+  const EncodedEvents no_events{std::vector<const v1::Event*>()};
+  std::string payload;
+  connection.CopyIn(rehearsal, CopyEventsSql(), no_events.Payload({}, 0, &payload));
   rehearsal.exec(kLargestEventId);
   rehearsal.exec_prepared(kLockFileAfterInsert, kRehearsalFileId);
   const std::string none = "{}";
