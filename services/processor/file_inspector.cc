@@ -170,9 +170,10 @@ absl::StatusOr<FileFacts> InspectFile(const std::string& dir, const std::string&
   return facts;
 }
 
-void WarmUpManifestParser() {
+void WarmUpInspector() {
   v1::FileManifest manifest;
   (void)google::protobuf::util::JsonStringToMessage("{}", &manifest);
+  (void)Sha256Hex("");
 }
 
 }  // namespace ecomstream::processor

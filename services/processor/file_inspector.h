@@ -54,9 +54,10 @@ struct FileFacts {
 absl::StatusOr<FileFacts> InspectFile(const std::string& dir, const std::string& name,
                                       const CsvReaderOptions& csv_options);
 
-// Parses an empty manifest: the first JSON parse builds protobuf's type tables (milliseconds),
-// which the processor does at start rather than in the first file's latency.
-void WarmUpManifestParser();
+// Parses an empty manifest and hashes nothing: the first JSON parse builds protobuf's type tables
+// and the first SHA-256 loads OpenSSL's default provider (~2 ms), which the processor does at
+// start rather than in the first file's latency. Changes nothing else; safe to call again.
+void WarmUpInspector();
 
 }  // namespace ecomstream::processor
 

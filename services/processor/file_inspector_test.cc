@@ -37,6 +37,18 @@ TEST_F(FileInspectorTest, FingerprintIsTheSha256OfTheBytesAndWithoutAManifestThe
   EXPECT_FALSE(facts->parent_trace.IsValid());
 }
 
+TEST_F(FileInspectorTest, WarmingUpTheInspectorLeavesFingerprintsAndHeadersAsTheyAre) {
+  WarmUpInspector();
+  WarmUpInspector();
+  testing::DropFile(dir_.path(), "v1.csv", "event_id,user_id,event_type,product_id,price,event_time\n");
+  absl::StatusOr<FileFacts> facts = Inspect("v1.csv");
+  ASSERT_TRUE(facts.ok()) << facts.status();
+  // sha256sum of those 56 bytes.
+  EXPECT_EQ(facts->file_id, "sha256:2d66766fb3721204250063dcc7a72893dfaa3614c06d9211ec3c77fed602b620");
+  EXPECT_EQ(facts->schema.version, 1);
+  EXPECT_EQ(facts->quarantine_reason, "");
+}
+
 TEST_F(FileInspectorTest, AMatchingManifestGivesTheReferenceTimeAndTheTrace) {
   const std::string content = testing::V3File(1, 5);
   testing::DropFile(dir_.path(), "a.csv.manifest.json",

@@ -51,7 +51,7 @@ absl::Status Processor::Run() {
   RETURN_IF_ERROR(lifecycle_.Prepare());
   RETURN_IF_ERROR(source_.Open());
   writer_.Start();  // opens the Write stream now, not when the first file is ready
-  WarmUpManifestParser();
+  WarmUpInspector();
   LOG_INFO("Processor started") << Kv("input_dir", options_.input_dir) << Kv("instance_id", options_.instance_id)
                                 << Kv("once", options_.once) << Kv("max_in_flight", options_.writer.max_in_flight);
   if (options_.once) {

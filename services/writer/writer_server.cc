@@ -1,5 +1,6 @@
 #include "services/writer/writer_server.h"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <utility>
@@ -119,6 +120,14 @@ absl::Status WriterServer::Start() {
   }
   // The first attempt tells the health service where we stand; the pool retries on its own.
   absl::Status database = pool_.Start();
+  if (database.ok()) {
+    // A stream commits on up to two sessions at once (one batch begun while another finishes).
+    absl::Status warm = sink_.WarmUp(std::min(2, config_.pg_max_connections));
+    if (warm.ok()) warm = ledger_.WarmUp();
+    if (!warm.ok()) {
+      LOG_INFO("Database sessions not set up ahead; their first batches set them up") << Kv("error", warm.ToString());
+    }
+  }
   LOG_INFO("Writer serving") << Kv("address", config_.listen_address) << Kv("port", port_)
                              << Kv("tls", config_.tls()) << Kv("mtls", !config_.tls_client_ca.empty())
                              << Kv("database", database.ok() ? "up" : database.ToString());

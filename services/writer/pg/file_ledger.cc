@@ -26,6 +26,16 @@ VALUES ($1, $2, $3::bigint, nullif($4::smallint, 0), nullif($5::bigint, 0), 'cla
 ON CONFLICT (file_id) DO NOTHING
 RETURNING (extract(epoch FROM lease_expires_at) * 1000000)::bigint)sql";
 
+// WarmUp's claim token (the claim is rolled back).
+constexpr char kRehearsalToken[] = "00000000-0000-0000-0000-000000000000";
+
+// Prepares the claim INSERT on the server (once per session; sent with its first use).
+void PrepareClaim(PgConnection& connection) {
+  if (connection.ledger_ready) return;
+  connection.prepare(kInsertClaimName, kInsertClaim);
+  connection.ledger_ready = true;
+}
+
 constexpr char kLockClaim[] = R"sql(
 SELECT state, claimant, committed_through, lease_expires_at <= clock_timestamp(),
        (extract(epoch FROM lease_expires_at) * 1000000)::bigint
@@ -65,6 +75,23 @@ absl::Status ValidateRequest(const v1::ClaimFileRequest& request) {
 FileLedger::FileLedger(PgPool* pool, WriterMetrics* metrics, FileLedgerOptions options)
     : pool_(pool), metrics_(metrics), options_(options) {}
 
+absl::Status FileLedger::WarmUp() {
+  auto lease = pool_->Acquire();
+  if (!lease.ok()) return lease.status();
+  try {
+    PgConnection& connection = **lease;
+    PrepareClaim(connection);
+    pqxx::work rehearsal(connection);  // destroyed uncommitted: rolled back
+    rehearsal.exec_prepared(kInsertClaimName, kRehearsalFileId, "rehearsal", 0, 0, 0, "rehearsal", kRehearsalToken, 0, 0, "",
+                            0);
+  } catch (const std::exception& e) {
+    absl::Status status = StatusFromPgException(e);
+    if (!(*lease)->is_open()) lease->MarkBroken();
+    return status;
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<v1::ClaimFileResponse> FileLedger::Claim(const v1::ClaimFileRequest& request) {
   if (absl::Status status = ValidateRequest(request); !status.ok()) return status;
   const int64_t lease_ms =
@@ -82,10 +109,7 @@ absl::StatusOr<v1::ClaimFileResponse> FileLedger::Claim(const v1::ClaimFileReque
     pqxx::result inserted;
     {
       PgConnection& connection = **lease;
-      if (!connection.ledger_ready) {
-        connection.prepare(kInsertClaimName, kInsertClaim);  // sent with its first use
-        connection.ledger_ready = true;
-      }
+      PrepareClaim(connection);
       pqxx::nontransaction statement(connection);
       inserted = statement.exec_prepared(kInsertClaimName, request.file_id(), request.file_name(), request.size_bytes(),
                                        request.schema_version(), request.expected_rows(), request.claimant(),

@@ -15,6 +15,7 @@
 #ifndef ECOMSTREAM_SERVICES_WRITER_PG_FILE_LEDGER_H_
 #define ECOMSTREAM_SERVICES_WRITER_PG_FILE_LEDGER_H_
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "ecomstream/v1/ingest.pb.h"
@@ -22,6 +23,11 @@
 #include "services/writer/pg/writer_metrics.h"
 
 namespace ecomstream::writer {
+
+// A well-formed file id no file has (no file's SHA-256 is known to be all zeros): the sessions'
+// rehearsals (FileLedger::WarmUp, PgSink's session setup) use it in transactions rolled back.
+inline constexpr char kRehearsalFileId[] =
+    "sha256:0000000000000000000000000000000000000000000000000000000000000000";
 
 struct FileLedgerOptions {
   absl::Duration default_lease = absl::Seconds(30);
@@ -37,6 +43,11 @@ class FileLedger {
   // claimant or file_name, NUL bytes, negative sizes or lease); kUnavailable when the database
   // is unreachable.
   absl::StatusOr<v1::ClaimFileResponse> Claim(const v1::ClaimFileRequest& request);
+
+  // Runs a claim on a pooled session and rolls it back (a file id no file has), so that the
+  // first real claim does not pay for the session's first use of the statement and its tables
+  // (several ms). Changes no data. kUnavailable while the database is down.
+  absl::Status WarmUp();
 
  private:
   PgPool* pool_;

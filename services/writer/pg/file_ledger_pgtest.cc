@@ -71,6 +71,19 @@ TEST_F(FileLedgerTest, NewFilesClaimedOneAfterAnotherOnTheSameSessionsEachStoreT
             "f6.csv 600 3 60 p6 60000 claimed 1700000000000006 event_id,h6 1600000000000006");
 }
 
+TEST_F(FileLedgerTest, WarmUpClaimsNothingAndTheNextNewFileIsClaimedOnTheRehearsedSession) {
+  ASSERT_TRUE(ledger_->WarmUp().ok());
+  ASSERT_TRUE(ledger_->WarmUp().ok());  // again on a session already set up: still a rehearsal only
+  EXPECT_EQ(Sql("SELECT count(*) FROM ecomstream.ingest_files"), "0");
+  EXPECT_EQ(Sql(absl::StrCat("SELECT count(*) FROM ecomstream.ingest_files WHERE file_id = '", kRehearsalFileId, "'")),
+            "0");
+  const v1::ClaimFileRequest request = Request("after-warm-up.csv", "p1");
+  const v1::ClaimFileResponse claimed = ClaimOk(request);
+  EXPECT_EQ(claimed.outcome(), Outcome::OUTCOME_CLAIMED);
+  EXPECT_EQ(claimed.resume_after_row(), 0);
+  EXPECT_EQ(Sql("SELECT file_name, claimant, state, claims FROM ecomstream.ingest_files"), "after-warm-up.csv|p1|claimed|1");
+}
+
 TEST_F(FileLedgerTest, ALiveLeaseOfAnotherClaimantIsReportedWithItsHolder) {
   ClaimOk(Request("busy.csv", "p1"));
   const v1::ClaimFileResponse response = ClaimOk(Request("busy.csv", "p2"));

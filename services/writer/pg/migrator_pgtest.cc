@@ -46,7 +46,8 @@ TEST(MigratorTest, AppliesEveryMigrationOnceAndRecordsIt) {
   ASSERT_THAT(names, ::testing::IsSupersetOf({"001_core.sql", "002_event_stats.sql", "003_views.sql", "004_roles.sql",
                                               "005_writer_grants.sql", "006_writer_event_stats.sql", "007_cheap_trace_id_check.sql",
                                               "010_segment_users.sql", "011_health_retention.sql", "020_redrive.sql", "021_quality_views_by_source.sql",
-                                              "022_event_sources.sql", "023_cheaper_aggregate_upkeep.sql"}));
+                                              "022_event_sources.sql", "023_cheaper_aggregate_upkeep.sql",
+                                              "024_generic_aggregate_plans.sql"}));
   EXPECT_EQ(first->applied, names);
   EXPECT_EQ(first->version, latest);
   auto second = migrator.Apply();

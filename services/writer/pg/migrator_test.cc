@@ -29,9 +29,10 @@ TEST(MigrationsTest, EmbedsEverySqlFileInVersionOrder) {
   EXPECT_THAT(names, ::testing::IsSupersetOf({"001_core.sql", "002_event_stats.sql", "003_views.sql", "004_roles.sql",
                                               "005_writer_grants.sql", "006_writer_event_stats.sql",
                                               "010_segment_users.sql", "011_health_retention.sql", "020_redrive.sql", "021_quality_views_by_source.sql",
-                                              "022_event_sources.sql", "023_cheaper_aggregate_upkeep.sql"}));
+                                              "022_event_sources.sql", "023_cheaper_aggregate_upkeep.sql",
+                                              "024_generic_aggregate_plans.sql"}));
   EXPECT_EQ(migrations->front().version, 1);
-  EXPECT_EQ(migrations->back().name, "023_cheaper_aggregate_upkeep.sql");
+  EXPECT_EQ(migrations->back().name, "024_generic_aggregate_plans.sql");
   EXPECT_EQ((*migrations)[0].name, "001_core.sql");
   EXPECT_THAT((*migrations)[0].sql, HasSubstr("CREATE TABLE IF NOT EXISTS ecomstream.events"));
 }

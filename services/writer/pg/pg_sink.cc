@@ -1,5 +1,6 @@
 #include "services/writer/pg/pg_sink.h"
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <optional>
@@ -21,6 +22,7 @@
 #include "services/writer/pg/batch_validator.h"
 #include "services/writer/pg/copy_encoder.h"
 #include "services/writer/pg/event_stats.h"
+#include "services/writer/pg/file_ledger.h"
 #include "services/writer/pg/pg_connection.h"
 
 namespace ecomstream::writer {
@@ -175,6 +177,11 @@ FROM batch b, file f)sql";
 
 constexpr char kFinishBatch[] = "ecomstream_sink_finish_batch";  // prepared kFinishBatchSql
 
+// The aggregate functions of kFinishBatchSql called on nothing (EnsureSession).
+constexpr char kRehearseAggregates[] = R"sql(
+SELECT ecomstream.add_event_stats('{}', '{}', '{}', '{}', '{}', '{}'),
+       ecomstream.add_segment_users('{}', '{}', '{}', '{}', '{}', '{}'))sql";
+
 // A block of event_sources keys (SourceIds).
 constexpr char kTakeSourceIds[] = R"sql(
 SELECT nextval(pg_get_serial_sequence('ecomstream.event_sources', 'source_id')) FROM generate_series(1, 64))sql";
@@ -208,22 +215,6 @@ std::string DatabaseMessage(const std::exception& e) {
   return absl::StrReplaceAll(absl::StripLeadingAsciiWhitespace(message), {{"\n", "; "}});
 }
 
-// Statements that read events are not prepared: each is planned when it runs, with the tables
-// as they are then (a plan cached while events was empty would scan it sequentially for good).
-// The two that do not, run by every batch, are: the fast way's file lock (a primary key lookup
-// in ingest_files) and the finish statement (an insert into ingest_batches and event_sources, an
-// update of ingest_files by its primary key, and the aggregate functions, whose own statements
-// PL/pgSQL caches anyway); planning the finish statement took ~0.2 ms a batch. (libpqxx
-// prepares them on the server at their first use in the session.)
-void EnsureSession(PgConnection& connection) {
-  if (connection.sink_ready) return;
-  pqxx::nontransaction setup(connection);
-  setup.exec(kCreateStaging);
-  setup.exec(kSessionSettings);
-  connection.prepare(kLockFileAfterInsert, kLockFileAfterInsertSql);
-  connection.prepare(kFinishBatch, kFinishBatchSql);
-  connection.sink_ready = true;
-}
 
 // The fast way's transaction (PgSink::Begin): its BEGIN goes out with its first statement, in one
 // simple query, instead of a round trip of its own as libpqxx's transactions send it. Statements
@@ -259,6 +250,45 @@ class FastWayTransaction : public pqxx::internal::basic_transaction {
 
   bool begin_sent_ = false;
 };
+
+// Statements that read events are not prepared: each is planned when it runs, with the tables
+// as they are then (a plan cached while events was empty would scan it sequentially for good).
+// The two that do not, run by every batch, are: the fast way's file lock (a primary key lookup
+// in ingest_files) and the finish statement (an insert into ingest_batches and event_sources, an
+// update of ingest_files by its primary key, and the aggregate functions, whose own statements
+// PL/pgSQL caches anyway); planning the finish statement took ~0.2 ms a batch.
+//
+// A session's first batch used to pay for the session's first use of everything it touches:
+// the catalogs of the tables, indexes, constraints and triggers, the plans, and the compilation
+// of the aggregate functions (17-50 ms in all, a writer's slowest batches when idle). A new
+// session rehearses a batch here instead, in a transaction rolled back: an empty COPY into
+// events, the largest stored id, the file lock and the finish statement for a file id no file
+// has (kRehearsalFileId: nothing is locked, updated or aggregated, and the ledger row it adds
+// goes with the rollback), and both aggregate functions called on empty arrays, which build
+// their plans (sql/024). No sequence is used: event_sources keys are not taken.
+void EnsureSession(PgConnection& connection) {
+  if (connection.sink_ready) return;
+  {
+    pqxx::nontransaction setup(connection);
+    setup.exec(kCreateStaging);
+    setup.exec(kSessionSettings);
+  }
+  connection.prepare(kLockFileAfterInsert, kLockFileAfterInsertSql);
+  connection.prepare(kFinishBatch, kFinishBatchSql);
+  FastWayTransaction rehearsal(connection);
+  const EncodedEvents no_events{std::vector<const v1::Event*>()};
+  std::string payload;
+  connection.CopyIn(rehearsal, CopyEventsSql(), no_events.Payload({}, 0, &payload));
+  rehearsal.exec(kLargestEventId);
+  rehearsal.exec_prepared(kLockFileAfterInsert, kRehearsalFileId);
+  const std::string none = "{}";
+  rehearsal.exec_prepared(kFinishBatch, kRehearsalFileId, 1, 1, "rehearsal", false, 1, 0, 0, 0, 1, 0, none,
+                          "rehearsal", 0, 0, 0, 0, "", none, none, none, none, none, none, none, none, none, none,
+                          none, none, 0);
+  rehearsal.exec(kRehearseAggregates);
+  rehearsal.abort();
+  connection.sink_ready = true;
+}
 
 struct UpsertOutcome {
   std::vector<int> inserted_rows;  // indices into events, COPYed into events
@@ -573,6 +603,23 @@ int64_t SourceIds::Next(pqxx::transaction_base& txn) {
 
 PgSink::PgSink(PgPool* pool, WriterMetrics* metrics, const tracing::Tracer* tracer, PgSinkOptions options)
     : pool_(pool), metrics_(metrics), tracer_(tracer), options_(options) {}
+
+absl::Status PgSink::WarmUp(int sessions) {
+  std::vector<PgPool::Lease> leases;  // held, so that each round sets up another session
+  leases.reserve(static_cast<size_t>(std::max(sessions, 0)));
+  for (int i = 0; i < sessions; ++i) {
+    absl::StatusOr<PgPool::Lease> lease = pool_->Acquire();
+    if (!lease.ok()) return lease.status();
+    try {
+      EnsureSession(**lease);
+    } catch (const std::exception& e) {
+      if (!(*lease)->is_open()) lease->MarkBroken();
+      return StatusFromPgException(e);
+    }
+    leases.push_back(*std::move(lease));
+  }
+  return absl::OkStatus();
+}
 
 void BatchDeleter::operator()(const v1::Batch* batch) const {
   if (google::protobuf::Arena* arena = batch->GetArena(); arena != nullptr) {

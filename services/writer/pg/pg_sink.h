@@ -137,6 +137,13 @@ class PgSink {
   // called, and the whole transaction runs again.
   absl::StatusOr<v1::Ack> Commit(const PreparedBatch& prepared, BegunPtr begun, absl::FunctionRef<void()> before_rerun);
 
+  // Sets up `sessions` of the pool's sessions for batches now (staging table, settings, prepared
+  // statements, the aggregate functions compiled and planned), as each session's first batch
+  // would otherwise. Changes no data. For a writer starting: its first batches then cost what
+  // later ones do. Errors as Write's (kUnavailable while the database is down: the sessions are
+  // then set up by their first batch, as without it).
+  absl::Status WarmUp(int sessions);
+
  private:
   // Finishes `begun`; nullopt if it must run again.
   std::optional<absl::StatusOr<v1::Ack>> Finish(Begun& begun, std::map<std::string, int64_t>* reasons);

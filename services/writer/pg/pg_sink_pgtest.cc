@@ -15,8 +15,11 @@
 #include "absl/synchronization/notification.h"
 #include "common/time_util.h"
 #include "common/uuid.h"
+#include "services/writer/pg/file_ledger.h"
 #include "services/writer/pg/pg_connection.h"
 #include "services/writer/pg/testing/writer_testing.h"
+#include "tests/testing/ports.h"
+#include "tests/testing/wait.h"
 
 namespace ecomstream::writer {
 namespace {
@@ -651,6 +654,93 @@ TEST_F(PgSinkTest, BeginGivesUpWithoutAnIdleSessionAndCommitStillWrites) {
   ASSERT_TRUE(ack.ok()) << ack.status();
   EXPECT_EQ(ack->inserted(), 1);
   EXPECT_EQ(reruns, 1);
+}
+
+// Every table a batch writes, and the event_sources key sequence, as one line.
+constexpr char kWrittenState[] = R"sql(
+SELECT (SELECT count(*) FROM ecomstream.events) || ',' || (SELECT count(*) FROM ecomstream.ingest_files) || ',' ||
+       (SELECT count(*) FROM ecomstream.ingest_batches) || ',' || (SELECT count(*) FROM ecomstream.event_sources) || ',' ||
+       (SELECT count(*) FROM ecomstream.event_stats_hourly) || ',' || (SELECT count(*) FROM ecomstream.segment_users) || ',' ||
+       (SELECT count(*) FROM ecomstream.segment_totals) || ',' || (SELECT count(*) FROM ecomstream.dead_letter_events) ||
+       ' seq ' || (SELECT last_value || ',' || is_called FROM ecomstream.event_sources_source_id_seq))sql";
+
+TEST_F(PgSinkTest, WarmUpRehearsesABatchOnEachSessionAsTheWriterRoleAndChangesNoDataNorSequence) {
+  // Sessions that log in from now on count their PL/pgSQL calls.
+  Sql(absl::StrCat("ALTER DATABASE ", testing::DatabaseName(owner_dsn_), " SET track_functions = 'pl'"));
+  PgPoolOptions options;
+  options.dsn = writer_dsn_;  // a member of ecomstream_writer only
+  options.max_connections = 4;
+  options.required_schema_version = testing::LatestSchemaVersion();
+  PgPool pool(options);
+  ASSERT_TRUE(pool.Start().ok()) << pool.last_error();
+  PgSink sink(&pool, metrics_.get(), tracer_.get());
+  FileLedger ledger(&pool, metrics_.get());
+  const std::string before = Sql(kWrittenState);
+  ASSERT_EQ(before.substr(0, before.find(' ')), "0,0,0,0,0,0,0,0");
+
+  ASSERT_TRUE(sink.WarmUp(2).ok());
+  ASSERT_TRUE(ledger.WarmUp().ok());
+  EXPECT_EQ(Sql(kWrittenState), before);
+  // Both sessions hold the batch's prepared statements (and the ledger's claim, on one of them),
+  // and report their function calls as soon as they are idle.
+  const auto flush_stats = [&pool] {
+    std::vector<PgPool::Lease> leases;
+    std::vector<std::string> prepared;
+    for (int i = 0; i < 2; ++i) {
+      auto lease = pool.Acquire();
+      if (!lease.ok()) return std::vector<std::string>{lease.status().ToString()};
+      pqxx::nontransaction query(**lease);
+      prepared.push_back(query.exec1("SELECT string_agg(name, ',' ORDER BY name) FROM pg_prepared_statements, "
+                                     "pg_stat_force_next_flush()")[0]
+                             .c_str());
+      leases.push_back(*std::move(lease));
+    }
+    return prepared;
+  };
+  EXPECT_THAT(flush_stats(),
+              ::testing::UnorderedElementsAre(
+                  "ecomstream_sink_finish_batch,ecomstream_sink_lock_file_after_insert",
+                  "ecomstream_ledger_insert_claim,ecomstream_sink_finish_batch,ecomstream_sink_lock_file_after_insert"));
+  // Each of the two sessions called both aggregate functions once (on empty arrays).
+  const auto calls = [&] {
+    return Sql("SELECT string_agg(funcname || ':' || calls, ',' ORDER BY funcname) FROM pg_stat_user_functions "
+               "WHERE schemaname = 'ecomstream' AND funcname IN ('add_event_stats', 'add_segment_users')");
+  };
+  EXPECT_TRUE(ecomstream::testing::WaitUntil([&] { return calls() == "add_event_stats:2,add_segment_users:2"; }, absl::Seconds(20)))
+      << calls();
+
+  // The sessions set up ahead then take batches as any other.
+  v1::ClaimFileRequest request = testing::MakeClaimRequest("after-warm-up.csv", "test-processor");
+  auto claimed = ledger.Claim(request);
+  ASSERT_TRUE(claimed.ok()) << claimed.status();
+  ASSERT_EQ(claimed->outcome(), v1::ClaimFileResponse::OUTCOME_CLAIMED);
+  const TestFile file{request.file_id(), request.file_name(), claimed->claim_token()};
+  auto ack = sink.Write(MakeBatch(file, 1, {MakeEvent(1), MakeEvent(2)}, {}, 0, /*last_batch=*/true));
+  ASSERT_TRUE(ack.ok()) << ack.status();
+  EXPECT_EQ(ack->inserted(), 2);
+  EXPECT_TRUE(ack->file_committed());
+  EXPECT_EQ(Sql("SELECT file_id, state, rows FROM ecomstream.ingest_files"), request.file_id() + "|committed|2");
+  EXPECT_EQ(StatsDrift(), "");
+  flush_stats();
+  EXPECT_TRUE(ecomstream::testing::WaitUntil([&] { return calls() == "add_event_stats:3,add_segment_users:3"; }, absl::Seconds(20)))
+      << calls();
+}
+
+TEST_F(PgSinkTest, WarmUpWithoutADatabaseIsUnavailableAndWritesStillSetUpTheirSessions) {
+  PgPoolOptions options;
+  options.dsn = absl::StrCat("host=127.0.0.1 port=", ecomstream::testing::FreePort(), " dbname=nothing connect_timeout=2");
+  options.max_backoff = absl::Milliseconds(200);
+  PgPool down(options);
+  EXPECT_FALSE(down.Start().ok());
+  PgSink sink(&down, metrics_.get(), tracer_.get());
+  FileLedger ledger(&down, metrics_.get());
+  EXPECT_EQ(sink.WarmUp(2).code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(ledger.WarmUp().code(), absl::StatusCode::kUnavailable);
+
+  // The fixture's sink was never warmed up: its first batch sets its session up.
+  const TestFile file = Claim("cold.csv");
+  EXPECT_EQ(WriteOk(MakeBatch(file, 1, {MakeEvent(1)})).inserted(), 1);
+  EXPECT_EQ(StatsDrift(), "");
 }
 
 TEST_F(PgSinkTest, LastBatchCommitsTheFile) {
