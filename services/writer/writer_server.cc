@@ -121,8 +121,9 @@ absl::Status WriterServer::Start() {
   // The first attempt tells the health service where we stand; the pool retries on its own.
   absl::Status database = pool_.Start();
   if (database.ok()) {
-    // A stream commits on up to two sessions at once (one batch begun while another finishes).
-    absl::Status warm = sink_.WarmUp(std::min(2, config_.pg_max_connections));
+    // A stream commits on up to two sessions per commit lane at once (one batch begun while
+    // another finishes).
+    absl::Status warm = sink_.WarmUp(std::min(2 * config_.commit_lanes, config_.pg_max_connections));
     if (warm.ok()) warm = ledger_.WarmUp();
     if (!warm.ok()) {
       LOG_INFO("Database sessions not set up ahead; their first batches set them up") << Kv("error", warm.ToString());
