@@ -114,7 +114,7 @@ Batcher::Batcher(BatcherOptions options, FileBatchInfo info, int64_t first_row, 
       info_(std::move(info)),
       tracer_(tracer),
       now_(now ? std::move(now) : std::function<int64_t()>(&MonotonicMicros)),
-      counters_(counters),
+      counts_(counters),
       first_row_(first_row),
       next_row_(first_row) {
   Open();
@@ -130,7 +130,7 @@ void Batcher::Open() {
 void Batcher::NextRow() {
   if (next_row_ == first_row_) opened_at_us_ = now_();
   ++next_row_;
-  if (counters_ != nullptr) counters_->received.Increment();
+  ++counts_.received;
 }
 
 v1::Event* Batcher::AddEvent(size_t raw_bytes, bool late) {
@@ -192,7 +192,8 @@ std::unique_ptr<OwnedBatch> Batcher::Cut(bool last, int64_t total_file_rows) {
   batch.set_file_drop_time_us(info_.file_drop_time_us);
   batch.set_read_time_us(info_.read_time_us);
   Open();
-  if (counters_ != nullptr) counters_->sent.Increment();
+  ++counts_.sent;
+  counts_.Flush();
   return done;
 }
 

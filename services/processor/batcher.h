@@ -71,7 +71,8 @@ class Batcher {
  public:
   // The first batch starts at `first_row`. `tracer` (which must outlive every batch cut) starts
   // the batch.send spans. `now` returns monotonic microseconds (injectable for tests of the age
-  // bound). `counters` (may be null; must outlive the batcher) counts rows in and batches out.
+  // bound). `counters` (may be null; must outlive the batcher) counts rows in and batches out, as
+  // of the last Cut.
   Batcher(BatcherOptions options, FileBatchInfo info, int64_t first_row, const tracing::Tracer* tracer,
           std::function<int64_t()> now = nullptr, ComponentCounters* counters = nullptr);
 
@@ -100,7 +101,7 @@ class Batcher {
   FileBatchInfo info_;
   const tracing::Tracer* const tracer_;
   std::function<int64_t()> now_;
-  ComponentCounters* const counters_;
+  BufferedCounts counts_;  // brought up to date by each Cut
   std::unique_ptr<OwnedBatch> open_;
   int64_t first_row_;
   int64_t next_row_;
