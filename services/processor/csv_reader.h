@@ -102,7 +102,7 @@ class CsvReader {
 
   // Reads the next record. Returns true and fills `record`, false at end of input, or the
   // source's error. The counters are brought up to date at the end of input, on an error, on
-  // destruction, and every few hundred records in between.
+  // destruction, and every 1024 records in between.
   absl::StatusOr<bool> Next(CsvRecord* record);
 
   // Bytes consumed from the source so far.

@@ -50,7 +50,7 @@ struct RowValidatorOptions {
   // The file's size, to size the event-id index once the bytes per row are known; 0: unknown.
   int64_t file_bytes = 0;
   // Counts rows validated / events / exact duplicates / dead letters (may be null; must outlive
-  // the validator; brought up to date every few hundred rows and when the validator is
+  // the validator; brought up to date every 1024 rows and when the validator is
   // destroyed). Rows up to `counted_after_row` only rebuild the duplicate state for a resumed
   // file: an earlier claimant counted them.
   ComponentCounters* counters = nullptr;
