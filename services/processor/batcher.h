@@ -29,11 +29,21 @@
 namespace ecomstream::processor {
 
 // A batch and the arena its messages live on. Move-only.
+//
+// A batch is made on the reader's thread and usually destroyed on the writer client's (when it is
+// acknowledged). Its arena is not freed there but by the reader's thread, at the next row a
+// Batcher adds or the next OwnedBatch made: the heap memory of its strings goes back to the
+// thread that allocates the next batch's (freed on another thread, each was a slower malloc).
+// Batches settled after the reader's last row wait for its next file (at most a window's worth).
 class OwnedBatch {
  public:
   OwnedBatch();
+  ~OwnedBatch();
   OwnedBatch(const OwnedBatch&) = delete;
   OwnedBatch& operator=(const OwnedBatch&) = delete;
+
+  // Arenas of destroyed batches that the reader's thread has not freed yet.
+  static size_t settled_arenas();
 
   v1::Batch& batch() { return *batch_; }
   const v1::Batch& batch() const { return *batch_; }
@@ -71,7 +81,8 @@ class Batcher {
  public:
   // The first batch starts at `first_row`. `tracer` (which must outlive every batch cut) starts
   // the batch.send spans. `now` returns monotonic microseconds (injectable for tests of the age
-  // bound). `counters` (may be null; must outlive the batcher) counts rows in and batches out.
+  // bound). `counters` (may be null; must outlive the batcher) counts rows in and batches out, as
+  // of the last Cut.
   Batcher(BatcherOptions options, FileBatchInfo info, int64_t first_row, const tracing::Tracer* tracer,
           std::function<int64_t()> now = nullptr, ComponentCounters* counters = nullptr);
 
@@ -100,7 +111,7 @@ class Batcher {
   FileBatchInfo info_;
   const tracing::Tracer* const tracer_;
   std::function<int64_t()> now_;
-  ComponentCounters* const counters_;
+  BufferedCounts counts_;  // brought up to date by each Cut
   std::unique_ptr<OwnedBatch> open_;
   int64_t first_row_;
   int64_t next_row_;

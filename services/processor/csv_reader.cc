@@ -87,7 +87,7 @@ absl::StatusOr<size_t> StringByteSource::Read(char* buffer, size_t size) {
 CsvReader::CsvReader(ByteSource* source, CsvReaderOptions options, ComponentCounters* counters)
     : source_(source),
       options_(options),
-      counters_(counters),
+      counts_(counters),
       // The record being scanned (at most max_row_bytes before it is declared oversized, plus a
       // UTF-8 sequence waiting for its continuation bytes) and one chunk.
       capacity_(options.max_row_bytes + options.chunk_bytes + 8) {
@@ -368,13 +368,16 @@ bool CsvReader::Finish(CsvRecord* record) {
 
 absl::StatusOr<bool> CsvReader::Next(CsvRecord* record) {
   absl::StatusOr<bool> more = ReadRecord(record);
-  if (counters_ == nullptr) return more;
   if (!more.ok()) {
-    counters_->failed.Increment();
+    ++counts_.failed;
+    counts_.Flush();
   } else if (*more) {
-    counters_->received.Increment();
-    counters_->sent.Increment();
-    if ((record->flags & (kCsvMalformedQuoting | kCsvTooLarge)) != 0) counters_->failed.Increment();
+    ++counts_.received;
+    ++counts_.sent;
+    if ((record->flags & (kCsvMalformedQuoting | kCsvTooLarge)) != 0) ++counts_.failed;
+    counts_.Row();
+  } else {
+    counts_.Flush();
   }
   return more;
 }

@@ -101,7 +101,8 @@ class CsvReader {
   CsvReader& operator=(const CsvReader&) = delete;
 
   // Reads the next record. Returns true and fills `record`, false at end of input, or the
-  // source's error.
+  // source's error. The counters are brought up to date at the end of input, on an error, on
+  // destruction, and every 1024 records in between.
   absl::StatusOr<bool> Next(CsvRecord* record);
 
   // Bytes consumed from the source so far.
@@ -139,7 +140,7 @@ class CsvReader {
 
   ByteSource* source_;
   CsvReaderOptions options_;
-  ComponentCounters* const counters_;
+  BufferedCounts counts_;
   void (*observer_)(void*, absl::string_view) = nullptr;
   void* observer_context_ = nullptr;
 

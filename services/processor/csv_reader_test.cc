@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -321,6 +322,26 @@ TEST(CsvReaderTest, CountsEveryRecordAndFailsMalformedAndOversizedOnes) {
   EXPECT_EQ(counters.sent.Value(), 5);  // unreadable records still go on, to become dead letters
   EXPECT_EQ(counters.dropped.Value(), 0);
   EXPECT_EQ(counters.failed.Value(), 2);
+}
+
+TEST(CsvReaderTest, CountersCatchUpEvery1024RecordsAndAtTheEnd) {
+  std::string data;
+  for (int i = 0; i < 1500; ++i) absl::StrAppend(&data, i, ",x\n");
+  StringByteSource source(data);
+  metrics::Registry registry;
+  ComponentCounters counters(registry, "csv_reader");
+  CsvReader reader(&source, CsvReaderOptions{}, &counters);
+  CsvRecord record;
+  for (int i = 0; i < 1023; ++i) ASSERT_TRUE(*reader.Next(&record));
+  EXPECT_EQ(counters.received.Value(), 0);  // not yet added
+  ASSERT_TRUE(*reader.Next(&record));
+  EXPECT_EQ(counters.received.Value(), 1024);
+  EXPECT_EQ(counters.sent.Value(), 1024);
+  while (*reader.Next(&record)) {
+  }
+  EXPECT_EQ(counters.received.Value(), 1500);
+  EXPECT_EQ(counters.sent.Value(), 1500);
+  EXPECT_EQ(counters.failed.Value(), 0);
 }
 
 }  // namespace

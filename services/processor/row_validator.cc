@@ -123,7 +123,8 @@ RowValidator::RowValidator(const Schema& schema, RowValidatorOptions options)
       options_(options),
       rules_(options.rules != nullptr ? options.rules : &BuiltinRules()),
       kept_rows_(options.earlier_rows == nullptr ? std::make_unique<KeptRows>() : nullptr),
-      earlier_rows_(options.earlier_rows != nullptr ? options.earlier_rows : kept_rows_.get()) {
+      earlier_rows_(options.earlier_rows != nullptr ? options.earlier_rows : kept_rows_.get()),
+      buffered_counts_(options.counters) {
   issues_.reserve(8);
 }
 
@@ -427,21 +428,21 @@ RowOutcome RowValidator::Validate(const CsvRecord& record, int64_t row) {
   return outcome;
 }
 
-void RowValidator::Count(RowOutcome outcome) const {
-  ComponentCounters* counters = options_.counters;
-  if (counters == nullptr || row_ <= options_.counted_after_row) return;
-  counters->received.Increment();
+void RowValidator::Count(RowOutcome outcome) {
+  if (row_ <= options_.counted_after_row) return;
+  ++buffered_counts_.received;
   switch (outcome) {
     case RowOutcome::kEvent:
-      counters->sent.Increment();
+      ++buffered_counts_.sent;
       break;
     case RowOutcome::kDuplicate:
-      counters->dropped.Increment();
+      ++buffered_counts_.dropped;
       break;
     case RowOutcome::kDeadLetter:
-      counters->failed.Increment();
+      ++buffered_counts_.failed;
       break;
   }
+  buffered_counts_.Row();
 }
 
 std::vector<RejectReason> RowValidator::reasons() const {

@@ -50,8 +50,9 @@ struct RowValidatorOptions {
   // The file's size, to size the event-id index once the bytes per row are known; 0: unknown.
   int64_t file_bytes = 0;
   // Counts rows validated / events / exact duplicates / dead letters (may be null; must outlive
-  // the validator). Rows up to `counted_after_row` only rebuild the duplicate state for a
-  // resumed file: an earlier claimant counted them.
+  // the validator; brought up to date every 1024 rows and when the validator is
+  // destroyed). Rows up to `counted_after_row` only rebuild the duplicate state for a resumed
+  // file: an earlier claimant counted them.
   ComponentCounters* counters = nullptr;
   int64_t counted_after_row = 0;
 };
@@ -156,8 +157,8 @@ class RowValidator {
   // geo_city and campaign_id, as they are.
   void KeepFreeText();
   RowOutcome Conclude();
-  // Moves options_.counters for the current row's outcome.
-  void Count(RowOutcome outcome) const;
+  // Counts the current row's outcome for options_.counters.
+  void Count(RowOutcome outcome);
   // Whether `row` (from the index) carries the current row's event id; sets earlier_raw_.
   bool SameEventId(int64_t row);
 
@@ -181,6 +182,7 @@ class RowValidator {
   absl::string_view earlier_raw_;    // its raw bytes, after SameEventId said true
   uint64_t bytes_seen_ = 0;          // raw bytes of the rows so far, for the index's size
   absl::Status status_;
+  BufferedCounts buffered_counts_;   // into options_.counters
 };
 
 }  // namespace ecomstream::processor

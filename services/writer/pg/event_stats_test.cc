@@ -76,6 +76,22 @@ TEST(EventStatsTest, LargeRevenueKeepsEveryCent) {
   EXPECT_EQ(stats.revenues, "{90071992547409.93}");
 }
 
+TEST(EventStatsTest, EventTypesWithoutANameAreOneGroupPerHourAndCategory) {
+  std::vector<v1::Event> events = {
+      Event(v1::EVENT_TYPE_UNSPECIFIED, "toys", k2026),
+      Event(static_cast<v1::EventType>(42), "toys", k2026),  // unknown to this build
+      Event(static_cast<v1::EventType>(43), "toys", k2026 + 1),
+      Event(static_cast<v1::EventType>(42), "books", k2026),
+      Event(v1::EVENT_TYPE_SEARCH, "toys", k2026),
+  };
+  events[1].set_quantity(3);
+  const EventStatsArrays stats = StatsOf(events, {0, 1, 2, 3, 4});
+  EXPECT_EQ(stats.event_types, "{\"\",\"\",\"search\"}");
+  EXPECT_EQ(stats.categories, "{\"books\",\"toys\",\"toys\"}");
+  EXPECT_EQ(stats.events, "{1,3,1}");
+  EXPECT_EQ(stats.quantities, "{0,3,0}");
+}
+
 SegmentUsersArrays UsersOf(const std::vector<v1::Event>& events, const std::vector<int>& inserted) {
   std::vector<const v1::Event*> pointers;
   for (const v1::Event& event : events) pointers.push_back(&event);
@@ -108,6 +124,24 @@ TEST(EventStatsTest, SegmentUsersSumEventsPurchasesAndPricedRevenuePerSegmentAnd
   EXPECT_EQ(users.purchases, "{1,2,0}");
   EXPECT_EQ(users.revenues, "{0.05,19.99,0.00}");
   EXPECT_EQ(users.priced, "{1,1,0}");
+}
+
+TEST(EventStatsTest, SegmentValuesWithoutANameAreOneUnknownGroupPerUser) {
+  std::vector<v1::Event> events = {
+      UserEvent(v1::EVENT_TYPE_VIEW, v1::USER_SEGMENT_UNSPECIFIED, 7),
+      UserEvent(v1::EVENT_TYPE_PURCHASE, static_cast<v1::UserSegment>(42), 7),  // unknown to this build
+      UserEvent(v1::EVENT_TYPE_VIEW, static_cast<v1::UserSegment>(43), 7),
+      UserEvent(v1::EVENT_TYPE_VIEW, static_cast<v1::UserSegment>(42), 6),
+      UserEvent(v1::EVENT_TYPE_VIEW, v1::USER_SEGMENT_AT_RISK, 7),
+  };
+  events[1].set_total_amount_cents(250);
+  const SegmentUsersArrays users = UsersOf(events, {0, 1, 2, 3, 4});
+  EXPECT_EQ(users.segments, "{\"at_risk\",\"unknown\",\"unknown\"}");
+  EXPECT_EQ(users.user_ids, "{7,6,7}");
+  EXPECT_EQ(users.events, "{1,1,3}");
+  EXPECT_EQ(users.purchases, "{0,0,1}");
+  EXPECT_EQ(users.revenues, "{0.00,0.00,2.50}");
+  EXPECT_EQ(users.priced, "{0,0,1}");
 }
 
 TEST(EventStatsTest, NoSegmentUserInsertedIsEmptyArrays) {
