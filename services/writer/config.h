@@ -29,7 +29,7 @@ struct WriterConfig {
   int keepalive_seconds = 30;          // server pings idle connections this often
   int max_connection_age_seconds = 1800;  // then GOAWAY, so clients rebalance across writers
   int drain_seconds = 20;              // SIGTERM: how long in-flight batches may take to finish
-  int commit_lanes = 2;                // per Write stream: files whose batches commit concurrently
+  int commit_lanes = 1;                // per Write stream: files whose batches commit concurrently
 
   bool tls() const { return !tls_cert.empty(); }
   // kInvalidArgument with one line naming the flag and what is wrong: an unparseable address,

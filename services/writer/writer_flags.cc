@@ -30,9 +30,10 @@ ABSL_FLAG(std::string, health_check, "",
 ABSL_FLAG(int, keepalive_seconds, 30, "Ping idle client connections this often.");
 ABSL_FLAG(int, max_connection_age_seconds, 1800, "Close client connections after this long (GOAWAY) to rebalance.");
 ABSL_FLAG(int, drain_seconds, 20, "On SIGTERM, how long in-flight batches may take to commit before exit.");
-ABSL_FLAG(int, commit_lanes, 2,
+ABSL_FLAG(int, commit_lanes, 1,
           "Per Write stream, how many files' batches commit at the same time (1..16; a file's batches "
-          "commit in row order on one lane; 1 = one batch after the other).");
+          "commit in row order on one lane; 1 = one batch after the other; more pays when batches update "
+          "stored events, not for inserts: see the writer's README).");
 
 namespace ecomstream::writer {
 
