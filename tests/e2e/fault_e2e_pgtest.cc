@@ -86,14 +86,16 @@ TEST(FaultE2eTest, ProcessorKilledMidFileAndRestartedFinishesItWithoutLossOrDupl
             committed_through + 1);
 }
 
-TEST(FaultE2eTest, WriterKilledMidStreamAndRestartedLosesAndDuplicatesNothing) {
-  Pipeline p("writer_killed");
-  auto truth = p.Generate(GeneratorFlags(12000, 3000, 13));
+// Generates 12,000 rows in files of `per_file`, kills the writer once 20 batches of 100 rows are
+// committed, restarts it, and reconciles what the running processor (a window of `max_in_flight`
+// batches) then finishes.
+void KillWriterMidStreamAndReconcile(Pipeline& p, int per_file, int max_in_flight) {
+  auto truth = p.Generate(GeneratorFlags(12000, per_file, 13));
   ASSERT_TRUE(truth.ok()) << truth.status();
   ASSERT_TRUE(p.StartWriter().ok()) << p.Logs();
 
-  std::vector<std::string> flags = kSlowBatches;
-  flags.push_back("--once");
+  const std::vector<std::string> flags = {"--batch_rows=100", absl::StrCat("--max_in_flight=", max_in_flight),
+                                         "--once"};
   auto processor = p.StartProcessor(flags, "processor");
   ASSERT_TRUE(processor.ok());
   ASSERT_TRUE(WaitUntil([&] { return p.CommittedBatches() >= 20 || !(*processor)->Running(); }, absl::Seconds(60)))
@@ -110,6 +112,19 @@ TEST(FaultE2eTest, WriterKilledMidStreamAndRestartedLosesAndDuplicatesNothing) {
   ASSERT_EQ(*code, 0) << p.Logs();
   ExpectReconciled(p, *truth);
   ExpectEachEventInsertedOnce(p, *truth);
+}
+
+TEST(FaultE2eTest, WriterKilledMidStreamAndRestartedLosesAndDuplicatesNothing) {
+  Pipeline p("writer_killed");
+  KillWriterMidStreamAndReconcile(p, /*per_file=*/3000, /*max_in_flight=*/2);
+}
+
+// Two files' batches committing at once (and each lane's next batch begun) when the writer dies:
+// 300-row files, and a window of 6 batches holds two files.
+TEST(FaultE2eTest, WriterWithTwoCommitLanesKilledMidStreamAndRestartedLosesAndDuplicatesNothing) {
+  Pipeline p("writer_killed_lanes");
+  p.set_writer_flags({"--commit_lanes=2"});
+  KillWriterMidStreamAndReconcile(p, /*per_file=*/300, /*max_in_flight=*/6);
 }
 
 }  // namespace

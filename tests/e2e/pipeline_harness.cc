@@ -146,6 +146,7 @@ absl::Status Pipeline::StartWriter() {
   std::vector<std::string> argv = {BinPath("ecomstream-writer"), "--listen_address=" + writer_address(),
                                    "--pg_dsn=" + dsn_, "--migrate",
                                    absl::StrCat("--metrics_address=127.0.0.1:", FreePort())};
+  argv.insert(argv.end(), writer_flags_.begin(), writer_flags_.end());
   auto started = Process::Start(argv, logs() + "/writer.log");
   if (!started.ok()) return started.status();
   writer_ = std::move(*started);

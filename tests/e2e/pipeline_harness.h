@@ -50,9 +50,11 @@ class Pipeline {
   absl::StatusOr<GeneratorSummary> Generate(const std::vector<std::string>& flags,
                                             absl::Duration timeout = absl::Seconds(60));
 
-  // Starts the writer (--migrate) on writer_address() and waits until --health_check says it
-  // is ready. The port stays the same across restarts.
+  // Starts the writer (--migrate, plus the flags of set_writer_flags) on writer_address() and
+  // waits until --health_check says it is ready. The port stays the same across restarts.
   absl::Status StartWriter();
+  // Flags every later StartWriter adds (restarts included).
+  void set_writer_flags(std::vector<std::string> flags) { writer_flags_ = std::move(flags); }
   Process* writer() { return writer_.get(); }
   // SIGKILLs the writer (fault tests) and reaps it.
   void KillWriter();
@@ -83,6 +85,7 @@ class Pipeline {
   std::string dsn_;
   std::string db_;
   int writer_port_ = 0;
+  std::vector<std::string> writer_flags_;
   int writer_starts_ = 0;
   std::unique_ptr<Process> writer_;
 };
