@@ -108,6 +108,21 @@ FROM unnest($1::uuid[]) AS p(event_id) JOIN ecomstream.events e ON e.event_id = 
 ORDER BY e.event_id
 FOR NO KEY UPDATE OF e)sql";
 
+// The stored ids in a batch's id range, at most $3, unlocked: one range scan of the primary key
+// instead of a lookup per id. A batch's ids span a short stretch of time (UUIDv7), so the range
+// usually holds only the batch's own stored ids; kProbeEvents then looks up and locks just those.
+// (A range crowded with other ids, such as random ones from another source, hits the limit: the
+// probe then looks up every id.)
+constexpr char kStoredInRange[] = R"sql(
+SELECT e.event_id::text
+FROM ecomstream.events e
+WHERE e.event_id BETWEEN $1::uuid AND $2::uuid
+ORDER BY e.event_id
+LIMIT $3)sql";
+
+// Below this many ids to probe, the lookup per id is cheaper than another round trip.
+constexpr size_t kRangeScanMinIds = 64;
+
 // Applies the staged versions of stored events whose content differs; counts the rows changed.
 constexpr char kUpdateStaged[] = R"sql(
 WITH staged AS (DELETE FROM pg_temp.ecomstream_staging RETURNING *)
@@ -497,10 +512,16 @@ class BatchTransaction {
     }
     std::string largest;  // 16 bytes, "" when events is empty
     if (Uuid id; !largest_text.empty() && ParseUuid(largest_text.c_str(), &id)) largest = std::string(UuidBytes(id));
+    std::vector<absl::string_view> candidates;  // the ids that may be stored
+    if (!largest.empty()) {
+      for (int row : rows) {
+        const std::string& event_id = events_[row]->event_id();
+        if (event_id <= largest) candidates.push_back(event_id);
+      }
+    }
+    if (candidates.size() >= kRangeScanMinIds) NarrowToStoredInRange(txn, &candidates);
     std::string ids = "{";
-    for (int row : rows) {
-      const std::string& event_id = events_[row]->event_id();
-      if (largest.empty() || event_id > largest) continue;
+    for (absl::string_view event_id : candidates) {
       if (ids.size() > 1) ids.push_back(',');
       AppendUuid(event_id, &ids);
     }
@@ -517,6 +538,29 @@ class BatchTransaction {
     split.fresh.reserve(rows.size() - stored.size());
     for (int row : rows) (stored.contains(events_[row]->event_id()) ? split.known : split.fresh).push_back(row);
     return split;
+  }
+
+  // Keeps of `candidates` (16-byte ids) those stored at the start of a range scan over their id
+  // range (kStoredInRange), unless the range holds more stored ids than there are candidates.
+  // An id stored after the scan is not probed: its COPY trips the unique index (as above).
+  void NarrowToStoredInRange(pqxx::transaction_base& txn, std::vector<absl::string_view>* candidates) {
+    const auto [lowest, highest] = std::minmax_element(candidates->begin(), candidates->end());
+    std::string low;
+    std::string high;
+    AppendUuid(*lowest, &low);
+    AppendUuid(*highest, &high);
+    const auto limit = static_cast<int64_t>(candidates->size());
+    if (fast_way_ != nullptr) fast_way_->BeginNow();
+    const pqxx::result in_range = txn.exec_params(kStoredInRange, low, high, limit);
+    if (static_cast<int64_t>(in_range.size()) >= limit) return;  // crowded: probe every candidate
+    absl::flat_hash_set<std::string> stored;
+    for (const pqxx::row& row : in_range) {
+      Uuid id;
+      if (ParseUuid(row[0].c_str(), &id)) stored.insert(std::string(UuidBytes(id)));
+    }
+    candidates->erase(std::remove_if(candidates->begin(), candidates->end(),
+                                     [&stored](absl::string_view id) { return !stored.contains(id); }),
+                      candidates->end());
   }
 
   // COPYs the new events straight into events.

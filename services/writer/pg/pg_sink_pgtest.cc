@@ -483,6 +483,54 @@ TEST_F(PgSinkTest, AnIdAnotherWriterStoredAboveTheKnownLargestRunsAgainTheCarefu
   EXPECT_EQ(StatsDrift(), "");
 }
 
+// A batch with many ids below the largest stored one looks for stored ids in its id range first
+// (one range scan) and probes only those: the stored ids among its 400 (every tenth, a quarter of
+// them changed) are updated or unchanged, the other 360 inserted.
+TEST_F(PgSinkTest, StoredIdsAmongManyNewOnesInABatchsIdRangeAreUpdatedAndTheRestInserted) {
+  const TestFile file = Claim("sparse-stored.csv");
+  std::vector<v1::Event> stored;
+  for (int n = 10; n <= 400; n += 10) stored.push_back(MakeEvent(n));
+  ASSERT_EQ(WriteOk(MakeBatch(file, 1, stored)).inserted(), 40);
+  std::vector<v1::Event> batch;
+  for (int n = 1; n <= 400; ++n) {
+    v1::Event event = MakeEvent(n);
+    if (n % 40 == 0) event.set_browser("firefox");  // 10 of the stored 40 change
+    batch.push_back(event);
+  }
+  const v1::Ack ack = WriteOk(MakeBatch(file, 41, batch, {}, 0, true));
+  EXPECT_EQ(ack.inserted(), 360);
+  EXPECT_EQ(ack.updated(), 10);
+  EXPECT_EQ(ack.unchanged(), 30);
+  EXPECT_EQ(EventCount(), "400");
+  EXPECT_EQ(Sql("SELECT count(*) FROM ecomstream.events WHERE browser = 'firefox'"), "10");
+  EXPECT_EQ(StatsDrift(), "");
+}
+
+// The same when the batch's id range holds more stored ids than the batch has (ids 1-1000
+// stored, a batch of 70 spread over them and 30 new above): the range scan stops at its limit
+// and every id is probed; the 70 are found, 7 of them changed.
+TEST_F(PgSinkTest, ABatchWhoseIdRangeIsCrowdedWithOtherStoredIdsStillFindsEachOfItsStoredIds) {
+  const TestFile file = Claim("crowded.csv");
+  std::vector<v1::Event> stored;
+  for (int n = 1; n <= 1000; ++n) stored.push_back(MakeEvent(n));
+  ASSERT_EQ(WriteOk(MakeBatch(file, 1, stored)).inserted(), 1000);
+  std::vector<v1::Event> batch;
+  for (int n = 1; n <= 1000; n += 1000 / 70 + 1) {
+    v1::Event event = MakeEvent(n);
+    if (batch.size() % 10 == 0) event.set_browser("firefox");
+    batch.push_back(event);
+  }
+  ASSERT_EQ(batch.size(), 67u);
+  for (int n = 1001; n <= 1030; ++n) batch.push_back(MakeEvent(n));
+  const v1::Ack ack = WriteOk(MakeBatch(file, 1001, batch, {}, 0, true));
+  EXPECT_EQ(ack.inserted(), 30);
+  EXPECT_EQ(ack.updated(), 7);
+  EXPECT_EQ(ack.unchanged(), 60);
+  EXPECT_EQ(EventCount(), "1030");
+  EXPECT_EQ(Sql("SELECT count(*) FROM ecomstream.events WHERE browser = 'firefox'"), "7");
+  EXPECT_EQ(StatsDrift(), "");
+}
+
 // A fast-way batch that sends nothing before its file lock (no events, and the sink knows its
 // largest id) still runs in one transaction with the writer's setting: its dead letter and the
 // ledger commit together, and the events counted once.
