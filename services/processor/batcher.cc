@@ -2,9 +2,7 @@
 
 #include <sys/mman.h>
 
-#include <atomic>
 #include <cstdint>
-#include <memory>
 #include <new>
 #include <utility>
 #include <vector>
@@ -104,51 +102,11 @@ google::protobuf::ArenaOptions BatchArenaOptions() {
   return options;
 }
 
-// The arenas of destroyed batches, until the reader's thread frees them (see OwnedBatch).
-class SettledArenas {
- public:
-  void Add(std::unique_ptr<google::protobuf::Arena> arena) {
-    absl::MutexLock lock(&mu_);
-    arenas_.push_back(std::move(arena));
-    any_.store(true, std::memory_order_relaxed);
-  }
-  // Cheap enough for every row: a relaxed load while nothing waits.
-  void FreeAll() {
-    if (!any_.load(std::memory_order_relaxed)) return;
-    std::vector<std::unique_ptr<google::protobuf::Arena>> arenas;
-    {
-      absl::MutexLock lock(&mu_);
-      arenas.swap(arenas_);
-      any_.store(false, std::memory_order_relaxed);
-    }
-  }  // the arenas are freed here, outside the lock
-  size_t size() {
-    absl::MutexLock lock(&mu_);
-    return arenas_.size();
-  }
-
- private:
-  absl::Mutex mu_;
-  std::vector<std::unique_ptr<google::protobuf::Arena>> arenas_ ABSL_GUARDED_BY(mu_);
-  std::atomic<bool> any_{false};
-};
-
-SettledArenas& Settled() {
-  static SettledArenas* settled = new SettledArenas();
-  return *settled;
-}
-
 }  // namespace
 
-OwnedBatch::OwnedBatch() {
-  Settled().FreeAll();
-  arena_ = std::make_unique<google::protobuf::Arena>(BatchArenaOptions());
-  batch_ = google::protobuf::Arena::CreateMessage<v1::Batch>(arena_.get());
-}
-
-OwnedBatch::~OwnedBatch() { Settled().Add(std::move(arena_)); }
-
-size_t OwnedBatch::settled_arenas() { return Settled().size(); }
+OwnedBatch::OwnedBatch()
+    : arena_(std::make_unique<google::protobuf::Arena>(BatchArenaOptions())),
+      batch_(google::protobuf::Arena::CreateMessage<v1::Batch>(arena_.get())) {}
 
 Batcher::Batcher(BatcherOptions options, FileBatchInfo info, int64_t first_row, const tracing::Tracer* tracer,
                  std::function<int64_t()> now, ComponentCounters* counters)
@@ -170,8 +128,6 @@ void Batcher::Open() {
 }
 
 void Batcher::NextRow() {
-  // A batch acknowledged meanwhile is freed here, on this thread, as soon as it is settled.
-  Settled().FreeAll();
   if (next_row_ == first_row_) opened_at_us_ = now_();
   ++next_row_;
   ++counts_.received;

@@ -29,21 +29,11 @@
 namespace ecomstream::processor {
 
 // A batch and the arena its messages live on. Move-only.
-//
-// A batch is made on the reader's thread and usually destroyed on the writer client's (when it is
-// acknowledged). Its arena is not freed there but by the reader's thread, at the next row a
-// Batcher adds or the next OwnedBatch made: the heap memory of its strings goes back to the
-// thread that allocates the next batch's (freed on another thread, each was a slower malloc).
-// Batches settled after the reader's last row wait for its next file (at most a window's worth).
 class OwnedBatch {
  public:
   OwnedBatch();
-  ~OwnedBatch();
   OwnedBatch(const OwnedBatch&) = delete;
   OwnedBatch& operator=(const OwnedBatch&) = delete;
-
-  // Arenas of destroyed batches that the reader's thread has not freed yet.
-  static size_t settled_arenas();
 
   v1::Batch& batch() { return *batch_; }
   const v1::Batch& batch() const { return *batch_; }

@@ -2,7 +2,6 @@
 
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -230,27 +229,6 @@ TEST_F(BatcherTest, BatchesAliveAtOnceAndAfterOthersSettledKeepTheirOwnEvents) {
   for (int tag = 0; tag < 12; tag += 2) alive[tag].reset();  // settled: their blocks are reused
   for (int tag = 0; tag < 12; tag += 2) alive[tag] = make(100 + tag);
   for (int tag = 0; tag < 12; ++tag) check(*alive[tag], tag % 2 == 0 ? 100 + tag : tag);
-}
-
-// A batch settled on another thread (the writer client's) is freed by the reader's thread: at
-// the next row a batcher adds, or the next batch made.
-TEST_F(BatcherTest, ABatchSettledOnAnotherThreadIsFreedAtTheReadersNextRowOrBatch) {
-  Batcher batcher(BatcherOptions{2, 1 << 20, absl::Hours(1)}, Info(), 1, tracer_.get());
-  batcher.AddEvent(100, false)->set_event_id("0123456789abcdef");  // 16 bytes: a heap string
-  batcher.AddEvent(100, false)->set_event_id("fedcba9876543210");
-  std::unique_ptr<OwnedBatch> first = batcher.Cut(false, 0);
-  ASSERT_EQ(OwnedBatch::settled_arenas(), 0u);
-  std::thread([settled = std::move(first)]() mutable { settled.reset(); }).join();
-  EXPECT_EQ(OwnedBatch::settled_arenas(), 1u);
-  batcher.AddEvent(100, false)->set_event_id("0123456789abcdef");
-  EXPECT_EQ(OwnedBatch::settled_arenas(), 0u);
-
-  std::unique_ptr<OwnedBatch> second = batcher.Cut(true, 3);
-  EXPECT_EQ(second->batch().events(0).event_id(), "0123456789abcdef");
-  std::thread([settled = std::move(second)]() mutable { settled.reset(); }).join();
-  EXPECT_EQ(OwnedBatch::settled_arenas(), 1u);
-  OwnedBatch next;
-  EXPECT_EQ(OwnedBatch::settled_arenas(), 0u);
 }
 
 }  // namespace
