@@ -230,6 +230,15 @@ std::string DatabaseMessage(const std::exception& e) {
   return absl::StrReplaceAll(absl::StripLeadingAsciiWhitespace(message), {{"\n", "; "}});
 }
 
+// The event ids (uuid text in the first column) of `result`, as 16-byte strings.
+absl::flat_hash_set<std::string> EventIds(const pqxx::result& result) {
+  absl::flat_hash_set<std::string> ids;
+  for (const pqxx::row& row : result) {
+    Uuid id;
+    if (ParseUuid(row[0].c_str(), &id)) ids.insert(std::string(UuidBytes(id)));
+  }
+  return ids;
+}
 
 // The fast way's transaction (PgSink::Begin): its BEGIN goes out with its first statement, in one
 // simple query, instead of a round trip of its own as libpqxx's transactions send it. Statements
@@ -529,10 +538,7 @@ class BatchTransaction {
     absl::flat_hash_set<std::string> stored;
     if (ids.size() > 2) {
       if (fast_way_ != nullptr) fast_way_->BeginNow();
-      for (const pqxx::row& row : txn.exec_params(kProbeEvents, ids)) {
-        Uuid id;
-        if (ParseUuid(row[0].c_str(), &id)) stored.insert(std::string(UuidBytes(id)));
-      }
+      stored = EventIds(txn.exec_params(kProbeEvents, ids));
     }
     Split split;
     split.fresh.reserve(rows.size() - stored.size());
@@ -553,11 +559,7 @@ class BatchTransaction {
     if (fast_way_ != nullptr) fast_way_->BeginNow();
     const pqxx::result in_range = txn.exec_params(kStoredInRange, low, high, limit);
     if (static_cast<int64_t>(in_range.size()) >= limit) return;  // crowded: probe every candidate
-    absl::flat_hash_set<std::string> stored;
-    for (const pqxx::row& row : in_range) {
-      Uuid id;
-      if (ParseUuid(row[0].c_str(), &id)) stored.insert(std::string(UuidBytes(id)));
-    }
+    const absl::flat_hash_set<std::string> stored = EventIds(in_range);
     candidates->erase(std::remove_if(candidates->begin(), candidates->end(),
                                      [&stored](absl::string_view id) { return !stored.contains(id); }),
                       candidates->end());
